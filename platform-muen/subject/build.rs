@@ -1,0 +1,3 @@
+fn main() {
+    muen_buildsupport::bare_metal_bins("link.ld");
+}
