@@ -19,4 +19,7 @@ extern crate std;
 
 pub mod config;
 pub mod http;
+pub mod net;
+pub mod platform;
 pub mod site;
+pub mod tls;

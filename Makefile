@@ -1,0 +1,176 @@
+# unipi-rs: build, run and test the web-server subject and its minimal kernel.
+#
+#   make IPV4=192.168.254.10/24 [GATEWAY=192.168.254.1] [BOOTPARAMS="..."]
+#   make run        # QEMU; browse https://localhost:4433/
+#   make test       # host tests + QEMU end-to-end tests
+#
+# Every variable below can be set on the command line; `make help` lists them.
+
+SHELL := /bin/bash
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+# --- configuration -----------------------------------------------------------
+IPV4        ?= 192.168.254.10/24
+GATEWAY     ?=
+BOOTPARAMS  ?=
+NAME        ?= unipi
+RAM         ?= 128
+SITE        ?= htdocs
+CERT        ?= certs/dev/server.pem
+KEY         ?= certs/dev/server.key
+MINOR_FRAME ?= 1000
+MACHINE     ?= microvm
+ACCEL       ?= tcg
+QEMU_MEM    ?= 256M
+HTTPS_PORT  ?= 4433
+HTTP_PORT   ?= 8080
+QEMU_NETDEV_EXTRA_OPTS ?=
+comma := ,
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1700000000)
+export SOURCE_DATE_EPOCH
+
+BUILD   := build
+CARGO   ?= cargo
+# Bare-metal binaries and host tools are built in separate cargo invocations
+# so their features never unify (docs/toolchain.md §3).
+TARGET  := target
+GUEST_IP := $(firstword $(subst /, ,$(IPV4)))
+
+boot_params := $(strip $(if $(IPV4),--ipv4=$(IPV4)) $(if $(GATEWAY),--ipv4-gateway=$(GATEWAY)) $(BOOTPARAMS))
+
+.PHONY: all help run test test-host test-e2e deps clean subjects FORCE
+
+all: $(BUILD)/unipi.muen $(BUILD)/unipi.cspec.xml $(BUILD)/system.elf cert-check
+
+help:
+	@sed -n '1,9p' Makefile
+	@echo "variables: IPV4=$(IPV4) GATEWAY=$(GATEWAY) BOOTPARAMS=$(BOOTPARAMS)"
+	@echo "  NAME=$(NAME) RAM=$(RAM) (MiB) SITE=$(SITE) CERT=$(CERT) KEY=$(KEY)"
+	@echo "  MACHINE=$(MACHINE) (microvm|pc) ACCEL=$(ACCEL) (tcg|kvm) QEMU_MEM=$(QEMU_MEM)"
+	@echo "  HTTPS_PORT=$(HTTPS_PORT) HTTP_PORT=$(HTTP_PORT) (host ports on 127.0.0.1)"
+	@echo "  QEMU_NETDEV_EXTRA_OPTS=$(QEMU_NETDEV_EXTRA_OPTS) MINOR_FRAME=$(MINOR_FRAME) (us)"
+
+# Rebuild what depends on the configuration when a variable changes.
+$(BUILD)/config.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@printf '%s\n' "$(NAME)|$(boot_params)|$(RAM)|$(SITE)|$(CERT)|$(KEY)|$(MINOR_FRAME)" > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+# --- binaries ------------------------------------------------------------------
+RUST_SOURCES := $(shell find platform-muen unipi-rs -name '*.rs' -o -name 'Cargo.toml' -o -name '*.ld' 2>/dev/null) Cargo.toml Cargo.lock
+
+$(TARGET)/release/unipi $(TARGET)/release/muen-kernel &: $(RUST_SOURCES)
+	$(CARGO) build --release --locked -p muen-subject -p muen-kernel
+	@touch $(TARGET)/release/unipi $(TARGET)/release/muen-kernel
+
+$(TARGET)/release/muen-tools: $(RUST_SOURCES)
+	$(CARGO) build --release --locked -p muen-tools
+
+$(BUILD)/unipi.muen: $(TARGET)/release/unipi
+	@mkdir -p $(BUILD)
+	strip --strip-all -o $@ $<
+
+$(BUILD)/muen-kernel.elf: $(TARGET)/release/muen-kernel
+	@mkdir -p $(BUILD)
+	strip --strip-all -o $@ $<
+
+# --- certificates ----------------------------------------------------------------
+certs/dev/server.pem certs/dev/server.key:
+	certs/gen-dev-cert.sh certs/dev $(GUEST_IP)
+
+.PHONY: cert-check
+cert-check: $(CERT)
+	@if ! openssl x509 -checkend 2592000 -noout -in $(CERT) >/dev/null; then \
+	  echo "warning: $(CERT) expires within 30 days (or has expired)."; \
+	  echo "  Renew it (e.g. certbot renew, or rm -r certs/dev for the development"; \
+	  echo "  certificate) and run make again to rebuild the image."; fi
+
+# --- site, component spec, system image ------------------------------------------
+$(BUILD)/site.tar: $(shell find $(SITE) 2>/dev/null) $(BUILD)/config.stamp
+	tar --format=ustar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 \
+	    --numeric-owner --mode='u+rw,go+r,go-w' -C $(SITE) -cf $@ .
+
+$(BUILD)/unipi.cspec.xml: $(BUILD)/unipi.muen $(TARGET)/release/muen-tools $(BUILD)/site.tar $(CERT) $(KEY) $(BUILD)/config.stamp
+	$(TARGET)/release/muen-tools cspec --elf $(BUILD)/unipi.muen --name $(NAME) --ram $(RAM) --net net0 \
+	    --bootparams "$(boot_params)" \
+	    --memory site:$(BUILD)/site.tar --memory tls_cert:$(CERT) --memory tls_key:$(KEY) -o $@
+
+$(BUILD)/system.xml: $(BUILD)/config.stamp
+	@printf '%s\n' \
+	  '<system minorFrameMicros="$(MINOR_FRAME)" debugExit="true">' \
+	  ' <subject name="$(NAME)" cspec="unipi.cspec.xml">' \
+	  '  <memory logical="site" file="site.tar"/>' \
+	  '  <memory logical="tls_cert" file="$(abspath $(CERT))"/>' \
+	  '  <memory logical="tls_key" file="$(abspath $(KEY))"/>' \
+	  '  <event id="0" logical="solo5_exit" action="exit"/>' \
+	  '  <event id="1" logical="net0|notify" action="netnotify"/>' \
+	  ' </subject>' \
+	  '</system>' > $@
+
+$(BUILD)/system.elf: $(BUILD)/muen-kernel.elf $(BUILD)/unipi.cspec.xml $(BUILD)/system.xml $(TARGET)/release/muen-tools
+	$(TARGET)/release/muen-tools pack --kernel $(BUILD)/muen-kernel.elf --system $(BUILD)/system.xml -o $@
+	@ls -l $(BUILD)/unipi.muen $(BUILD)/system.elf | awk '{print "  " $$5 " bytes  " $$9}'
+
+# --- running -------------------------------------------------------------------
+ifeq ($(ACCEL),kvm)
+  qemu_accel := -accel kvm -cpu host
+else
+  qemu_accel := -accel tcg -cpu max
+endif
+ifeq ($(MACHINE),pc)
+  qemu_machine := -M pc
+  qemu_nic := virtio-net-pci
+else
+  qemu_machine := -M microvm,rtc=on
+  qemu_nic := virtio-net-device
+endif
+# With DHCP (IPV4=) QEMU's DHCP server hands out .15, the default hostfwd target.
+fwd_ip := $(if $(IPV4),$(GUEST_IP),)
+qemu_netdev := user,id=n0,restrict=on,net=192.168.254.0/24,host=192.168.254.1,hostfwd=tcp:127.0.0.1:$(HTTPS_PORT)-$(fwd_ip):4433,hostfwd=tcp:127.0.0.1:$(HTTP_PORT)-$(fwd_ip):80$(if $(QEMU_NETDEV_EXTRA_OPTS),$(comma)$(QEMU_NETDEV_EXTRA_OPTS))
+
+QEMU_CMD = qemu-system-x86_64 $(qemu_machine) $(qemu_accel) -m $(QEMU_MEM) -smp 1 \
+	-nodefaults -no-user-config -display none -serial stdio -no-reboot \
+	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+	-netdev $(qemu_netdev) -device $(qemu_nic),netdev=n0 \
+	-kernel $(BUILD)/system.elf
+
+run: all
+	@command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 missing: run 'make deps'"; exit 1; }
+	@echo "Starting QEMU ($(MACHINE), $(ACCEL)); open https://localhost:$(HTTPS_PORT)/ (HTTP on :$(HTTP_PORT)). Ctrl-A X quits."
+	$(QEMU_CMD); status=$$?; [ $$status -eq 33 ] || [ $$status -eq 0 ] || echo "QEMU exited with status $$status (see docs/kernel.md)"
+
+# --- tests -----------------------------------------------------------------------
+# Test subjects for the kernel-behaviour tests.
+TEST_SUBJECTS := hello fault fault-noidt hlt badevent rdtsc
+subjects: $(RUST_SOURCES)
+	$(CARGO) build --release --locked -p muen-testsubjects
+	@mkdir -p $(BUILD)/subjects
+	@for s in $(TEST_SUBJECTS); do strip --strip-all -o $(BUILD)/subjects/$$s.muen $(TARGET)/release/$$s; done
+
+test: deps test-host test-e2e
+
+test-host:
+	$(CARGO) test --locked
+
+test-e2e: all subjects
+	python3 -m unittest discover -s tests -p 'test_*.py' -v
+
+# Debian packages the build and the tests need (installed when missing).
+DEB_PACKAGES := qemu-system-x86 openssl curl git libxml2-utils tar xz-utils python3 \
+	lighttpd fcgiwrap nginx chromium chromium-driver
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+clean:
+	rm -rf $(BUILD)
+
+FORCE:
+
+include mk/deploy.mk

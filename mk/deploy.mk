@@ -1,0 +1,1 @@
+# Deployment targets (iso, sign, verify, ipxe, repro): see docs/deploy.md.

@@ -1,0 +1,217 @@
+//! The network interface: smoltcp over the platform's Ethernet device, with
+//! a static IPv4 address (`--ipv4`, `--ipv4-gateway`) or DHCP, and a DNS
+//! resolver socket (servers from `--dns` or from the DHCP lease).
+
+use alloc::vec;
+use alloc::vec::Vec;
+use log::{info, warn};
+use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, TxToken};
+use smoltcp::socket::{dhcpv4, dns};
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr,
+    HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr,
+};
+
+use crate::config::Config;
+
+/// The interface, its sockets and the addressing state.
+pub struct Net {
+    /// The smoltcp interface.
+    pub iface: Interface,
+    /// Every socket of the application.
+    pub sockets: SocketSet<'static>,
+    mac: EthernetAddress,
+    dhcp: Option<SocketHandle>,
+    dns: SocketHandle,
+    static_dns: Vec<Ipv4Address>,
+    announce: bool,
+}
+
+/// A locally administered unicast MAC derived from the instance name, so
+/// that it is stable across boots and unique per subject name.
+pub fn mac_from_name(name: &str) -> EthernetAddress {
+    // FNV-1a, then force "locally administered, unicast".
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes().chain(*b"unipi-rs net0") {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let b = h.to_le_bytes();
+    EthernetAddress([(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]])
+}
+
+impl Net {
+    /// Creates the interface on `device` with `mac`; static addressing when
+    /// `cfg.ipv4` is set, DHCP otherwise. `seed` randomises smoltcp's
+    /// initial sequence numbers and ports.
+    pub fn new<D: Device>(device: &mut D, mac: EthernetAddress, cfg: &Config, now: Instant, seed: u64) -> Net {
+        let mut ic = IfaceConfig::new(HardwareAddress::Ethernet(mac));
+        ic.random_seed = seed;
+        let mut iface = Interface::new(ic, device, now);
+        let mut sockets = SocketSet::new(vec![]);
+        let static_dns: Vec<Ipv4Address> = cfg.dns.clone();
+        let servers: Vec<IpAddress> = static_dns.iter().map(|a| IpAddress::Ipv4(*a)).collect();
+        let dns = sockets.add(dns::Socket::new(&servers, vec![]));
+        let dhcp = match cfg.ipv4 {
+            Some(cidr) => {
+                iface.update_ip_addrs(|a| {
+                    let _ = a.push(IpCidr::Ipv4(cidr));
+                });
+                if let Some(gw) = cfg.ipv4_gateway {
+                    if iface.routes_mut().add_default_ipv4_route(gw).is_err() {
+                        warn!("could not install the default route via {gw}");
+                    }
+                }
+                info!(
+                    "net: {mac}, static {cidr}{}",
+                    cfg.ipv4_gateway.map(|g| alloc::format!(" via {g}")).unwrap_or_default()
+                );
+                None
+            }
+            None => {
+                info!("net: {mac}, no --ipv4: asking DHCP");
+                Some(sockets.add(dhcpv4::Socket::new()))
+            }
+        };
+        Net { iface, sockets, mac, dhcp, dns, static_dns, announce: cfg.ipv4.is_some() }
+    }
+
+    /// The interface's IPv4 address, once configured.
+    pub fn ipv4(&self) -> Option<Ipv4Cidr> {
+        self.iface.ip_addrs().iter().find_map(|c| match c {
+            IpCidr::Ipv4(c) => Some(*c),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        })
+    }
+
+    /// The MAC address.
+    pub fn mac(&self) -> EthernetAddress {
+        self.mac
+    }
+
+    /// The DNS socket (for the Git client's name lookups).
+    pub fn dns(&self) -> SocketHandle {
+        self.dns
+    }
+
+    /// Runs the interface: ingress, egress, timers and DHCP. Returns true
+    /// when socket state may have changed.
+    pub fn poll<D: Device>(&mut self, now: Instant, device: &mut D) -> bool {
+        let changed = self.iface.poll(now, device, &mut self.sockets) == PollResult::SocketStateChanged;
+        self.poll_dhcp();
+        if self.announce {
+            self.announce = false;
+            if let Some(cidr) = self.ipv4() {
+                gratuitous_arp(device, now, self.mac, cidr.address());
+            }
+        }
+        changed
+    }
+
+    fn poll_dhcp(&mut self) {
+        let Some(h) = self.dhcp else { return };
+        let event = match self.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
+            None => return,
+            Some(dhcpv4::Event::Configured(c)) => {
+                Some((c.address, c.router, c.dns_servers.iter().copied().collect::<Vec<_>>()))
+            }
+            Some(dhcpv4::Event::Deconfigured) => None,
+        };
+        match event {
+            Some((address, router, dns_servers)) => {
+                info!(
+                    "net: DHCP lease {address}{}, DNS {:?}",
+                    router.map(|r| alloc::format!(" via {r}")).unwrap_or_default(),
+                    dns_servers
+                );
+                self.iface.update_ip_addrs(|a| {
+                    a.clear();
+                    let _ = a.push(IpCidr::Ipv4(address));
+                });
+                match router {
+                    Some(r) => {
+                        let _ = self.iface.routes_mut().add_default_ipv4_route(r);
+                    }
+                    None => {
+                        self.iface.routes_mut().remove_default_ipv4_route();
+                    }
+                }
+                if self.static_dns.is_empty() {
+                    let servers: Vec<IpAddress> = dns_servers.iter().map(|a| IpAddress::Ipv4(*a)).collect();
+                    self.sockets.get_mut::<dns::Socket>(self.dns).update_servers(&servers);
+                }
+                self.announce = true;
+            }
+            None => {
+                warn!("net: DHCP lease lost");
+                self.iface.update_ip_addrs(|a| a.clear());
+                self.iface.routes_mut().remove_default_ipv4_route();
+            }
+        }
+    }
+
+    /// When the interface next needs to run (None: only on input).
+    pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        self.iface.poll_at(now, &self.sockets)
+    }
+}
+
+/// Announces `ip` at `mac` with a gratuitous ARP request, so that the
+/// first connection forwarded to this address does not wait for an ARP
+/// round trip (and stale caches learn the new MAC).
+pub fn gratuitous_arp<D: Device>(device: &mut D, now: Instant, mac: EthernetAddress, ip: Ipv4Address) {
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: mac,
+        source_protocol_addr: ip,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: ip,
+    };
+    let eth = EthernetRepr { src_addr: mac, dst_addr: EthernetAddress::BROADCAST, ethertype: EthernetProtocol::Arp };
+    let len = eth.buffer_len() + arp.buffer_len();
+    if let Some(tx) = device.transmit(now) {
+        tx.consume(len, |buf| {
+            let mut frame = EthernetFrame::new_unchecked(buf);
+            eth.emit(&mut frame);
+            arp.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_is_stable_local_unicast() {
+        let a = mac_from_name("unipi");
+        assert_eq!(a, mac_from_name("unipi"));
+        assert_ne!(a, mac_from_name("unipi2"));
+        assert_eq!(a.0[0] & 0x03, 0x02, "locally administered, unicast");
+    }
+
+    #[test]
+    fn gratuitous_arp_frame() {
+        use smoltcp::phy::{Loopback, Medium, RxToken};
+        let mut dev = Loopback::new(Medium::Ethernet);
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let ip = Ipv4Address::new(192, 168, 254, 10);
+        gratuitous_arp(&mut dev, Instant::ZERO, mac, ip);
+        let (rx, _) = dev.receive(Instant::ZERO).unwrap();
+        rx.consume(|buf| {
+            let f = EthernetFrame::new_checked(&buf[..]).unwrap();
+            assert_eq!(f.dst_addr(), EthernetAddress::BROADCAST);
+            let arp = ArpRepr::parse(&ArpPacket::new_checked(f.payload()).unwrap()).unwrap();
+            match arp {
+                ArpRepr::EthernetIpv4 { source_protocol_addr, target_protocol_addr, .. } => {
+                    assert_eq!(source_protocol_addr, ip);
+                    assert_eq!(target_protocol_addr, ip);
+                }
+                _ => panic!("not an ARP request"),
+            }
+        });
+    }
+}

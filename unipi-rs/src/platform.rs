@@ -1,0 +1,59 @@
+//! The small interface between unipi-rs and the machine it runs on.
+//!
+//! `platform-muen/subject` implements it for a Muen native subject; tests
+//! implement it in memory. Everything the application needs from outside
+//! goes through here, so the application itself stays portable and free of
+//! `unsafe`.
+
+use smoltcp::time::Instant;
+use smoltcp::wire::EthernetAddress;
+
+/// Heap figures in bytes (for logs and the benchmarks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Bytes available to the allocator.
+    pub size: usize,
+    /// Bytes currently allocated.
+    pub used: usize,
+    /// High-water mark of `used`.
+    pub peak: usize,
+}
+
+/// What unipi-rs needs from the machine.
+pub trait Platform {
+    /// The network device (one Ethernet interface).
+    type Device: smoltcp::phy::Device;
+
+    /// Monotonic time. Need not be finer than a millisecond.
+    fn now(&mut self) -> Instant;
+
+    /// Wall-clock time in seconds since the Unix epoch (for HTTP dates,
+    /// certificate validity).
+    fn unix_time(&mut self) -> u64;
+
+    /// Fills `buf` with unpredictable bytes; false if no entropy is available.
+    fn fill_random(&mut self, buf: &mut [u8]) -> bool;
+
+    /// The boot command line.
+    fn cmdline(&self) -> &str;
+
+    /// The name of this instance (the Muen subject name).
+    fn name(&self) -> &str;
+
+    /// The bytes of a read-only data region (certificates, site archive).
+    /// Regions are padded to whole pages with zeros.
+    fn region(&self, name: &str) -> Option<&'static [u8]>;
+
+    /// The network device and its MAC address, if there is one.
+    fn device(&mut self) -> Option<(&mut Self::Device, EthernetAddress)>;
+
+    /// Idles until the device has input or `deadline` has passed, whichever
+    /// comes first (on Muen: busy-poll with `pause`, as Solo5 does).
+    fn wait(&mut self, deadline: Instant);
+
+    /// Tells the network peer that frames were queued (optional).
+    fn notify(&mut self) {}
+
+    /// Heap figures.
+    fn heap(&self) -> HeapStats;
+}
