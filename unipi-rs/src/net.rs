@@ -10,8 +10,8 @@ use smoltcp::phy::{Device, TxToken};
 use smoltcp::socket::{dhcpv4, dns};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr,
-    HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr,
 };
 
 use crate::config::Config;
@@ -46,7 +46,13 @@ impl Net {
     /// Creates the interface on `device` with `mac`; static addressing when
     /// `cfg.ipv4` is set, DHCP otherwise. `seed` randomises smoltcp's
     /// initial sequence numbers and ports.
-    pub fn new<D: Device>(device: &mut D, mac: EthernetAddress, cfg: &Config, now: Instant, seed: u64) -> Net {
+    pub fn new<D: Device>(
+        device: &mut D,
+        mac: EthernetAddress,
+        cfg: &Config,
+        now: Instant,
+        seed: u64,
+    ) -> Net {
         let mut ic = IfaceConfig::new(HardwareAddress::Ethernet(mac));
         ic.random_seed = seed;
         let mut iface = Interface::new(ic, device, now);
@@ -59,14 +65,16 @@ impl Net {
                 iface.update_ip_addrs(|a| {
                     let _ = a.push(IpCidr::Ipv4(cidr));
                 });
-                if let Some(gw) = cfg.ipv4_gateway {
-                    if iface.routes_mut().add_default_ipv4_route(gw).is_err() {
-                        warn!("could not install the default route via {gw}");
-                    }
+                if let Some(gw) = cfg.ipv4_gateway
+                    && iface.routes_mut().add_default_ipv4_route(gw).is_err()
+                {
+                    warn!("could not install the default route via {gw}");
                 }
                 info!(
                     "net: {mac}, static {cidr}{}",
-                    cfg.ipv4_gateway.map(|g| alloc::format!(" via {g}")).unwrap_or_default()
+                    cfg.ipv4_gateway
+                        .map(|g| alloc::format!(" via {g}"))
+                        .unwrap_or_default()
                 );
                 None
             }
@@ -75,7 +83,15 @@ impl Net {
                 Some(sockets.add(dhcpv4::Socket::new()))
             }
         };
-        Net { iface, sockets, mac, dhcp, dns, static_dns, announce: cfg.ipv4.is_some() }
+        Net {
+            iface,
+            sockets,
+            mac,
+            dhcp,
+            dns,
+            static_dns,
+            announce: cfg.ipv4.is_some(),
+        }
     }
 
     /// The interface's IPv4 address, once configured.
@@ -100,7 +116,8 @@ impl Net {
     /// Runs the interface: ingress, egress, timers and DHCP. Returns true
     /// when socket state may have changed.
     pub fn poll<D: Device>(&mut self, now: Instant, device: &mut D) -> bool {
-        let changed = self.iface.poll(now, device, &mut self.sockets) == PollResult::SocketStateChanged;
+        let changed =
+            self.iface.poll(now, device, &mut self.sockets) == PollResult::SocketStateChanged;
         self.poll_dhcp();
         if self.announce {
             self.announce = false;
@@ -115,16 +132,20 @@ impl Net {
         let Some(h) = self.dhcp else { return };
         let event = match self.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
             None => return,
-            Some(dhcpv4::Event::Configured(c)) => {
-                Some((c.address, c.router, c.dns_servers.iter().copied().collect::<Vec<_>>()))
-            }
+            Some(dhcpv4::Event::Configured(c)) => Some((
+                c.address,
+                c.router,
+                c.dns_servers.iter().copied().collect::<Vec<_>>(),
+            )),
             Some(dhcpv4::Event::Deconfigured) => None,
         };
         match event {
             Some((address, router, dns_servers)) => {
                 info!(
                     "net: DHCP lease {address}{}, DNS {:?}",
-                    router.map(|r| alloc::format!(" via {r}")).unwrap_or_default(),
+                    router
+                        .map(|r| alloc::format!(" via {r}"))
+                        .unwrap_or_default(),
                     dns_servers
                 );
                 self.iface.update_ip_addrs(|a| {
@@ -140,8 +161,11 @@ impl Net {
                     }
                 }
                 if self.static_dns.is_empty() {
-                    let servers: Vec<IpAddress> = dns_servers.iter().map(|a| IpAddress::Ipv4(*a)).collect();
-                    self.sockets.get_mut::<dns::Socket>(self.dns).update_servers(&servers);
+                    let servers: Vec<IpAddress> =
+                        dns_servers.iter().map(|a| IpAddress::Ipv4(*a)).collect();
+                    self.sockets
+                        .get_mut::<dns::Socket>(self.dns)
+                        .update_servers(&servers);
                 }
                 self.announce = true;
             }
@@ -162,7 +186,12 @@ impl Net {
 /// Announces `ip` at `mac` with a gratuitous ARP request, so that the
 /// first connection forwarded to this address does not wait for an ARP
 /// round trip (and stale caches learn the new MAC).
-pub fn gratuitous_arp<D: Device>(device: &mut D, now: Instant, mac: EthernetAddress, ip: Ipv4Address) {
+pub fn gratuitous_arp<D: Device>(
+    device: &mut D,
+    now: Instant,
+    mac: EthernetAddress,
+    ip: Ipv4Address,
+) {
     let arp = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: mac,
@@ -170,7 +199,11 @@ pub fn gratuitous_arp<D: Device>(device: &mut D, now: Instant, mac: EthernetAddr
         target_hardware_addr: EthernetAddress([0; 6]),
         target_protocol_addr: ip,
     };
-    let eth = EthernetRepr { src_addr: mac, dst_addr: EthernetAddress::BROADCAST, ethertype: EthernetProtocol::Arp };
+    let eth = EthernetRepr {
+        src_addr: mac,
+        dst_addr: EthernetAddress::BROADCAST,
+        ethertype: EthernetProtocol::Arp,
+    };
     let len = eth.buffer_len() + arp.buffer_len();
     if let Some(tx) = device.transmit(now) {
         tx.consume(len, |buf| {
@@ -202,11 +235,15 @@ mod tests {
         gratuitous_arp(&mut dev, Instant::ZERO, mac, ip);
         let (rx, _) = dev.receive(Instant::ZERO).unwrap();
         rx.consume(|buf| {
-            let f = EthernetFrame::new_checked(&buf[..]).unwrap();
+            let f = EthernetFrame::new_checked(buf).unwrap();
             assert_eq!(f.dst_addr(), EthernetAddress::BROADCAST);
             let arp = ArpRepr::parse(&ArpPacket::new_checked(f.payload()).unwrap()).unwrap();
             match arp {
-                ArpRepr::EthernetIpv4 { source_protocol_addr, target_protocol_addr, .. } => {
+                ArpRepr::EthernetIpv4 {
+                    source_protocol_addr,
+                    target_protocol_addr,
+                    ..
+                } => {
                     assert_eq!(source_protocol_addr, ip);
                     assert_eq!(target_protocol_addr, ip);
                 }

@@ -6,7 +6,6 @@
 //! `unsafe`.
 
 use smoltcp::time::Instant;
-use smoltcp::wire::EthernetAddress;
 
 /// Heap figures in bytes (for logs and the benchmarks).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,8 +43,8 @@ pub trait Platform {
     /// Regions are padded to whole pages with zeros.
     fn region(&self, name: &str) -> Option<&'static [u8]>;
 
-    /// The network device and its MAC address, if there is one.
-    fn device(&mut self) -> Option<(&mut Self::Device, EthernetAddress)>;
+    /// The network device, if there is one.
+    fn device(&mut self) -> Option<&mut Self::Device>;
 
     /// Idles until the device has input or `deadline` has passed, whichever
     /// comes first (on Muen: busy-poll with `pause`, as Solo5 does).

@@ -41,9 +41,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{ProducesTickets, UnbufferedServerConnection};
 use rustls::time_provider::TimeProvider;
-use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncryptError, UnbufferedStatus,
-};
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// Largest TLS record on the wire (16 KiB plaintext + expansion).
@@ -151,10 +149,15 @@ pub fn server_config(
 }
 
 /// A client configuration that trusts the CA certificates in `roots_pem`.
-pub fn client_config(roots_pem: &[u8], clock: Arc<LoopClock>) -> Result<Arc<ClientConfig>, SetupError> {
+pub fn client_config(
+    roots_pem: &[u8],
+    clock: Arc<LoopClock>,
+) -> Result<Arc<ClientConfig>, SetupError> {
     let mut roots = RootCertStore::empty();
     for cert in parse_certs(roots_pem)? {
-        roots.add(cert).map_err(|e| SetupError::Rustls(e.to_string()))?;
+        roots
+            .add(cert)
+            .map_err(|e| SetupError::Rustls(e.to_string()))?;
     }
     let mut cfg = ClientConfig::builder_with_details(provider(), clock)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -199,7 +202,14 @@ impl Ticketer {
     pub fn new(now: u64) -> Option<Self> {
         let rng = SystemRandom::new();
         let current = Self::fresh_key(&rng)?;
-        Some(Ticketer { keys: spin::Mutex::new(TicketKeys { current, previous: None, created: now }), rng })
+        Some(Ticketer {
+            keys: spin::Mutex::new(TicketKeys {
+                current,
+                previous: None,
+                created: now,
+            }),
+            rng,
+        })
     }
 
     fn fresh_key(rng: &SystemRandom) -> Option<TicketKey> {
@@ -208,7 +218,10 @@ impl Ticketer {
         rng.fill(&mut name).ok()?;
         rng.fill(&mut key).ok()?;
         let unbound = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, &key).ok()?;
-        Some(TicketKey { name, key: aead::LessSafeKey::new(unbound) })
+        Some(TicketKey {
+            name,
+            key: aead::LessSafeKey::new(unbound),
+        })
     }
 
     /// Replaces the key when it is older than [`Self::ROTATE_SECS`].
@@ -281,19 +294,28 @@ pub trait Unbuffered {
     /// `ServerConnectionData` or `ClientConnectionData`.
     type Data;
     /// `process_tls_records` of the connection.
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data>;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
 }
 
 impl Unbuffered for UnbufferedServerConnection {
     type Data = rustls::server::ServerConnectionData;
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
     }
 }
 
 impl Unbuffered for UnbufferedClientConnection {
     type Data = rustls::client::ClientConnectionData;
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
     }
 }
@@ -425,7 +447,6 @@ impl<C: Unbuffered> TlsConn<C> {
         self.error.as_ref()
     }
 
-
     /// Processes received records and encrypts from `app_data`; returns how
     /// many bytes of `app_data` were encrypted (0 until the handshake is
     /// done, or while the output buffer is full).
@@ -516,7 +537,9 @@ impl<C: Unbuffered> TlsConn<C> {
                                 self.outgoing.resize(start + size, 0);
                                 match w.encrypt(chunk, &mut self.outgoing[start..]) {
                                     Ok(n) => break Some(n),
-                                    Err(EncryptError::InsufficientSize(s)) => size = s.required_size,
+                                    Err(EncryptError::InsufficientSize(s)) => {
+                                        size = s.required_size
+                                    }
                                     Err(_) => break None,
                                 }
                             };
@@ -567,7 +590,10 @@ mod tests {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     fn now() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
     }
 
     /// A throw-away CA and server certificate, made with openssl so the test
@@ -578,7 +604,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("unipi-tls-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../certs/gen-dev-cert.sh");
-        let st = std::process::Command::new("sh").arg(script).arg(&dir).status().expect("run gen-dev-cert.sh (needs openssl)");
+        let st = std::process::Command::new("sh")
+            .arg(script)
+            .arg(&dir)
+            .status()
+            .expect("run gen-dev-cert.sh (needs openssl)");
         assert!(st.success());
         let r = |n: &str| std::fs::read(dir.join(n)).unwrap();
         let out = (r("server.pem"), r("server.key"), r("ca.pem"));
@@ -587,7 +617,12 @@ mod tests {
     }
 
     /// Moves all output of one side into the other, `rounds` times.
-    fn shuttle<A: Unbuffered, B: Unbuffered>(a: &mut TlsConn<A>, b: &mut TlsConn<B>, a_send: &[u8], b_send: &[u8]) -> (usize, usize) {
+    fn shuttle<A: Unbuffered, B: Unbuffered>(
+        a: &mut TlsConn<A>,
+        b: &mut TlsConn<B>,
+        a_send: &[u8],
+        b_send: &[u8],
+    ) -> (usize, usize) {
         let (mut sa, mut sb) = (0, 0);
         for _ in 0..20 {
             sa += a.pump(&a_send[sa..]).unwrap();
@@ -648,7 +683,8 @@ mod tests {
         let (chain, key, _) = test_pki();
         let clock = Arc::new(LoopClock::default());
         clock.set(now());
-        let scfg = server_config(&chain, &key, clock, Arc::new(Ticketer::new(now()).unwrap())).unwrap();
+        let scfg =
+            server_config(&chain, &key, clock, Arc::new(Ticketer::new(now()).unwrap())).unwrap();
         let mut server = ServerTls::server(scfg).unwrap();
         server.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(server.pump(&[]).is_err());
@@ -665,16 +701,30 @@ mod tests {
         assert!(t.decrypt(&bad).is_none());
         assert!(t.decrypt(&c[..20]).is_none());
         t.rotate(1000 + Ticketer::ROTATE_SECS);
-        assert_eq!(t.decrypt(&c).unwrap(), b"session state", "previous key still decrypts");
+        assert_eq!(
+            t.decrypt(&c).unwrap(),
+            b"session state",
+            "previous key still decrypts"
+        );
         t.rotate(1000 + 2 * Ticketer::ROTATE_SECS);
-        assert!(t.decrypt(&c).is_none(), "a ticket lives at most two periods");
+        assert!(
+            t.decrypt(&c).is_none(),
+            "a ticket lives at most two periods"
+        );
     }
 
     #[test]
     fn bad_pem_is_reported() {
-        assert_eq!(parse_certs(b"\0\0\0").unwrap_err(), SetupError::NoCertificate);
+        assert_eq!(
+            parse_certs(b"\0\0\0").unwrap_err(),
+            SetupError::NoCertificate
+        );
         let clock = Arc::new(LoopClock::default());
-        let e = server_config(b"junk", b"junk", clock, Arc::new(Ticketer::new(0).unwrap())).unwrap_err();
-        assert!(matches!(e, SetupError::NoCertificate | SetupError::Pem(_)), "{e:?}");
+        let e = server_config(b"junk", b"junk", clock, Arc::new(Ticketer::new(0).unwrap()))
+            .unwrap_err();
+        assert!(
+            matches!(e, SetupError::NoCertificate | SetupError::Pem(_)),
+            "{e:?}"
+        );
     }
 }
