@@ -1,0 +1,145 @@
+//! SHA-1 object ids.
+
+use core::fmt;
+
+/// A SHA-1 object id (20 bytes). Only SHA-1 repositories are supported.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ObjectId(pub [u8; 20]);
+
+impl ObjectId {
+    /// Length of the binary form in bytes.
+    pub const LEN: usize = 20;
+    /// Length of the hexadecimal form in characters.
+    pub const HEX_LEN: usize = 40;
+    /// The all-zero id (used by the v0 protocol for "no ref").
+    pub const ZERO: ObjectId = ObjectId([0; 20]);
+
+    /// Parses exactly 40 hexadecimal digits (either case). Returns `None` for anything else.
+    pub fn from_hex(hex: &[u8]) -> Option<ObjectId> {
+        if hex.len() != Self::HEX_LEN {
+            return None;
+        }
+        let mut out = [0u8; 20];
+        for (i, pair) in hex.chunks_exact(2).enumerate() {
+            out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+        }
+        Some(ObjectId(out))
+    }
+
+    /// Takes the id from exactly 20 raw bytes. Returns `None` if `bytes` is not 20 bytes long.
+    pub fn from_bytes(bytes: &[u8]) -> Option<ObjectId> {
+        let arr: [u8; 20] = bytes.try_into().ok()?;
+        Some(ObjectId(arr))
+    }
+
+    /// The raw 20 bytes.
+    pub fn as_bytes(&self) -> &[u8; 20] {
+        &self.0
+    }
+
+    /// Writes the lowercase hexadecimal form into `out` and returns it as `&str`.
+    pub fn to_hex<'a>(&self, out: &'a mut [u8; 40]) -> &'a str {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for (i, b) in self.0.iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(b >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+        }
+        // Only ASCII hex digits were written.
+        core::str::from_utf8(out).unwrap_or("")
+    }
+
+    /// Returns true for the all-zero id.
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 20]
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl fmt::Display for ObjectId {
+    /// Formats as 40 lowercase hexadecimal digits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 40];
+        f.write_str(self.to_hex(&mut buf))
+    }
+}
+
+impl fmt::Debug for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectId({self})")
+    }
+}
+
+/// Computes the git object id of an object: SHA-1 over `"<kind> <len>\0"` followed by `data`.
+pub fn hash_object(kind: &str, data: &[u8]) -> ObjectId {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(kind.as_bytes());
+    h.update(b" ");
+    let mut num = [0u8; 20];
+    h.update(format_decimal(data.len() as u64, &mut num));
+    h.update([0u8]);
+    h.update(data);
+    ObjectId(h.finalize().into())
+}
+
+/// Formats `n` in decimal into `buf` and returns the written digits.
+pub(crate) fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn hex_roundtrip() {
+        let hex = b"e69de29bb2d1d6434b8b29ae775ad8c2e48c5391";
+        let id = ObjectId::from_hex(hex).unwrap();
+        assert_eq!(id.to_string().as_bytes(), hex);
+        assert_eq!(
+            ObjectId::from_hex(b"E69DE29BB2D1D6434B8B29AE775AD8C2E48C5391"),
+            Some(id)
+        );
+        assert!(ObjectId::from_hex(b"e69de29bb2d1d6434b8b29ae775ad8c2e48c539").is_none());
+        assert!(ObjectId::from_hex(b"g69de29bb2d1d6434b8b29ae775ad8c2e48c5391").is_none());
+        assert!(ObjectId::from_bytes(&[0; 19]).is_none());
+        assert!(ObjectId::ZERO.is_zero());
+    }
+
+    #[test]
+    fn empty_blob_id() {
+        assert_eq!(
+            hash_object("blob", b"").to_string(),
+            "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+        );
+        assert_eq!(
+            hash_object("blob", b"hello\n").to_string(),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
+    }
+
+    #[test]
+    fn decimal() {
+        let mut b = [0u8; 20];
+        assert_eq!(format_decimal(0, &mut b), b"0");
+        assert_eq!(format_decimal(u64::MAX, &mut b), b"18446744073709551615");
+    }
+}
