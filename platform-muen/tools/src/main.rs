@@ -3,7 +3,7 @@
 //! ```text
 //! muen-tools cspec --elf ELF --name NAME -o CSPEC [--ram MIB] [--net DEV]...
 //!                  [--channel-size BYTES] [--bootparams S] [--memory LOGICAL:FILE_OR_SIZE]...
-//! muen-tools pack  --kernel KERNEL_ELF --system SYSTEM_XML -o SYSTEM_ELF
+//! muen-tools pack  --kernel KERNEL_ELF --system SYSTEM_XML -o SYSTEM_ELF [--multiboot true]
 //! muen-tools image --system SYSTEM_XML -o IMAGE        (the image alone)
 //! ```
 
@@ -19,7 +19,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage:\n  muen-tools cspec --elf ELF --name NAME -o CSPEC [--ram MIB] [--net DEV]... \\\n\
          \x20                  [--channel-size BYTES] [--bootparams S] [--memory LOGICAL:FILE|SIZE]...\n\
-         \x20 muen-tools pack --kernel KERNEL_ELF --system SYSTEM_XML -o SYSTEM_ELF\n\
+         \x20 muen-tools pack --kernel KERNEL_ELF --system SYSTEM_XML -o SYSTEM_ELF [--multiboot true]\n\
          \x20 muen-tools image --system SYSTEM_XML -o IMAGE"
     );
     ExitCode::from(2)
@@ -100,7 +100,7 @@ fn run(argv: &[String]) -> Result<(), String> {
             let out = if cmd == "pack" {
                 let kpath = a.req("kernel")?;
                 let kernel = std::fs::read(kpath).map_err(|e| format!("{kpath}: {e}"))?;
-                pack::append_to_kernel(&kernel, &image)?
+                pack::append_to_kernel(&kernel, &image, a.one("multiboot") == Some("true"))?
             } else {
                 image
             };

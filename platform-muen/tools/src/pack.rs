@@ -24,6 +24,9 @@ pub const TIME_INFO_VA: u64 = 0xF_FFD0_0000;
 pub const TIME_INFO_SIZE: u64 = 0x1000;
 
 const PAGE: u64 = 0x1000;
+/// Multiboot1 magic and the flags of our header (page-align, memory map, a.out kludge).
+const MB_MAGIC: u32 = 0x1BAD_B002;
+const MB_FLAGS: u32 = 0x0001_0003;
 
 /// One region of a subject before it becomes an image mapping and a sinfo record.
 struct Region {
@@ -334,8 +337,10 @@ fn port_count(comp: &Component, first: u32) -> u32 {
 
 /// Appends `image` to the kernel ELF per docs/kernel.md ("Inputs"): at the
 /// first page boundary after the single `PT_LOAD` segment's memory image,
-/// extending the segment (and the multiboot header, if any) to cover it.
-pub fn append_to_kernel(kernel: &[u8], image: &[u8]) -> Result<Vec<u8>, String> {
+/// extending the segment (and the multiboot header) to cover it. With
+/// `multiboot`, the header's checksum is armed so GRUB boots it via
+/// multiboot; otherwise QEMU's `-kernel` uses the PVH entry.
+pub fn append_to_kernel(kernel: &[u8], image: &[u8], multiboot: bool) -> Result<Vec<u8>, String> {
     let elf = crate::elf::Elf::parse(kernel).map_err(|e| format!("kernel: {e}"))?;
     let loads: Vec<_> = elf.loads().copied().collect();
     let [seg] = loads.as_slice() else {
@@ -354,23 +359,25 @@ pub fn append_to_kernel(kernel: &[u8], image: &[u8]) -> Result<Vec<u8>, String> 
     // No section headers: the result is a loadable image, not a link input.
     out[40..48].fill(0); // e_shoff
     out[58..64].fill(0); // e_shentsize, e_shnum, e_shstrndx
-    // Multiboot1 header with the a.out kludge, within the first 8 KiB.
+    // Multiboot1 header with the a.out kludge, within the first 8 KiB: the
+    // kernel ships it with checksum 0 (disarmed), because QEMU's -kernel
+    // prefers a valid multiboot header over PVH. Load and bss end always
+    // cover the image; the checksum is set only for multiboot loaders (GRUB).
     let end = (seg.paddr + new_size) as u32;
     let scan = out.len().min(8192);
-    let mut found = false;
-    for off in (0..scan.saturating_sub(32)).step_by(4) {
-        let magic = u32::from_le_bytes(out[off..off + 4].try_into().unwrap());
-        let flags = u32::from_le_bytes(out[off + 4..off + 8].try_into().unwrap());
-        let sum = u32::from_le_bytes(out[off + 8..off + 12].try_into().unwrap());
-        if magic == 0x1BAD_B002 && magic.wrapping_add(flags).wrapping_add(sum) == 0 && flags & (1 << 16) != 0 {
+    let header = (0..scan.saturating_sub(32)).step_by(4).find(|&off| {
+        u32::from_le_bytes(out[off..off + 4].try_into().unwrap()) == MB_MAGIC
+            && u32::from_le_bytes(out[off + 4..off + 8].try_into().unwrap()) == MB_FLAGS
+    });
+    match header {
+        Some(off) => {
             out[off + 20..off + 24].copy_from_slice(&end.to_le_bytes()); // load_end_addr
             out[off + 24..off + 28].copy_from_slice(&end.to_le_bytes()); // bss_end_addr
-            found = true;
-            break;
+            let sum = if multiboot { 0u32.wrapping_sub(MB_MAGIC.wrapping_add(MB_FLAGS)) } else { 0 };
+            out[off + 8..off + 12].copy_from_slice(&sum.to_le_bytes());
         }
-    }
-    if !found {
-        eprintln!("note: kernel has no multiboot header with the a.out kludge; PVH boot only");
+        None if multiboot => return Err("kernel has no multiboot header (magic + a.out kludge flags)".into()),
+        None => {}
     }
     Ok(out)
 }
