@@ -9,12 +9,21 @@ use muen_abi::sinfo::{self, ResourceData, Sinfo};
 // Muen enters here with RDI = boot info and RSP = top of `ram` - 8, which is
 // the alignment of a function entry after `call` (RSP ≡ 8 mod 16), so the
 // stub can jump straight into Rust. RBP = 0 terminates frame-pointer walks.
+// .bss is zeroed first: the `|fill` region already is, but a loader that
+// copies whole file pages would leave bytes in its first page.
 global_asm!(
     ".pushsection .text.start,\"ax\",@progbits",
     ".globl _start",
     ".type _start,@function",
     "_start:",
     "    cld",
+    "    mov r8, rdi",
+    "    lea rdi, [rip + __bss_start]",
+    "    lea rcx, [rip + __bss_end]",
+    "    sub rcx, rdi",
+    "    xor eax, eax",
+    "    rep stosb",
+    "    mov rdi, r8",
     "    xor ebp, ebp",
     "    jmp {start}",
     ".size _start, . - _start",
