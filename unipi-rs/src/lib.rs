@@ -17,9 +17,14 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod app;
 pub mod config;
+pub mod fetch;
 pub mod http;
 pub mod net;
 pub mod platform;
+pub mod server;
 pub mod site;
 pub mod tls;
+
+pub use app::run;

@@ -168,6 +168,19 @@ pub fn client_config(
     Ok(Arc::new(cfg))
 }
 
+/// A client configuration that trusts the bundled Web PKI roots (Mozilla's
+/// list, from the `webpki-roots` crate).
+pub fn web_pki_client_config(clock: Arc<LoopClock>) -> Result<Arc<ClientConfig>, SetupError> {
+    let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let mut cfg = ClientConfig::builder_with_details(provider(), clock)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| SetupError::Rustls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
 /// Session tickets: ChaCha20-Poly1305 with a random key that is replaced
 /// every [`Ticketer::ROTATE_SECS`]; the previous key still decrypts, so a
 /// ticket lives at most two periods. Layout: key name (16) ‖ nonce (12) ‖

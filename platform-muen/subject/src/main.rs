@@ -3,11 +3,26 @@
 #![no_std]
 #![no_main]
 
+mod muen_platform;
+
+use muen_abi::muennet::MuennetDevice;
+use muen_platform::MuenPlatform;
 use muen_subject::Runtime;
 
 muen_subject::subject_main!(main);
 
-fn main(_rt: &mut Runtime) -> i32 {
-    log::info!("unipi: nothing to serve yet");
-    0
+/// The network device, as named in the component spec.
+const NET_DEVICE: &str = "net0";
+
+fn main(rt: &mut Runtime) -> i32 {
+    let device = match muen_subject::net::open(&rt.sinfo, NET_DEVICE) {
+        Ok((rx, tx)) => Some(MuennetDevice::new(rx, tx)),
+        Err(e) => {
+            log::error!("network device {NET_DEVICE}: {e:?}");
+            None
+        }
+    };
+    let notify = rt.sinfo.event("net0|notify");
+    let mut platform = MuenPlatform::new(rt, device, notify);
+    unipi::run(&mut platform)
 }

@@ -1,0 +1,172 @@
+//! The one event loop: it drives smoltcp, TLS, HTTP and the Git client, and
+//! idles until the next deadline when nothing moves.
+//!
+//! ```text
+//! boot parameters -> TLS config (tls_cert/tls_key regions) -> fallback site
+//! (site region) -> network (static or DHCP) -> listening pools
+//! loop: poll interface -> connections -> git fetch -> poll interface -> wait
+//! ```
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use log::{error, info, warn};
+use smoltcp::time::Duration;
+
+use crate::config::Config;
+use crate::fetch::{FetchEvent, Fetcher};
+use crate::http::{HookOutcome, HttpConfig};
+use crate::net::{Net, mac_from_name};
+use crate::platform::Platform;
+use crate::server::{HookRequest, Server};
+use crate::site::{Site, SiteLimits, tar};
+use crate::tls::{LoopClock, Ticketer, server_config};
+
+/// Longest sleep without any deadline (housekeeping, ticket-key rotation).
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// Runs the server until the platform stops it; returns an exit status
+/// only when it cannot start at all.
+pub fn run<P: Platform>(p: &mut P) -> i32 {
+    let (cfg, errors) = Config::parse(p.cmdline());
+    for e in &errors {
+        warn!("boot parameter: {e}");
+    }
+    log::set_max_level(cfg.log_level);
+
+    let clock = Arc::new(LoopClock::default());
+    clock.set(p.unix_time());
+
+    // TLS: certificate chain and key come from read-only memory regions.
+    let Some(ticketer) = Ticketer::new(clock.get()).map(Arc::new) else {
+        error!("no entropy for TLS session tickets; refusing to start");
+        return 1;
+    };
+    let tls = match (p.region(&cfg.tls_cert), p.region(&cfg.tls_key)) {
+        (Some(cert), Some(key)) => match server_config(cert, key, clock.clone(), ticketer.clone()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                error!("TLS disabled: {e} (regions '{}', '{}')", cfg.tls_cert, cfg.tls_key);
+                None
+            }
+        },
+        _ => {
+            warn!("no '{}'/'{}' memory regions: TLS disabled", cfg.tls_cert, cfg.tls_key);
+            None
+        }
+    };
+
+    // The fallback site from the archive region (the offline source).
+    let limits = SiteLimits::default();
+    let mut site: Option<Arc<Site>> = match p.region(&cfg.site_region) {
+        Some(archive) => match tar::load(archive, &limits) {
+            Ok(s) => {
+                info!("site: {} files, {} bytes from the '{}' region", s.len(), s.total_bytes(), cfg.site_region);
+                Some(Arc::new(s))
+            }
+            Err(e) => {
+                error!("site region '{}' unusable: {e}", cfg.site_region);
+                None
+            }
+        },
+        None => None,
+    };
+
+    let mut seed = [0u8; 8];
+    if !p.fill_random(&mut seed) {
+        error!("no entropy source");
+        return 1;
+    }
+    let mac = cfg.mac.unwrap_or_else(|| mac_from_name(p.name()));
+    let now = p.now();
+    let Some(dev) = p.device() else {
+        error!("no network device: nothing to serve on");
+        return 1;
+    };
+    let mut net = Net::new(dev, mac, &cfg, now, u64::from_le_bytes(seed));
+
+    let http_cfg = Arc::new(HttpConfig::from_config(&cfg));
+    let mut server = Server::new(&mut net, http_cfg, tls, cfg.port, cfg.https_port, cfg.max_connections);
+
+    let mut fetcher = match Fetcher::new(&cfg, p, clock.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            error!("{e}");
+            None
+        }
+    };
+    if site.is_none() && fetcher.is_none() {
+        warn!("no site: neither a --remote nor a '{}' region; answering 503", cfg.site_region);
+    }
+    // Webhook requests waiting for the pull generation that answers them.
+    let mut waiting_hooks: Vec<(u64, HookRequest)> = Vec::new();
+    let mut last_rotate = 0;
+    info!("ready");
+
+    loop {
+        let now = p.now();
+        let unix = p.unix_time();
+        clock.set(unix);
+        if unix.saturating_sub(last_rotate) >= 60 {
+            last_rotate = unix;
+            ticketer.rotate(unix);
+        }
+
+        if let Some(dev) = p.device() {
+            net.poll(now, dev);
+        }
+
+        let hooks = server.poll(&mut net, site.as_deref(), now, unix);
+        for h in hooks {
+            match &mut fetcher {
+                Some(f) => waiting_hooks.push((f.request_pull(), h)),
+                None => server.complete_hook(
+                    h,
+                    HookOutcome::Failed { reason: String::from("no --remote configured") },
+                    now,
+                    unix,
+                ),
+            }
+        }
+
+        if let Some(done) = fetcher.as_mut().and_then(|f| f.poll(&mut net, now, unix)) {
+            let outcome = match done.event {
+                FetchEvent::None => None,
+                FetchEvent::Updated { site: new_site, commit } => {
+                    site = Some(Arc::from(new_site));
+                    let heap = p.heap();
+                    info!("serving {commit}; heap {} of {} bytes in use, peak {}", heap.used, heap.size, heap.peak);
+                    Some(HookOutcome::Updated { commit })
+                }
+                FetchEvent::Unchanged => Some(HookOutcome::Unchanged),
+                FetchEvent::Failed(reason) => Some(HookOutcome::Failed { reason }),
+            };
+            if let Some(outcome) = outcome {
+                waiting_hooks.retain(|&(generation, h)| {
+                    if generation <= done.generation {
+                        server.complete_hook(h, outcome.clone(), now, unix);
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+
+        // Flush what the sockets queued, then tell the peer.
+        if let Some(dev) = p.device() {
+            net.poll(now, dev);
+        }
+        p.notify();
+
+        let mut deadline = now + MAX_IDLE;
+        for d in [net.poll_at(now), server.deadline(), fetcher.as_ref().and_then(|f| f.deadline())].into_iter().flatten()
+        {
+            deadline = deadline.min(d);
+        }
+        if deadline > now {
+            p.wait(deadline);
+        }
+    }
+}
+
