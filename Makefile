@@ -27,6 +27,17 @@ HTTPS_PORT  ?= 4433
 HTTP_PORT   ?= 8080
 QEMU_NETDEV_EXTRA_OPTS ?=
 comma := ,
+# Site source: by default the guest fetches $(SITE), turned into the bare
+# repository build/site.git, over git:// from 192.168.254.2 (a guestfwd that
+# execs git daemon --inetd: nothing leaves QEMU, no host port is opened).
+# REPO=/path/to/repo serves another local repository the same way (branch:
+# REPO_BRANCH); REMOTE=URL[#branch] points the guest anywhere else;
+# REMOTE=none serves only the built-in archive of $(SITE).
+REPO        ?=
+REPO_BRANCH ?=
+REMOTE      ?=
+REMOTE_CA   ?=
+GIT_ADDR    := 192.168.254.2
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1700000000)
 export SOURCE_DATE_EPOCH
 
@@ -37,11 +48,28 @@ CARGO   ?= cargo
 TARGET  := target
 GUEST_IP := $(firstword $(subst /, ,$(IPV4)))
 
-boot_params := $(strip $(if $(IPV4),--ipv4=$(IPV4)) $(if $(GATEWAY),--ipv4-gateway=$(GATEWAY)) $(BOOTPARAMS))
+ifeq ($(REMOTE),)
+  ifeq ($(REPO),)
+    git_base := $(abspath $(BUILD))
+    git_repo := site.git
+    site_repo := $(BUILD)/site.git.stamp
+  else
+    git_base := $(abspath $(dir $(abspath $(REPO))))
+    git_repo := $(notdir $(abspath $(REPO)))
+  endif
+  remote_url := git://$(GIT_ADDR)/$(git_repo)$(if $(REPO_BRANCH),#$(REPO_BRANCH))
+  guestfwd := guestfwd=tcp:$(GIT_ADDR):9418-cmd:$(CURDIR)/scripts/git-inetd.sh $(git_base)
+else ifeq ($(REMOTE),none)
+  remote_url :=
+else
+  remote_url := $(REMOTE)
+endif
+
+boot_params := $(strip $(if $(IPV4),--ipv4=$(IPV4)) $(if $(GATEWAY),--ipv4-gateway=$(GATEWAY)) $(if $(remote_url),--remote=$(remote_url)) $(BOOTPARAMS))
 
 .PHONY: all help run test test-host test-e2e deps clean subjects FORCE
 
-all: $(BUILD)/unipi.muen $(BUILD)/unipi.cspec.xml $(BUILD)/system.elf cert-check
+all: $(BUILD)/unipi.muen $(BUILD)/unipi.cspec.xml $(BUILD)/system.elf $(site_repo) cert-check
 
 help:
 	@sed -n '1,9p' Makefile
@@ -54,14 +82,17 @@ help:
 # Rebuild what depends on the configuration when a variable changes.
 $(BUILD)/config.stamp: FORCE
 	@mkdir -p $(BUILD)
-	@printf '%s\n' "$(NAME)|$(boot_params)|$(RAM)|$(SITE)|$(CERT)|$(KEY)|$(MINOR_FRAME)" > $@.new
+	@printf '%s\n' "$(NAME)|$(boot_params)|$(RAM)|$(SITE)|$(CERT)|$(KEY)|$(REMOTE_CA)|$(MINOR_FRAME)" > $@.new
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
 # --- binaries ------------------------------------------------------------------
 RUST_SOURCES := $(shell find platform-muen unipi-rs -name '*.rs' -o -name 'Cargo.toml' -o -name '*.ld' 2>/dev/null) Cargo.toml Cargo.lock
 
+# Reproducible images: no build-machine paths in panic locations (cargo keeps
+# --remap-path-prefix out of its metadata hashes; docs/deploy.md).
+baremetal_rustflags := --remap-path-prefix=$(CURDIR)=. --remap-path-prefix=$(or $(CARGO_HOME),$(HOME)/.cargo)=/cargo
 $(TARGET)/release/unipi $(TARGET)/release/muen-kernel &: $(RUST_SOURCES)
-	$(CARGO) build --release --locked -p muen-subject -p muen-kernel
+	RUSTFLAGS='$(baremetal_rustflags)' $(CARGO) build --release --locked -p muen-subject -p muen-kernel
 	@touch $(TARGET)/release/unipi $(TARGET)/release/muen-kernel
 
 $(TARGET)/release/muen-tools: $(RUST_SOURCES)
@@ -80,13 +111,15 @@ certs/dev/server.pem certs/dev/server.key:
 	certs/gen-dev-cert.sh certs/dev $(GUEST_IP)
 
 .PHONY: cert-check
-cert-check: $(CERT)
-	@if ! openssl x509 -checkend 2592000 -noout -in $(CERT) >/dev/null; then \
-	  echo "warning: $(CERT) expires within 30 days (or has expired)."; \
-	  echo "  Renew it (e.g. certbot renew, or rm -r certs/dev for the development"; \
-	  echo "  certificate) and run make again to rebuild the image."; fi
+cert-check: $(CERT) $(KEY)
+	@deploy/cert-check.sh $(CERT) $(KEY)
 
 # --- site, component spec, system image ------------------------------------------
+$(BUILD)/site.git.stamp: $(shell find $(SITE) 2>/dev/null)
+	@mkdir -p $(BUILD)
+	scripts/site-repo.sh $(SITE) $(BUILD)/site.git
+	@touch $@
+
 $(BUILD)/site.tar: $(shell find $(SITE) 2>/dev/null) $(BUILD)/config.stamp
 	tar --format=ustar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 \
 	    --numeric-owner --mode='u+rw,go+r,go-w' -C $(SITE) -cf $@ .
@@ -94,7 +127,8 @@ $(BUILD)/site.tar: $(shell find $(SITE) 2>/dev/null) $(BUILD)/config.stamp
 $(BUILD)/unipi.cspec.xml: $(BUILD)/unipi.muen $(TARGET)/release/muen-tools $(BUILD)/site.tar $(CERT) $(KEY) $(BUILD)/config.stamp
 	$(TARGET)/release/muen-tools cspec --elf $(BUILD)/unipi.muen --name $(NAME) --ram $(RAM) --net net0 \
 	    --bootparams "$(boot_params)" \
-	    --memory site:$(BUILD)/site.tar --memory tls_cert:$(CERT) --memory tls_key:$(KEY) -o $@
+	    --memory site:$(BUILD)/site.tar --memory tls_cert:$(CERT) --memory tls_key:$(KEY) \
+	    $(if $(REMOTE_CA),--memory remote_ca:$(REMOTE_CA)) -o $@
 
 $(BUILD)/system.xml: $(BUILD)/config.stamp
 	@printf '%s\n' \
@@ -103,6 +137,7 @@ $(BUILD)/system.xml: $(BUILD)/config.stamp
 	  '  <memory logical="site" file="site.tar"/>' \
 	  '  <memory logical="tls_cert" file="$(abspath $(CERT))"/>' \
 	  '  <memory logical="tls_key" file="$(abspath $(KEY))"/>' \
+	  $(if $(REMOTE_CA),'  <memory logical="remote_ca" file="$(abspath $(REMOTE_CA))"/>') \
 	  '  <event id="0" logical="solo5_exit" action="exit"/>' \
 	  '  <event id="1" logical="net0|notify" action="netnotify"/>' \
 	  ' </subject>' \
@@ -127,12 +162,12 @@ else
 endif
 # With DHCP (IPV4=) QEMU's DHCP server hands out .15, the default hostfwd target.
 fwd_ip := $(if $(IPV4),$(GUEST_IP),)
-qemu_netdev := user,id=n0,restrict=on,net=192.168.254.0/24,host=192.168.254.1,hostfwd=tcp:127.0.0.1:$(HTTPS_PORT)-$(fwd_ip):4433,hostfwd=tcp:127.0.0.1:$(HTTP_PORT)-$(fwd_ip):80$(if $(QEMU_NETDEV_EXTRA_OPTS),$(comma)$(QEMU_NETDEV_EXTRA_OPTS))
+qemu_netdev := user,id=n0,restrict=on,net=192.168.254.0/24,host=192.168.254.1,hostfwd=tcp:127.0.0.1:$(HTTPS_PORT)-$(fwd_ip):4433,hostfwd=tcp:127.0.0.1:$(HTTP_PORT)-$(fwd_ip):80$(if $(guestfwd),$(comma)$(guestfwd))$(if $(QEMU_NETDEV_EXTRA_OPTS),$(comma)$(QEMU_NETDEV_EXTRA_OPTS))
 
 QEMU_CMD = qemu-system-x86_64 $(qemu_machine) $(qemu_accel) -m $(QEMU_MEM) -smp 1 \
 	-nodefaults -no-user-config -display none -serial stdio -no-reboot \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-	-netdev $(qemu_netdev) -device $(qemu_nic),netdev=n0 \
+	-netdev '$(qemu_netdev)' -device $(qemu_nic),netdev=n0 \
 	-kernel $(BUILD)/system.elf
 
 run: all

@@ -510,7 +510,7 @@ fn tcp_connect(
     port: u16,
     tls: bool,
 ) -> Step {
-    *local_port = if *local_port >= 65535 { 49152 } else { *local_port + 1 };
+    *local_port = if *local_port == u16::MAX { 49152 } else { *local_port + 1 };
     let ctx = net.iface.context();
     let s = net.sockets.get_mut::<tcp::Socket>(socket);
     s.abort();

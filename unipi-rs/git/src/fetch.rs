@@ -922,7 +922,7 @@ impl Fetch {
         if self.opts.current != Some(commit) {
             return false;
         }
-        log::info!("git remote unchanged at {commit}");
+        log::debug!("git remote unchanged at {commit}");
         if self.http.is_none() {
             pktline::flush(&mut self.out); // end the session politely
         }
@@ -952,7 +952,7 @@ impl Fetch {
         let objects = pack.into_objects();
         let snapshot = snapshot::build(&objects, target.commit(), &self.opts.limits, stats)?;
         drop(objects); // everything not in the snapshot is freed here
-        log::info!(
+        log::debug!(
             "fetched {} ({} files, {} bytes, pack {} bytes, {} objects)",
             snapshot.commit,
             snapshot.files.len(),
