@@ -460,6 +460,30 @@ impl<C: Unbuffered> TlsConn<C> {
         self.error.as_ref()
     }
 
+    /// After an error rustls has queued a fatal alert (e.g. protocol_version
+    /// for a TLS 1.1 client); the next processing step hands it out for
+    /// encoding. Put it into the output so the peer learns why.
+    fn flush_alert(&mut self) {
+        for _ in 0..4 {
+            let UnbufferedStatus { state, .. } = self.conn.process(&mut []);
+            match state {
+                Ok(ConnectionState::EncodeTlsData(mut e)) => {
+                    let start = self.outgoing.len();
+                    self.outgoing.resize(start + 512, 0);
+                    match e.encode(&mut self.outgoing[start..]) {
+                        Ok(n) => self.outgoing.truncate(start + n),
+                        Err(_) => {
+                            self.outgoing.truncate(start);
+                            return;
+                        }
+                    }
+                }
+                Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
+                _ => return,
+            }
+        }
+    }
+
     /// Processes received records and encrypts from `app_data`; returns how
     /// many bytes of `app_data` were encrypted (0 until the handshake is
     /// done, or while the output buffer is full).
@@ -474,7 +498,11 @@ impl<C: Unbuffered> TlsConn<C> {
             let state = match state {
                 Ok(s) => s,
                 Err(e) => {
+                    if discard > 0 {
+                        self.incoming.drain(..discard.min(self.incoming.len()));
+                    }
                     self.error = Some(e.clone());
+                    self.flush_alert();
                     return Err(e);
                 }
             };
@@ -489,6 +517,9 @@ impl<C: Unbuffered> TlsConn<C> {
                             }
                             Some(Err(e)) => {
                                 self.error = Some(e.clone());
+                                drop(r);
+                                self.incoming.drain(..discard.min(self.incoming.len()));
+                                self.flush_alert();
                                 return Err(e);
                             }
                             None => break,
@@ -702,6 +733,8 @@ mod tests {
         server.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(server.pump(&[]).is_err());
         assert_eq!(server.receive_capacity(), 0);
+        // The peer is told why: a fatal alert record (content type 21).
+        assert_eq!(server.output().first(), Some(&21), "{:?}", server.output());
     }
 
     #[test]

@@ -1,0 +1,210 @@
+"""HTTPS end to end: the system `make` builds, booted in QEMU, fetched with
+real clients (curl, openssl s_client, Python's ssl) through hostfwd on
+127.0.0.1. The guest gets its site from build/site.git over git:// (the
+default of `make`), which holds exactly the files of htdocs/."""
+
+import re
+import socket
+import ssl
+import subprocess
+import unittest
+
+import harness as h
+
+HTDOCS = h.ROOT / "htdocs"
+CA = h.ROOT / "certs" / "dev" / "ca.pem"
+
+
+def git_guestfwd(base):
+    return f"guestfwd=tcp:192.168.254.2:9418-cmd:{h.ROOT}/scripts/git-inetd.sh {base}"
+
+
+class Https(h.QemuTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        h.require(h.BUILD / "system.elf", h.BUILD / "site.git", CA)
+        cls.port = h.free_port()
+        cls.hport = h.free_port()
+        net = h.netdev([(cls.port, 4433), (cls.hport, 80)], extra=[git_guestfwd(h.BUILD)])
+        cls.guest = h.Guest(h.BUILD / "system.elf", net=net, timeout=90).start()
+        try:
+            cls.guest.wait_for(r"^unipi\| serving [0-9a-f]{40};")
+            h.wait_https(cls.port, timeout=30)
+        except Exception:
+            cls.guest.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.guest.stop()
+
+    def url(self, path):
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def get(self, path, *args):
+        """curl with certificate verification against the development CA."""
+        return h.curl(self.url(path), "--cacert", str(CA), *args)
+
+    def head_and_body(self, path, *args):
+        r = h.curl(self.url(path), "--cacert", str(CA), "-i", *args, check=False)
+        raw = r.stdout
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        return status, headers, body
+
+    def test_every_file_is_byte_identical(self):
+        files = sorted(p for p in HTDOCS.rglob("*") if p.is_file())
+        self.assertGreater(len(files), 5)
+        for f in files:
+            rel = f.relative_to(HTDOCS).as_posix()
+            with self.subTest(path=rel):
+                self.assertEqual(self.get("/" + rel).stdout, f.read_bytes())
+
+    def test_index_html_at_any_depth(self):
+        self.assertEqual(self.get("/").stdout, (HTDOCS / "index.html").read_bytes())
+        self.assertEqual(self.get("/articles/").stdout, (HTDOCS / "articles/index.html").read_bytes())
+        status, headers, _ = self.head_and_body("/articles?x=1")
+        self.assertEqual(status, 301)
+        self.assertEqual(headers["location"], "/articles/?x=1")
+
+    def test_content_types(self):
+        for path, ctype in [("/", "text/html; charset=utf-8"), ("/css/site.css", "text/css; charset=utf-8"),
+                            ("/img/path.png", "image/png"), ("/img/logo.svg", "image/svg+xml; charset=utf-8")]:
+            with self.subTest(path=path):
+                self.assertEqual(self.head_and_body(path)[1]["content-type"], ctype)
+
+    def test_head(self):
+        status, headers, body = self.head_and_body("/css/site.css", "-I")
+        self.assertEqual(status, 200)
+        self.assertEqual(int(headers["content-length"]), (HTDOCS / "css/site.css").stat().st_size)
+        self.assertEqual(body, b"")
+        self.assertRegex(headers["date"], r"^\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT$")
+
+    def test_304_with_etag_and_date(self):
+        status, headers, _ = self.head_and_body("/img/path.png")
+        self.assertEqual(status, 200)
+        etag = headers["etag"]
+        # The strong ETag is the git blob id of the file.
+        blob = subprocess.run(["git", "hash-object", str(HTDOCS / "img/path.png")], capture_output=True, text=True, check=True).stdout.strip()
+        self.assertEqual(etag, f'"{blob}"')
+        status, headers, body = self.head_and_body("/img/path.png", "-H", f"If-None-Match: W/\"nope\", {etag}")
+        self.assertEqual((status, body), (304, b""))
+        self.assertEqual(headers["etag"], etag)
+        status, _, _ = self.head_and_body("/img/path.png", "-H", f"If-Modified-Since: {headers['last-modified']}")
+        self.assertEqual(status, 304)
+        status, _, _ = self.head_and_body("/img/path.png", "-H", 'If-None-Match: "other"')
+        self.assertEqual(status, 200)
+
+    def test_range(self):
+        data = (HTDOCS / "index.html").read_bytes()
+        status, headers, body = self.head_and_body("/", "-H", "Range: bytes=10-19")
+        self.assertEqual(status, 206)
+        self.assertEqual(headers["content-range"], f"bytes 10-19/{len(data)}")
+        self.assertEqual(body, data[10:20])
+        status, headers, body = self.head_and_body("/", "-H", "Range: bytes=-5")
+        self.assertEqual((status, body), (206, data[-5:]))
+        status, headers, _ = self.head_and_body("/", "-H", f"Range: bytes={len(data) + 10}-")
+        self.assertEqual(status, 416)
+        self.assertEqual(headers["content-range"], f"bytes */{len(data)}")
+
+    def test_404_uses_the_sites_page(self):
+        status, _, body = self.head_and_body("/no/such/page.html")
+        self.assertEqual(status, 404)
+        self.assertEqual(body, (HTDOCS / "404.html").read_bytes())
+
+    def test_405_with_allow(self):
+        status, headers, _ = self.head_and_body("/", "-X", "POST", "-d", "x=1")
+        self.assertEqual(status, 405)
+        self.assertEqual(headers["allow"], "GET, HEAD")
+        status, _, _ = self.head_and_body("/", "-X", "DELETE")
+        self.assertEqual(status, 405)
+
+    def test_bad_paths_are_400(self):
+        for target in ["/%2e%2e/etc/passwd", "/%zz", "/a%41"]:
+            with self.subTest(target=target):
+                status, _, _ = self.head_and_body(target, "--path-as-is")
+                self.assertEqual(status, 400)
+
+    def test_http_port_redirects_to_https(self):
+        r = h.curl(f"http://127.0.0.1:{self.hport}/articles/?q=1", "-i", "-H", "Host: www.example.org:8080")
+        head = r.stdout.decode()
+        self.assertTrue(head.startswith("HTTP/1.1 301"), head)
+        self.assertRegex(head, r"(?mi)^location: https://www\.example\.org:4433/articles/\?q=1\r$")
+        # HTTP/1.0 without Host: nothing to redirect to.
+        r = h.curl(f"http://127.0.0.1:{self.hport}/", "-i", "-0", "-H", "Host:")
+        self.assertTrue(r.stdout.startswith(b"HTTP/1.1 400"), r.stdout[:100])
+
+    def test_keep_alive_serves_several_requests_on_one_connection(self):
+        paths = ["/", "/css/site.css", "/img/path.png", "/about.html"]
+        r = subprocess.run(["curl", "-s", "--cacert", str(CA), "-w", "%{num_connects} %{http_code}\\n",
+                            *[x for p in paths for x in ("-o", "/dev/null", self.url(p))]],
+                           capture_output=True, text=True, check=True)
+        lines = r.stdout.split()
+        self.assertEqual(lines, ["1", "200", "0", "200", "0", "200", "0", "200"], r.stdout)
+
+    def test_pipelining_answers_in_order(self):
+        ctx = ssl.create_default_context(cafile=str(CA))
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                req = b"".join(f"GET {p} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode() for p in ["/about.html", "/nope", "/"])
+                s.sendall(req + b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3})", data)
+        self.assertEqual(statuses, [b"200", b"404", b"200", b"200"])
+
+    def s_client(self, *args):
+        return subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{self.port}", "-servername", "localhost",
+                               "-CAfile", str(CA), *args], input=b"Q\n", capture_output=True, timeout=30)
+
+    def test_tls_13_and_12_negotiate_and_11_is_refused(self):
+        r = self.s_client("-tls1_3", "-alpn", "http/1.1")
+        out = r.stdout.decode()
+        self.assertRegex(out, r"New, TLSv1\.3, Cipher is TLS_(AES_\d+_GCM_SHA\d+|CHACHA20_POLY1305_SHA256)")
+        self.assertIn("Verify return code: 0 (ok)", out)
+        self.assertIn("ALPN protocol: http/1.1", out)
+        r = self.s_client("-tls1_2")
+        out = r.stdout.decode()
+        self.assertRegex(out, r"New, TLSv1\.2, Cipher is ECDHE-ECDSA-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305)")
+        # Let the client offer TLS 1.1 (OpenSSL 3 forbids it at its default
+        # security level), so that the refusal is the server's.
+        r = self.s_client("-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+        out = (r.stdout + r.stderr).decode()
+        self.assertNotEqual(r.returncode, 0, out)
+        self.assertRegex(out, r"(?i)protocol version|alert|no protocols available|handshake failure", out)
+        self.assertNotRegex(out, r"New, TLSv1(\.1)?,")
+
+    def test_session_resumption(self):
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version=version.name):
+                ctx = ssl.create_default_context(cafile=str(CA))
+                ctx.minimum_version = ctx.maximum_version = version
+                session = None
+                reused = []
+                for _ in range(2):
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=10) as raw:
+                        with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:
+                            s.sendall(b"GET /about.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                            while s.recv(65536):
+                                pass
+                            reused.append(s.session_reused)
+                            session = s.session
+                self.assertEqual(reused, [False, True])
+
+    def test_request_log_line(self):
+        self.get("/about.html")
+        self.guest.wait_for(r"^unipi\| GET /about\.html 200 \d+B \d+ms$", timeout=10)
+
+
+if __name__ == "__main__":
+    unittest.main()
