@@ -261,7 +261,7 @@ impl Fetcher {
             warn!("git: pull failed, still serving {}: {reason}", self.current.map(|c| c.to_string()).unwrap_or_default());
         } else {
             // At boot keep trying: 1 s, 2 s, 4 s, ... up to MAX_BACKOFF.
-            let delay = Duration::from_secs(1u64 << self.failures.min(6)).min(MAX_BACKOFF);
+            let delay = Duration::from_secs(1u64 << (self.failures - 1).min(6)).min(MAX_BACKOFF);
             warn!("git: fetch failed: {reason}; retrying in {} s", delay.secs());
             self.next_attempt = now + delay;
             self.requested = self.requested.max(self.started + 1);

@@ -1,0 +1,252 @@
+"""The site comes from Git: at boot over git:// (real git daemon via
+guestfwd) and https:// (nginx + git http-backend on 127.0.0.1 via guestfwd,
+trusted through a CA certificate region), and again on the webhook. Every
+served file is compared with `git archive` of the same commit."""
+
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+import harness as h
+
+CERTS = h.ROOT / "certs" / "dev"
+GIT_ADDR = "192.168.254.2"
+HTTPS_ADDR = "192.168.254.4"  # .2 serves git://, .3 is QEMU's DNS
+ENV = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
+           GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
+
+
+def git(repo, *args, check=True):
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=ENV, check=check).stdout.strip()
+
+
+def make_repo(parent):
+    """A repository with history (deltas after gc), a symlink, an executable,
+    nested directories, an empty file and a binary over 1 MiB."""
+    repo = Path(parent) / "site"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    shutil.copytree(h.ROOT / "htdocs", repo, dirs_exist_ok=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first")
+    for i in range(3):
+        with open(repo / "index.html", "a") as f:
+            f.write(f"<!-- revision {i} -->\n")
+        git(repo, "commit", "-qam", f"revision {i}")
+    (repo / "deep/er/still").mkdir(parents=True)
+    (repo / "deep/er/still/page.html").write_text("<!DOCTYPE html><title>deep</title>\n")
+    (repo / "empty.txt").write_bytes(b"")
+    (repo / "tool.sh").write_text("#!/bin/sh\necho hi\n")
+    (repo / "tool.sh").chmod(0o755)
+    (repo / "big.bin").write_bytes(os.urandom(1 << 20) + b"tail")
+    os.symlink("articles/channels.html", repo / "moved.html")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "more")
+    git(repo, "gc", "-q", "--aggressive")
+    return repo
+
+
+def archive(repo, rev="HEAD"):
+    """{path: bytes or ('symlink', target)} of `git archive rev`."""
+    data = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", rev], capture_output=True, check=True).stdout
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        for m in t.getmembers():
+            if m.isfile():
+                out[m.name] = t.extractfile(m).read()
+            elif m.issym():
+                out[m.name] = ("symlink", m.linkname)
+    return out
+
+
+def system_for(name, remote, extra_memory=None):
+    memory = {"tls_cert": CERTS / "server.pem", "tls_key": CERTS / "server.key", **(extra_memory or {})}
+    return h.make_system(name, [dict(
+        name="unipi", elf=h.BUILD / "unipi.muen", ram=96, nets=["net0"], memory=memory,
+        bootparams=f"--ipv4=192.168.254.10/24 --remote={remote}",
+        events=[(0, "solo5_exit", "exit"), (1, "net0|notify", "netnotify")])])
+
+
+class GitRemote(h.QemuTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        h.require(h.BUILD / "unipi.muen", CERTS / "server.pem")
+        cls.tmp = tempfile.mkdtemp(prefix="unipi-git-e2e-")
+        cls.repo = make_repo(cls.tmp)
+        cls.port = h.free_port()
+        fwd = f"guestfwd=tcp:{GIT_ADDR}:9418-cmd:{h.ROOT}/scripts/git-inetd.sh {cls.tmp}"
+        system = system_for("git", f"git://{GIT_ADDR}/site")
+        cls.guest = h.Guest(system, net=h.netdev([(cls.port, 4433)], extra=[fwd]), timeout=120).start()
+        try:
+            cls.guest.wait_for(r"^unipi\| serving [0-9a-f]{40};")
+        except Exception:
+            cls.guest.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.guest.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def fetch(self, path, *args):
+        r = h.curl(f"https://127.0.0.1:{self.port}{path}", "--cacert", str(CERTS / "ca.pem"), "-i", *args)
+        head, _, body = r.stdout.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+        return int(lines[0].split()[1]), headers, body
+
+    def assert_serves(self, files):
+        for path, want in sorted(files.items()):
+            with self.subTest(path=path):
+                status, headers, body = self.fetch("/" + path)
+                if isinstance(want, tuple):
+                    self.assertEqual(status, 301)
+                    self.assertEqual(headers["location"], want[1])
+                else:
+                    self.assertEqual(status, 200)
+                    self.assertEqual(body, want)
+
+    def test_1_boot_fetch_matches_git_archive(self):
+        head = git(self.repo, "rev-parse", "HEAD")
+        self.assertRegex(self.guest.log(), rf"(?m)^unipi\| serving {head};")
+        files = archive(self.repo)
+        self.assertIn("big.bin", files)
+        self.assertIn("empty.txt", files)
+        self.assertEqual(files["moved.html"], ("symlink", "articles/channels.html"))
+        self.assert_serves(files)
+        # Strong ETag = blob id; Last-Modified = commit time.
+        _, headers, _ = self.fetch("/tool.sh")
+        self.assertEqual(headers["etag"], f'"{git(self.repo, "rev-parse", "HEAD:tool.sh")}"')
+        ctime = int(git(self.repo, "log", "-1", "--format=%ct"))
+        self.assertEqual(headers["last-modified"], time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(ctime)))
+
+    def test_2_hook_pulls_a_new_commit(self):
+        (self.repo / "articles/channels.html").write_text("<!DOCTYPE html><title>changed</title>\n")
+        (self.repo / "news.html").write_text("<!DOCTYPE html><title>news</title>\n")
+        git(self.repo, "add", "-A")
+        git(self.repo, "commit", "-qm", "change")
+        head = git(self.repo, "rev-parse", "HEAD")
+        status, _, body = self.fetch("/hook", "-X", "POST", "-d", '{"ref":"refs/heads/main"}')
+        self.assertEqual((status, body.decode()), (200, f"pulled {head}"))
+        self.assert_serves(archive(self.repo))
+        status, _, body = self.fetch("/hook?data=1")
+        self.assertEqual((status, body.decode()), (200, "pulled, no changes"))
+
+    def test_3_hook_with_a_broken_remote_keeps_the_old_site(self):
+        before = archive(self.repo)
+        moved = Path(self.tmp) / "site-away"
+        self.repo.rename(moved)
+        try:
+            status, _, body = self.fetch("/hook")
+        finally:
+            moved.rename(self.repo)
+        self.assertEqual(status, 500, body)
+        self.assertRegex(body.decode(), r"(?i)not found|no such|not exported|access denied|repository")
+        self.assert_serves(before)
+        self.assertRegex(self.guest.log(), r"(?m)^unipi\| warning: git: pull failed, still serving [0-9a-f]{40}")
+
+
+class HttpsRemote(h.QemuTestCase):
+    """nginx (TLS with a throw-away CA) + fcgiwrap + git http-backend on
+    127.0.0.1; the guest reaches it as https://192.168.254.4/ through a
+    guestfwd to 127.0.0.1 and trusts the CA from its remote_ca region."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        for tool in ("nginx", "fcgiwrap", "openssl"):
+            if shutil.which(tool) is None:
+                raise AssertionError(f"{tool} is missing: run 'make deps'")
+        cls.tmp = Path(tempfile.mkdtemp(prefix="unipi-https-remote-"))
+        cls.repo = make_repo(cls.tmp)
+        subprocess.run(["git", "clone", "-q", "--bare", str(cls.repo), str(cls.tmp / "site.git")], check=True)
+        subprocess.run(["sh", str(h.ROOT / "certs/gen-dev-cert.sh"), str(cls.tmp / "pki"), HTTPS_ADDR], check=True, capture_output=True)
+        cls.nginx_port = h.free_port()
+        backend = subprocess.run(["git", "--exec-path"], capture_output=True, text=True, check=True).stdout.strip() + "/git-http-backend"
+        sock = cls.tmp / "fcgi.sock"
+        cls.fcgi = subprocess.Popen(["fcgiwrap", "-s", f"unix:{sock}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # nginx's workers run unprivileged when started as root: let them
+        # reach the socket (the directory is ours and temporary).
+        cls.tmp.chmod(0o755)
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            if time.monotonic() > deadline:
+                raise AssertionError("fcgiwrap did not create its socket")
+            time.sleep(0.05)
+        sock.chmod(0o666)
+        conf = cls.tmp / "nginx.conf"
+        conf.write_text(f"""
+daemon off; worker_processes 1; pid {cls.tmp}/nginx.pid; error_log {cls.tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log {cls.tmp}/access.log;
+  client_body_temp_path {cls.tmp}/body; fastcgi_temp_path {cls.tmp}/fcgi; proxy_temp_path {cls.tmp}/proxy;
+  uwsgi_temp_path {cls.tmp}/uwsgi; scgi_temp_path {cls.tmp}/scgi;
+  server {{
+    listen 127.0.0.1:{cls.nginx_port} ssl;
+    ssl_certificate {cls.tmp}/pki/server.pem; ssl_certificate_key {cls.tmp}/pki/server.key;
+    location / {{
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME {backend};
+      fastcgi_param GIT_PROJECT_ROOT {cls.tmp};
+      fastcgi_param GIT_HTTP_EXPORT_ALL 1;
+      fastcgi_param PATH_INFO $uri;
+      fastcgi_param GIT_PROTOCOL $http_git_protocol;
+      fastcgi_pass unix:{sock};
+    }}
+  }}
+}}
+""")
+        cls.nginx = subprocess.Popen(["nginx", "-p", str(cls.tmp), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while subprocess.run(["curl", "-sf", "-o", "/dev/null", "--cacert", str(cls.tmp / "pki/ca.pem"),
+                              "--resolve", f"{HTTPS_ADDR}:{cls.nginx_port}:127.0.0.1",
+                              f"https://{HTTPS_ADDR}:{cls.nginx_port}/site.git/info/refs?service=git-upload-pack"]).returncode != 0:
+            if time.monotonic() > deadline:
+                raise AssertionError("nginx did not come up")
+            time.sleep(0.1)
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in (cls.nginx, cls.fcgi):
+            p.terminate()
+            p.wait(10)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def boot(self, name, ca):
+        port = h.free_port()
+        fwd = f"guestfwd=tcp:{HTTPS_ADDR}:443-cmd:{h.ROOT}/scripts/relay.py {self.nginx_port}"
+        system = system_for(name, f"https://{HTTPS_ADDR}/site.git", {"remote_ca": ca, "site": h.BUILD / "site.tar"})
+        return port, h.Guest(system, net=h.netdev([(port, 4433)], extra=[fwd]), timeout=120)
+
+    def test_fetch_over_https_with_the_ca_region(self):
+        port, guest = self.boot("https-remote", self.tmp / "pki/ca.pem")
+        with guest as g:
+            m = g.wait_for(r"^unipi\| git: fetched ([0-9a-f]{40}) from https://")
+            self.assertEqual(m.group(1), git(self.repo, "rev-parse", "HEAD"))
+            g.wait_for(r"^unipi\| serving [0-9a-f]{40};")
+            for path, want in archive(self.repo).items():
+                if isinstance(want, bytes):
+                    with self.subTest(path=path):
+                        got = h.curl(f"https://127.0.0.1:{port}/{path}", "--cacert", str(CERTS / "ca.pem")).stdout
+                        self.assertEqual(got, want)
+
+    def test_untrusted_server_is_refused_and_the_fallback_is_served(self):
+        # Trust the development CA instead of the one that signed nginx's certificate.
+        port, guest = self.boot("https-untrusted", CERTS / "ca.pem")
+        with guest as g:
+            g.wait_for(r"^unipi\| warning: git: fetch failed: .*(certificate|UnknownIssuer|invalid peer)")
+            # Meanwhile the built-in archive of htdocs is served.
+            got = h.curl(f"https://127.0.0.1:{port}/about.html", "--cacert", str(CERTS / "ca.pem")).stdout
+            self.assertEqual(got, (h.ROOT / "htdocs/about.html").read_bytes())
+            self.assertNotRegex(g.log(), r"(?m)^unipi\| serving [0-9a-f]{40}")
+
+
+if __name__ == "__main__":
+    unittest.main()
