@@ -208,4 +208,4 @@ clean:
 
 FORCE:
 
-include mk/deploy.mk
+include mk/deploy.mk mk/fuzz.mk mk/bench.mk
