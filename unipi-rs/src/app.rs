@@ -43,15 +43,26 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         return 1;
     };
     let tls = match (p.region(&cfg.tls_cert), p.region(&cfg.tls_key)) {
-        (Some(cert), Some(key)) => match server_config(cert, key, clock.clone(), ticketer.clone()) {
+        (Some(cert), Some(key)) => match server_config(
+            cert,
+            key,
+            clock.clone(),
+            cfg.tls_resumption.then(|| ticketer.clone()),
+        ) {
             Ok(c) => Some(c),
             Err(e) => {
-                error!("TLS disabled: {e} (regions '{}', '{}')", cfg.tls_cert, cfg.tls_key);
+                error!(
+                    "TLS disabled: {e} (regions '{}', '{}')",
+                    cfg.tls_cert, cfg.tls_key
+                );
                 None
             }
         },
         _ => {
-            warn!("no '{}'/'{}' memory regions: TLS disabled", cfg.tls_cert, cfg.tls_key);
+            warn!(
+                "no '{}'/'{}' memory regions: TLS disabled",
+                cfg.tls_cert, cfg.tls_key
+            );
             None
         }
     };
@@ -61,7 +72,12 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
     let mut site: Option<Arc<Site>> = match p.region(&cfg.site_region) {
         Some(archive) => match tar::load(archive, &limits) {
             Ok(s) => {
-                info!("site: {} files, {} bytes from the '{}' region", s.len(), s.total_bytes(), cfg.site_region);
+                info!(
+                    "site: {} files, {} bytes from the '{}' region",
+                    s.len(),
+                    s.total_bytes(),
+                    cfg.site_region
+                );
                 Some(Arc::new(s))
             }
             Err(e) => {
@@ -86,7 +102,14 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
     let mut net = Net::new(dev, mac, &cfg, now, u64::from_le_bytes(seed));
 
     let http_cfg = Arc::new(HttpConfig::from_config(&cfg));
-    let mut server = Server::new(&mut net, http_cfg, tls, cfg.port, cfg.https_port, cfg.max_connections);
+    let mut server = Server::new(
+        &mut net,
+        http_cfg,
+        tls,
+        cfg.port,
+        cfg.https_port,
+        cfg.max_connections,
+    );
 
     let mut fetcher = match Fetcher::new(&cfg, p, clock.clone()) {
         Ok(f) => f,
@@ -96,11 +119,15 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         }
     };
     if site.is_none() && fetcher.is_none() {
-        warn!("no site: neither a --remote nor a '{}' region; answering 503", cfg.site_region);
+        warn!(
+            "no site: neither a --remote nor a '{}' region; answering 503",
+            cfg.site_region
+        );
     }
     // Webhook requests waiting for the pull generation that answers them.
     let mut waiting_hooks: Vec<(u64, HookRequest)> = Vec::new();
     let mut last_rotate = 0;
+    let mut last_status = p.now();
     info!("ready");
 
     loop {
@@ -110,6 +137,22 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         if unix.saturating_sub(last_rotate) >= 60 {
             last_rotate = unix;
             ticketer.rotate(unix);
+        }
+
+        if cfg.status_interval > 0
+            && now >= last_status + Duration::from_secs(u64::from(cfg.status_interval))
+        {
+            last_status = now;
+            let (heap, st) = (p.heap(), server.stats());
+            info!(
+                "status: {} connections open, {} accepted, {} failed; heap {} used, {} peak, {} size",
+                server.open_connections(),
+                st.accepted,
+                st.failed,
+                heap.used,
+                heap.peak,
+                heap.size
+            );
         }
 
         if let Some(dev) = p.device() {
@@ -122,7 +165,9 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
                 Some(f) => waiting_hooks.push((f.request_pull(), h)),
                 None => server.complete_hook(
                     h,
-                    HookOutcome::Failed { reason: String::from("no --remote configured") },
+                    HookOutcome::Failed {
+                        reason: String::from("no --remote configured"),
+                    },
                     now,
                     unix,
                 ),
@@ -132,10 +177,16 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         if let Some(done) = fetcher.as_mut().and_then(|f| f.poll(&mut net, now, unix)) {
             let outcome = match done.event {
                 FetchEvent::None => None,
-                FetchEvent::Updated { site: new_site, commit } => {
+                FetchEvent::Updated {
+                    site: new_site,
+                    commit,
+                } => {
                     site = Some(Arc::from(new_site));
                     let heap = p.heap();
-                    info!("serving {commit}; heap {} of {} bytes in use, peak {}", heap.used, heap.size, heap.peak);
+                    info!(
+                        "serving {commit}; heap {} of {} bytes in use, peak {}",
+                        heap.used, heap.size, heap.peak
+                    );
                     Some(HookOutcome::Updated { commit })
                 }
                 FetchEvent::Unchanged => Some(HookOutcome::Unchanged),
@@ -160,7 +211,17 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         p.notify();
 
         let mut deadline = now + MAX_IDLE;
-        for d in [net.poll_at(now), server.deadline(), fetcher.as_ref().and_then(|f| f.deadline())].into_iter().flatten()
+        if cfg.status_interval > 0 {
+            deadline =
+                deadline.min(last_status + Duration::from_secs(u64::from(cfg.status_interval)));
+        }
+        for d in [
+            net.poll_at(now),
+            server.deadline(),
+            fetcher.as_ref().and_then(|f| f.deadline()),
+        ]
+        .into_iter()
+        .flatten()
         {
             deadline = deadline.min(d);
         }
@@ -169,4 +230,3 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         }
     }
 }
-

@@ -94,6 +94,11 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Log verbosity.
     pub log_level: LevelFilter,
+    /// TLS session resumption (tickets); off forces a full handshake per
+    /// connection (benchmarks).
+    pub tls_resumption: bool,
+    /// Seconds between status log lines (connections, heap); 0: none.
+    pub status_interval: u32,
 }
 
 impl Default for Config {
@@ -121,6 +126,8 @@ impl Default for Config {
             header_timeout: 10,
             max_header_bytes: 16 * 1024,
             log_level: LevelFilter::Info,
+            tls_resumption: true,
+            status_interval: 0,
         }
     }
 }
@@ -247,6 +254,8 @@ const FLAGS: &[(&str, Kind)] = &[
     ("header-timeout", Kind::Value),
     ("max-header-bytes", Kind::Value),
     ("log-level", Kind::Value),
+    ("tls-resumption", Kind::Value),
+    ("status-interval", Kind::Value),
     ("tls", Kind::UnsupportedSwitch(LE)),
     ("production", Kind::UnsupportedSwitch(LE)),
     ("cert-seed", Kind::UnsupportedValue(LE)),
@@ -397,6 +406,14 @@ impl Config {
                     _ => return Err("expected error, warn, info, debug or trace"),
                 }
             }
+            "tls-resumption" => {
+                self.tls_resumption = match v.to_ascii_lowercase().as_str() {
+                    "on" | "true" | "yes" => true,
+                    "off" | "false" | "no" => false,
+                    _ => return Err("expected on or off"),
+                }
+            }
+            "status-interval" => self.status_interval = parse_num(v, 0, 86400)? as u32,
             _ => return Err("unhandled flag"),
         }
         Ok(())
@@ -788,6 +805,17 @@ mod tests {
                 ("a:b".into(), "text/plain".into())
             ]
         );
+    }
+
+    #[test]
+    fn resumption_and_status() {
+        let c = ok("--tls-resumption=off --status-interval 5");
+        assert!(!c.tls_resumption);
+        assert_eq!(c.status_interval, 5);
+        assert!(ok("").tls_resumption);
+        assert_eq!(ok("").status_interval, 0);
+        let (_, errs) = Config::parse("--tls-resumption=maybe --status-interval=-1");
+        assert_eq!(errs.len(), 2);
     }
 
     #[test]

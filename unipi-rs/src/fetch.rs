@@ -18,7 +18,9 @@ use smoltcp::socket::dns::{GetQueryResultError, QueryHandle};
 use smoltcp::socket::{dns, tcp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{DnsQueryType, IpAddress, Ipv4Address};
-use unipi_git::{Fetch, FetchOptions, FileKind, Io, ObjectId, Outcome, Phase, Scheme, Snapshot, Url};
+use unipi_git::{
+    Fetch, FetchOptions, FileKind, Io, ObjectId, Outcome, Phase, Scheme, Snapshot, Url,
+};
 
 use crate::config::Config;
 use crate::net::Net;
@@ -104,18 +106,29 @@ impl Fetcher {
     /// A fetcher for `--remote`, or `None` without one. HTTPS remotes trust
     /// the CA certificates of the `--remote-ca` region, or else the bundled
     /// Web PKI roots.
-    pub fn new<P: Platform>(cfg: &Config, p: &mut P, clock: Arc<LoopClock>) -> Result<Option<Fetcher>, String> {
-        let Some(remote) = &cfg.remote else { return Ok(None) };
+    pub fn new<P: Platform>(
+        cfg: &Config,
+        p: &mut P,
+        clock: Arc<LoopClock>,
+    ) -> Result<Option<Fetcher>, String> {
+        let Some(remote) = &cfg.remote else {
+            return Ok(None);
+        };
         let url = Url::parse(remote).map_err(|e| format!("--remote {remote}: {e}"))?;
         let tls = match url.scheme() {
             Scheme::Https => Some(match p.region(&cfg.remote_ca) {
                 Some(pem) => {
-                    info!("git: trusting the CA certificates of the '{}' region", cfg.remote_ca);
-                    client_config(pem, clock).map_err(|e| format!("--remote-ca region '{}': {e}", cfg.remote_ca))?
+                    info!(
+                        "git: trusting the CA certificates of the '{}' region",
+                        cfg.remote_ca
+                    );
+                    client_config(pem, clock)
+                        .map_err(|e| format!("--remote-ca region '{}': {e}", cfg.remote_ca))?
                 }
                 None => {
                     info!("git: trusting the bundled Web PKI roots");
-                    crate::tls::web_pki_client_config(clock).map_err(|e| format!("TLS client: {e}"))?
+                    crate::tls::web_pki_client_config(clock)
+                        .map_err(|e| format!("TLS client: {e}"))?
                 }
             }),
             _ => None,
@@ -171,7 +184,14 @@ impl Fetcher {
         }
         let running = self.running.as_mut()?;
         let socket = self.socket?;
-        let done = drive(running, net, socket, &mut self.local_port, self.tls.as_ref(), now)?;
+        let done = drive(
+            running,
+            net,
+            socket,
+            &mut self.local_port,
+            self.tls.as_ref(),
+            now,
+        )?;
         let generation = running.generation;
         let elapsed = now - running.started;
         let progress = running.fetch.progress();
@@ -179,7 +199,11 @@ impl Fetcher {
         self.running = None;
         let event = match done {
             Ok(Outcome::Unchanged(commit)) => {
-                info!("git: {} still at {commit} (checked in {} ms)", self.url_text(), elapsed.total_millis());
+                info!(
+                    "git: {} still at {commit} (checked in {} ms)",
+                    self.url_text(),
+                    elapsed.total_millis()
+                );
                 self.succeeded();
                 FetchEvent::Unchanged
             }
@@ -195,17 +219,28 @@ impl Fetcher {
                         s.pack_bytes,
                         s.objects,
                         s.deltas,
-                        s.protocol.map(|p| format!("{p:?}")).unwrap_or_else(|| "?".into()),
+                        s.protocol
+                            .map(|p| format!("{p:?}"))
+                            .unwrap_or_else(|| "?".into()),
                         elapsed.total_millis()
                     );
                     self.current = Some(snapshot.commit);
                     self.succeeded();
-                    FetchEvent::Updated { site: Box::new(site), commit: snapshot.commit.to_string() }
+                    FetchEvent::Updated {
+                        site: Box::new(site),
+                        commit: snapshot.commit.to_string(),
+                    }
                 }
-                Err(e) => self.failed(now, format!("fetched {} but cannot serve it: {e}", snapshot.commit)),
+                Err(e) => self.failed(
+                    now,
+                    format!("fetched {} but cannot serve it: {e}", snapshot.commit),
+                ),
             },
             Err(e) => {
-                let what = format!("{e} (while {}, after {} bytes)", progress.phase, progress.received_bytes);
+                let what = format!(
+                    "{e} (while {}, after {} bytes)",
+                    progress.phase, progress.received_bytes
+                );
                 self.failed(now, what)
             }
         };
@@ -213,7 +248,13 @@ impl Fetcher {
     }
 
     fn url_text(&self) -> String {
-        let mut s = format!("{}://{}:{}{}", scheme_name(self.url.scheme()), self.url.host(), self.url.port(), self.url.path());
+        let mut s = format!(
+            "{}://{}:{}{}",
+            scheme_name(self.url.scheme()),
+            self.url.host(),
+            self.url.port(),
+            self.url.path()
+        );
         if let Some(b) = self.url.branch() {
             s.push('#');
             s.push_str(b);
@@ -228,11 +269,18 @@ impl Fetcher {
             self.socket = Some(net.sockets.add(tcp::Socket::new(rx, tx)));
         }
         self.started = self.requested;
-        let opts = FetchOptions { current: self.current, ..FetchOptions::default() };
+        let opts = FetchOptions {
+            current: self.current,
+            ..FetchOptions::default()
+        };
         info!(
             "git: fetching {}{}",
             self.url_text(),
-            if self.failures > 0 { format!(" (attempt {})", self.failures + 1) } else { String::new() }
+            if self.failures > 0 {
+                format!(" (attempt {})", self.failures + 1)
+            } else {
+                String::new()
+            }
         );
         self.running = Some(Box::new(Running {
             fetch: Fetch::new(self.url.clone(), opts),
@@ -258,11 +306,17 @@ impl Fetcher {
     fn failed(&mut self, now: Instant, reason: String) -> FetchEvent {
         self.failures += 1;
         if self.have_site {
-            warn!("git: pull failed, still serving {}: {reason}", self.current.map(|c| c.to_string()).unwrap_or_default());
+            warn!(
+                "git: pull failed, still serving {}: {reason}",
+                self.current.map(|c| c.to_string()).unwrap_or_default()
+            );
         } else {
             // At boot keep trying: 1 s, 2 s, 4 s, ... up to MAX_BACKOFF.
             let delay = Duration::from_secs(1u64 << (self.failures - 1).min(6)).min(MAX_BACKOFF);
-            warn!("git: fetch failed: {reason}; retrying in {} s", delay.secs());
+            warn!(
+                "git: fetch failed: {reason}; retrying in {} s",
+                delay.secs()
+            );
             self.next_attempt = now + delay;
             self.requested = self.requested.max(self.started + 1);
         }
@@ -336,7 +390,8 @@ fn drive(
                     }
                 };
                 if !s.is_open() {
-                    r.fetch.transport_error("connection closed by the remote while sending");
+                    r.fetch
+                        .transport_error("connection closed by the remote while sending");
                     continue;
                 }
                 if n == 0 {
@@ -416,23 +471,45 @@ fn connect_step(
     match &mut r.conn {
         Conn::None | Conn::Open { .. } => {
             if let Ok(ip) = Ipv4Address::from_str(host) {
-                return tcp_connect(r, net, socket, local_port, host, IpAddress::Ipv4(ip), port, tls);
+                return tcp_connect(
+                    r,
+                    net,
+                    socket,
+                    local_port,
+                    host,
+                    IpAddress::Ipv4(ip),
+                    port,
+                    tls,
+                );
             }
             let dns_h = net.dns();
             let ctx = net.iface.context();
-            match net.sockets.get_mut::<dns::Socket>(dns_h).start_query(ctx, host, DnsQueryType::A) {
+            match net
+                .sockets
+                .get_mut::<dns::Socket>(dns_h)
+                .start_query(ctx, host, DnsQueryType::A)
+            {
                 Ok(query) => {
                     debug!("git: resolving {host}");
-                    r.conn = Conn::Resolving { host: host.to_string(), query };
+                    r.conn = Conn::Resolving {
+                        host: host.to_string(),
+                        query,
+                    };
                     Step::Progress
                 }
-                Err(e) => Step::Fail(format!("cannot resolve {host}: {e:?} (no DNS server? use --dns)")),
+                Err(e) => Step::Fail(format!(
+                    "cannot resolve {host}: {e:?} (no DNS server? use --dns)"
+                )),
             }
         }
         Conn::Resolving { query, host: h, .. } => {
             let query = *query;
             let h = h.clone();
-            match net.sockets.get_mut::<dns::Socket>(net.dns()).get_query_result(query) {
+            match net
+                .sockets
+                .get_mut::<dns::Socket>(net.dns())
+                .get_query_result(query)
+            {
                 Ok(addrs) => match addrs.iter().find_map(|a| match a {
                     IpAddress::Ipv4(v4) => Some(*v4),
                     #[allow(unreachable_patterns)]
@@ -440,7 +517,16 @@ fn connect_step(
                 }) {
                     Some(ip) => {
                         debug!("git: {h} is {ip}");
-                        tcp_connect(r, net, socket, local_port, &h, IpAddress::Ipv4(ip), port, tls)
+                        tcp_connect(
+                            r,
+                            net,
+                            socket,
+                            local_port,
+                            &h,
+                            IpAddress::Ipv4(ip),
+                            port,
+                            tls,
+                        )
                     }
                     None => Step::Fail(format!("{h} has no IPv4 address")),
                 },
@@ -453,7 +539,9 @@ fn connect_step(
             match s.state() {
                 tcp::State::Established => {
                     if *tls {
-                        let Some(cfg) = tls_cfg else { return Step::Fail("no TLS configuration".into()) };
+                        let Some(cfg) = tls_cfg else {
+                            return Step::Fail("no TLS configuration".into());
+                        };
                         match ClientTls::client(cfg.clone(), h) {
                             Ok(t) => {
                                 r.conn = Conn::Handshaking { tls: Box::new(t) };
@@ -486,7 +574,9 @@ fn connect_step(
             }
             flush_tls(t, s);
             if t.is_established() {
-                let Conn::Handshaking { tls } = core::mem::replace(&mut r.conn, Conn::None) else { unreachable!() };
+                let Conn::Handshaking { tls } = core::mem::replace(&mut r.conn, Conn::None) else {
+                    unreachable!()
+                };
                 r.conn = Conn::Open { tls: Some(tls) };
                 r.fetch.connected();
                 Step::Progress
@@ -510,14 +600,21 @@ fn tcp_connect(
     port: u16,
     tls: bool,
 ) -> Step {
-    *local_port = if *local_port == u16::MAX { 49152 } else { *local_port + 1 };
+    *local_port = if *local_port == u16::MAX {
+        49152
+    } else {
+        *local_port + 1
+    };
     let ctx = net.iface.context();
     let s = net.sockets.get_mut::<tcp::Socket>(socket);
     s.abort();
     match s.connect(ctx, (ip, port), *local_port) {
         Ok(()) => {
             debug!("git: connecting to {host} ({ip}:{port})");
-            r.conn = Conn::Connecting { host: host.to_string(), tls };
+            r.conn = Conn::Connecting {
+                host: host.to_string(),
+                tls,
+            };
             Step::Progress
         }
         Err(e) => Step::Fail(format!("cannot connect to {ip}:{port}: {e:?}")),
@@ -560,6 +657,10 @@ pub fn to_site(snapshot: &Snapshot, limits: &SiteLimits) -> Result<Site, String>
         }
     }
     let commit = snapshot.commit.to_string();
-    b.finish(SiteMeta { source: format!("git {commit}"), commit: Some(commit), last_modified: Some(time) })
-        .map_err(|e| e.to_string())
+    b.finish(SiteMeta {
+        source: format!("git {commit}"),
+        commit: Some(commit),
+        last_modified: Some(time),
+    })
+    .map_err(|e| e.to_string())
 }

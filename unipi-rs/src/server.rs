@@ -102,16 +102,41 @@ impl Server {
         let max = max_connections.max(1);
         match tls {
             Some(cfg) => {
-                pools.push(Pool::new(net, https_port, Role::Site { secure: true }, Some(cfg), max));
-                pools.push(Pool::new(net, port, Role::Redirect, None, (max / 4).clamp(2, 16)));
-                info!("serving HTTPS on port {https_port} (up to {max} connections), redirecting HTTP on port {port}");
+                pools.push(Pool::new(
+                    net,
+                    https_port,
+                    Role::Site { secure: true },
+                    Some(cfg),
+                    max,
+                ));
+                pools.push(Pool::new(
+                    net,
+                    port,
+                    Role::Redirect,
+                    None,
+                    (max / 4).clamp(2, 16),
+                ));
+                info!(
+                    "serving HTTPS on port {https_port} (up to {max} connections), redirecting HTTP on port {port}"
+                );
             }
             None => {
-                pools.push(Pool::new(net, port, Role::Site { secure: false }, None, max));
+                pools.push(Pool::new(
+                    net,
+                    port,
+                    Role::Site { secure: false },
+                    None,
+                    max,
+                ));
                 warn!("no TLS certificate: serving plain HTTP on port {port}");
             }
         }
-        Server { pools, http_cfg, stats: ServerStats::default(), scratch: vec![0; 16 * 1024] }
+        Server {
+            pools,
+            http_cfg,
+            stats: ServerStats::default(),
+            scratch: vec![0; 16 * 1024],
+        }
     }
 
     /// Counters.
@@ -126,13 +151,28 @@ impl Server {
 
     /// Moves data between sockets, TLS and HTTP for every connection;
     /// returns the webhook requests that appeared.
-    pub fn poll(&mut self, net: &mut Net, site: Option<&Site>, now: Instant, unix: u64) -> Vec<HookRequest> {
+    pub fn poll(
+        &mut self,
+        net: &mut Net,
+        site: Option<&Site>,
+        now: Instant,
+        unix: u64,
+    ) -> Vec<HookRequest> {
         let mut hooks = Vec::new();
         for (pi, pool) in self.pools.iter_mut().enumerate() {
             pool.accept(net, &self.http_cfg, now, &mut self.stats);
             let mut i = 0;
             while i < pool.conns.len() {
-                let keep = drive(&mut pool.conns[i], net, site, now, unix, &mut self.scratch, &mut hooks, pi);
+                let keep = drive(
+                    &mut pool.conns[i],
+                    net,
+                    site,
+                    now,
+                    unix,
+                    &mut self.scratch,
+                    &mut hooks,
+                    pi,
+                );
                 if keep {
                     i += 1;
                 } else {
@@ -149,8 +189,18 @@ impl Server {
     }
 
     /// Answers a webhook request once the pull has finished.
-    pub fn complete_hook(&mut self, req: HookRequest, outcome: HookOutcome, now: Instant, unix: u64) {
-        if let Some(c) = self.pools.get_mut(req.pool).and_then(|p| p.conns.iter_mut().find(|c| c.socket == req.socket)) {
+    pub fn complete_hook(
+        &mut self,
+        req: HookRequest,
+        outcome: HookOutcome,
+        now: Instant,
+        unix: u64,
+    ) {
+        if let Some(c) = self
+            .pools
+            .get_mut(req.pool)
+            .and_then(|p| p.conns.iter_mut().find(|c| c.socket == req.socket))
+        {
             c.http.complete_hook(outcome, now, unix);
             c.hook_pending = false;
         }
@@ -177,7 +227,13 @@ impl Server {
 }
 
 impl Pool {
-    fn new(net: &mut Net, port: u16, role: Role, tls: Option<Arc<ServerConfig>>, size: usize) -> Pool {
+    fn new(
+        net: &mut Net,
+        port: u16,
+        role: Role,
+        tls: Option<Arc<ServerConfig>>,
+        size: usize,
+    ) -> Pool {
         let mut idle = Vec::with_capacity(size);
         for _ in 0..size {
             let rx = tcp::SocketBuffer::new(vec![0; RX_BUFFER]);
@@ -187,7 +243,14 @@ impl Pool {
             s.set_ack_delay(None);
             idle.push(net.sockets.add(s));
         }
-        let mut pool = Pool { port, role, tls, idle, conns: Vec::with_capacity(size), refused_logged: false };
+        let mut pool = Pool {
+            port,
+            role,
+            tls,
+            idle,
+            conns: Vec::with_capacity(size),
+            refused_logged: false,
+        };
         pool.relisten(net);
         pool
     }
@@ -207,7 +270,13 @@ impl Pool {
     }
 
     /// Turns idle sockets that received a connection into connections.
-    fn accept(&mut self, net: &mut Net, http_cfg: &Arc<HttpConfig>, now: Instant, stats: &mut ServerStats) {
+    fn accept(
+        &mut self,
+        net: &mut Net,
+        http_cfg: &Arc<HttpConfig>,
+        now: Instant,
+        stats: &mut ServerStats,
+    ) {
         let mut i = 0;
         while i < self.idle.len() {
             let h = self.idle[i];
@@ -216,7 +285,10 @@ impl Pool {
             // SynReceived it may still fall back to listening).
             if matches!(
                 s.state(),
-                tcp::State::Listen | tcp::State::SynReceived | tcp::State::Closed | tcp::State::TimeWait
+                tcp::State::Listen
+                    | tcp::State::SynReceived
+                    | tcp::State::Closed
+                    | tcp::State::TimeWait
             ) {
                 i += 1;
                 continue;
@@ -249,7 +321,11 @@ impl Pool {
             });
         }
         if self.idle.is_empty() && !self.refused_logged {
-            warn!("port {}: all {} connections busy; refusing new ones", self.port, self.conns.len());
+            warn!(
+                "port {}: all {} connections busy; refusing new ones",
+                self.port,
+                self.conns.len()
+            );
             self.refused_logged = true;
         }
     }
@@ -287,7 +363,8 @@ fn drive(
             let _ = t.pump(&[]);
             send_tls(t, socket);
         }
-        let drained = c.tls.as_ref().is_none_or(|t| t.output().is_empty()) && socket.send_queue() == 0;
+        let drained =
+            c.tls.as_ref().is_none_or(|t| t.output().is_empty()) && socket.send_queue() == 0;
         if drained && socket.state() == tcp::State::Established {
             socket.close();
         }
@@ -346,7 +423,10 @@ fn drive(
             match ev {
                 Event::HookRequested => {
                     c.hook_pending = true;
-                    hooks.push(HookRequest { pool, socket: c.socket });
+                    hooks.push(HookRequest {
+                        pool,
+                        socket: c.socket,
+                    });
                 }
             }
         }

@@ -127,12 +127,13 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// The HTTPS server configuration: the chain and key from PEM, TLS 1.3 and
-/// 1.2, ALPN `http/1.1`, session tickets from `ticketer`.
+/// 1.2, ALPN `http/1.1`, session tickets from `ticketer` (none: every
+/// connection makes a full handshake).
 pub fn server_config(
     cert_pem: &[u8],
     key_pem: &[u8],
     clock: Arc<LoopClock>,
-    ticketer: Arc<Ticketer>,
+    ticketer: Option<Arc<Ticketer>>,
 ) -> Result<Arc<ServerConfig>, SetupError> {
     let certs = parse_certs(cert_pem)?;
     let key = PrivateKeyDer::from_pem_slice(trim_padding(key_pem))
@@ -144,7 +145,13 @@ pub fn server_config(
         .with_single_cert(certs, key)
         .map_err(|e| SetupError::Rustls(e.to_string()))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    cfg.ticketer = ticketer;
+    match ticketer {
+        Some(t) => cfg.ticketer = t,
+        None => {
+            cfg.send_tls13_tickets = 0;
+            cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        }
+    }
     Ok(Arc::new(cfg))
 }
 
@@ -171,7 +178,9 @@ pub fn client_config(
 /// A client configuration that trusts the bundled Web PKI roots (Mozilla's
 /// list, from the `webpki-roots` crate).
 pub fn web_pki_client_config(clock: Arc<LoopClock>) -> Result<Arc<ClientConfig>, SetupError> {
-    let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
     let mut cfg = ClientConfig::builder_with_details(provider(), clock)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| SetupError::Rustls(e.to_string()))?
@@ -689,7 +698,7 @@ mod tests {
         let clock = Arc::new(LoopClock::default());
         clock.set(now());
         let ticketer = Arc::new(Ticketer::new(now()).unwrap());
-        let scfg = server_config(&chain, &key, clock.clone(), ticketer).unwrap();
+        let scfg = server_config(&chain, &key, clock.clone(), Some(ticketer)).unwrap();
         let ccfg = client_config(&ca, clock).unwrap();
         let mut server = ServerTls::server(scfg).unwrap();
         let mut client = ClientTls::client(ccfg, "localhost").unwrap();
@@ -727,8 +736,13 @@ mod tests {
         let (chain, key, _) = test_pki();
         let clock = Arc::new(LoopClock::default());
         clock.set(now());
-        let scfg =
-            server_config(&chain, &key, clock, Arc::new(Ticketer::new(now()).unwrap())).unwrap();
+        let scfg = server_config(
+            &chain,
+            &key,
+            clock,
+            Some(Arc::new(Ticketer::new(now()).unwrap())),
+        )
+        .unwrap();
         let mut server = ServerTls::server(scfg).unwrap();
         server.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(server.pump(&[]).is_err());
@@ -766,8 +780,7 @@ mod tests {
             SetupError::NoCertificate
         );
         let clock = Arc::new(LoopClock::default());
-        let e = server_config(b"junk", b"junk", clock, Arc::new(Ticketer::new(0).unwrap()))
-            .unwrap_err();
+        let e = server_config(b"junk", b"junk", clock, None).unwrap_err();
         assert!(
             matches!(e, SetupError::NoCertificate | SetupError::Pem(_)),
             "{e:?}"
