@@ -208,3 +208,24 @@ class Https(h.QemuTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Dhcp(h.QemuTestCase):
+    """Without --ipv4 the subject configures itself by DHCP (QEMU's server
+    hands out 192.168.254.15 first) and serves the built-in site archive."""
+
+    def test_dhcp_lease_then_https(self):
+        h.require(h.BUILD / "unipi.muen", h.BUILD / "site.tar")
+        certs = h.ROOT / "certs" / "dev"
+        system = h.make_system("dhcp", [dict(
+            name="unipi", elf=h.BUILD / "unipi.muen", ram=64, nets=["net0"],
+            memory={"site": h.BUILD / "site.tar", "tls_cert": certs / "server.pem", "tls_key": certs / "server.key"},
+            events=[(0, "solo5_exit", "exit"), (1, "net0|notify", "netnotify")])])
+        port = h.free_port()
+        with h.Guest(system, net=h.netdev([(port, 4433)], guest_ip="192.168.254.15"), timeout=60) as g:
+            # QEMU's restricted DHCP server offers no router, which is fine here.
+            g.wait_for(r"^unipi\| net: DHCP lease 192\.168\.254\.15/24")
+            self.assertNotIn("lease lost", g.log())
+            h.wait_https(port, timeout=30)
+            body = h.curl(f"https://127.0.0.1:{port}/about.html", "--cacert", str(CA)).stdout
+        self.assertEqual(body, (HTDOCS / "about.html").read_bytes())

@@ -170,7 +170,10 @@ impl Net {
                 self.announce = true;
             }
             None => {
-                warn!("net: DHCP lease lost");
+                // smoltcp also reports "deconfigured" when it starts.
+                if self.ipv4().is_some() {
+                    warn!("net: DHCP lease lost");
+                }
                 self.iface.update_ip_addrs(|a| a.clear());
                 self.iface.routes_mut().remove_default_ipv4_route();
             }
