@@ -229,3 +229,17 @@ class Dhcp(h.QemuTestCase):
             h.wait_https(port, timeout=30)
             body = h.curl(f"https://127.0.0.1:{port}/about.html", "--cacert", str(CA)).stdout
         self.assertEqual(body, (HTDOCS / "about.html").read_bytes())
+
+
+class PcMachine(h.QemuTestCase):
+    """The same system.elf on `-M pc` (SeaBIOS, virtio-net-pci) serves too."""
+
+    def test_https_on_pc(self):
+        h.require(h.BUILD / "system.elf")
+        port = h.free_port()
+        net = h.netdev([(port, 4433)], extra=[git_guestfwd(h.BUILD)])
+        with h.Guest(h.BUILD / "system.elf", machine="pc", net=net, timeout=90) as g:
+            g.wait_for(r"^unipi\| serving [0-9a-f]{40};")
+            self.assertRegex(g.log(), r"(?m)^kernel: bridge: 1 subject port\(s\), NIC: virtio-net pci")
+            body = h.curl(f"https://127.0.0.1:{port}/css/site.css", "--cacert", str(CA)).stdout
+        self.assertEqual(body, (HTDOCS / "css/site.css").read_bytes())
