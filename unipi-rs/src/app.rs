@@ -25,8 +25,8 @@ use crate::tls::{LoopClock, Ticketer, server_config};
 /// Longest sleep without any deadline (housekeeping, ticket-key rotation).
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
-/// Runs the server until the platform stops it; returns an exit status
-/// only when it cannot start at all.
+/// Runs the server until the platform stops it ([`Platform::running`]);
+/// returns 0 then, or 1 when it cannot start at all.
 pub fn run<P: Platform>(p: &mut P) -> i32 {
     let (cfg, errors) = Config::parse(p.cmdline());
     for e in &errors {
@@ -130,7 +130,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
     let mut last_status = p.now();
     info!("ready");
 
-    loop {
+    while p.running() {
         let now = p.now();
         let unix = p.unix_time();
         clock.set(unix);
@@ -229,4 +229,5 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             p.wait(deadline);
         }
     }
+    0
 }

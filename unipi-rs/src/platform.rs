@@ -55,4 +55,10 @@ pub trait Platform {
 
     /// Heap figures.
     fn heap(&self) -> HeapStats;
+
+    /// Whether the server loop should go on (a unikernel never stops; tests
+    /// running the loop in-process do).
+    fn running(&mut self) -> bool {
+        true
+    }
 }
