@@ -3,7 +3,8 @@
 
 QEMU runs it once per guest connection as a guestfwd command
 (guestfwd=tcp:ADDR:PORT-cmd:scripts/relay.py HOSTPORT), which lets a guest
-reach a test server on the host's loopback and nothing else."""
+reach a test server on the host's loopback and nothing else (the netdev has
+restrict=on)."""
 import os
 import selectors
 import socket

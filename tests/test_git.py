@@ -16,6 +16,8 @@ from pathlib import Path
 import harness as h
 
 CERTS = h.ROOT / "certs" / "dev"
+# harness.netdev builds every netdev with restrict=on; the guestfwd targets
+# below are commands that only ever connect to 127.0.0.1.
 GIT_ADDR = "192.168.254.2"
 HTTPS_ADDR = "192.168.254.4"  # .2 serves git://, .3 is QEMU's DNS
 ENV = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",

@@ -16,6 +16,7 @@ CA = h.ROOT / "certs" / "dev" / "ca.pem"
 
 
 def git_guestfwd(base):
+    """The guestfwd option for the git daemon; harness.netdev adds restrict=on."""
     return f"guestfwd=tcp:192.168.254.2:9418-cmd:{h.ROOT}/scripts/git-inetd.sh {base}"
 
 

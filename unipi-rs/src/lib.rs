@@ -1,8 +1,8 @@
 //! unipi-rs: serve a static website fetched from a Git remote over HTTPS.
 //!
-//! This crate is the portable core of the unikernel: `no_std` + `alloc`, no
-//! `unsafe`, and no knowledge of Muen. It talks to the machine through the
-//! small [`platform::Platform`] trait (clock, entropy, network device, memory
+//! This crate is the portable core of the unikernel: `no_std` + `alloc`,
+//! `#![forbid(unsafe_code)]`, and no knowledge of Muen. It talks to the
+//! machine through the small [`platform::Platform`] trait (clock, entropy, network device, memory
 //! regions, log sink); `platform-muen/subject` implements it for a Muen
 //! subject, and host tests implement it in memory.
 //!

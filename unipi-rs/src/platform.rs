@@ -2,8 +2,8 @@
 //!
 //! `platform-muen/subject` implements it for a Muen native subject; tests
 //! implement it in memory. Everything the application needs from outside
-//! goes through here, so the application itself stays portable and free of
-//! `unsafe`.
+//! goes through here, so the application itself stays portable and keeps
+//! `forbid(unsafe_code)`.
 
 use smoltcp::time::Instant;
 

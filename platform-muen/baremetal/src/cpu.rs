@@ -19,7 +19,9 @@ pub fn rdseed64() -> Option<u64> {
         // SAFETY: rdseed only writes the named registers and flags; callers
         // check CPUID support first (an unsupported rdseed raises #UD, which
         // the exception handlers report).
-        unsafe { asm!("rdseed {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack)) };
+        unsafe {
+            asm!("rdseed {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack))
+        };
         if ok != 0 {
             return Some(v);
         }
@@ -35,7 +37,9 @@ pub fn rdrand64() -> Option<u64> {
         let v: u64;
         let ok: u8;
         // SAFETY: as for rdseed.
-        unsafe { asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack)) };
+        unsafe {
+            asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack))
+        };
         if ok != 0 {
             return Some(v);
         }
@@ -72,7 +76,8 @@ pub fn rng_support() -> RngSupport {
 pub fn fill_random(buf: &mut [u8]) -> bool {
     let s = rng_support();
     for chunk in buf.chunks_mut(8) {
-        let v = if s.rdseed { rdseed64() } else { None }.or_else(|| if s.rdrand { rdrand64() } else { None });
+        let v = if s.rdseed { rdseed64() } else { None }
+            .or_else(|| if s.rdrand { rdrand64() } else { None });
         match v {
             Some(v) => chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]),
             None => return false,
@@ -85,7 +90,9 @@ pub fn fill_random(buf: &mut [u8]) -> bool {
 #[inline]
 pub fn outb(port: u16, v: u8) {
     // SAFETY: port output has no effect on Rust-visible memory.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// `in al, dx`.
@@ -93,7 +100,9 @@ pub fn outb(port: u16, v: u8) {
 pub fn inb(port: u16) -> u8 {
     let v: u8;
     // SAFETY: port input has no effect on Rust-visible memory.
-    unsafe { asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 

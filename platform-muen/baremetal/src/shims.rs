@@ -33,7 +33,7 @@ global_asm!(
     "    mov rax, rdi",
     "    mov rcx, rdx",
     "    mov r8, rdi",
-    "    sub r8, rsi",          // dst - src (unsigned): >= n means no harmful overlap
+    "    sub r8, rsi", // dst - src (unsigned): >= n means no harmful overlap
     "    cmp r8, rdx",
     "    jb 2f",
     "    shr rcx, 3",
@@ -42,7 +42,7 @@ global_asm!(
     "    and rcx, 7",
     "    rep movsb",
     "    ret",
-    "2:",                      // dst inside (src, src+n): copy backwards
+    "2:", // dst inside (src, src+n): copy backwards
     "    lea rsi, [rsi + rcx - 1]",
     "    lea rdi, [rdi + rcx - 1]",
     "    std",
@@ -103,7 +103,15 @@ const EIO: i32 = 5;
 /// For `SYS_GETRANDOM`, `a1` must point to `a2` writable bytes (what
 /// getrandom's contract with the kernel already requires).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn syscall(nr: i64, a1: i64, a2: i64, _a3: i64, _a4: i64, _a5: i64, _a6: i64) -> i64 {
+pub unsafe extern "C" fn syscall(
+    nr: i64,
+    a1: i64,
+    a2: i64,
+    _a3: i64,
+    _a4: i64,
+    _a5: i64,
+    _a6: i64,
+) -> i64 {
     if nr != SYS_GETRANDOM {
         ERRNO.store(ENOSYS, Ordering::Relaxed);
         return -1;

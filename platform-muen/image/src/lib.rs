@@ -42,6 +42,11 @@ const EVENT_SIZE: usize = NAME_FIELD + 8 * 2;
 
 /// Header flag: leave QEMU through `isa-debug-exit` once every subject stopped.
 pub const FLAG_DEBUG_EXIT: u32 = 1 << 0;
+/// Header flags bits 16..31: period in milliseconds (1..=65535; 0 = never)
+/// at which the kernel restarts every network channel it writes to a
+/// subject with a new epoch, as a restarting NIC subject would. A test aid;
+/// kernels that do not know it ignore it.
+pub const FLAG_NET_RESTART_SHIFT: u32 = 16;
 
 /// Everything that can be wrong with an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +75,9 @@ impl fmt::Display for Error {
             Error::Truncated => f.write_str("image truncated"),
             Error::BadMagic => f.write_str("not a system image (bad magic)"),
             Error::Version(v) => write!(f, "image format version {v}, kernel expects {VERSION}"),
-            Error::BadName => f.write_str("invalid name (empty, longer than 63 bytes or not NUL padded)"),
+            Error::BadName => {
+                f.write_str("invalid name (empty, longer than 63 bytes or not NUL padded)")
+            }
             Error::OutOfBounds(what) => write!(f, "{what} points outside the image"),
             Error::BadValue(what, v) => write!(f, "invalid {what}: {v}"),
             Error::Layout(what) => write!(f, "bad layout: {what}"),
@@ -111,10 +118,17 @@ impl Backing {
 
     fn decode(v: [u64; 3]) -> Result<Self, Error> {
         Ok(match v[0] {
-            1 => Backing::File { offset: v[1], len: v[2] },
-            2 => Backing::Fill(u8::try_from(v[1]).map_err(|_| Error::BadValue("fill pattern", v[1]))?),
+            1 => Backing::File {
+                offset: v[1],
+                len: v[2],
+            },
+            2 => Backing::Fill(
+                u8::try_from(v[1]).map_err(|_| Error::BadValue("fill pattern", v[1]))?,
+            ),
             3 => Backing::Uninitialized,
-            4 => Backing::Physical(u32::try_from(v[1]).map_err(|_| Error::BadValue("physical index", v[1]))?),
+            4 => Backing::Physical(
+                u32::try_from(v[1]).map_err(|_| Error::BadValue("physical index", v[1]))?,
+            ),
             5 => Backing::SchedulingInfo,
             6 => Backing::TimedEvent,
             other => return Err(Error::BadValue("backing kind", other)),
@@ -204,6 +218,14 @@ pub struct Settings {
     pub flags: u32,
 }
 
+impl Settings {
+    /// The network-channel restart period in milliseconds (0: never), from
+    /// flags bits 16..31 ([`FLAG_NET_RESTART_SHIFT`]).
+    pub fn net_restart_ms(&self) -> u32 {
+        self.flags >> FLAG_NET_RESTART_SHIFT
+    }
+}
+
 /// One subject (a "vCPU" with its own address space).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subject<'a> {
@@ -270,15 +292,22 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> Result<u64, Error> {
         let s = self.b.get(self.pos..self.pos + 8).ok_or(Error::Truncated)?;
         self.pos += 8;
-        Ok(u64::from_le_bytes(s.try_into().map_err(|_| Error::Truncated)?))
+        Ok(u64::from_le_bytes(
+            s.try_into().map_err(|_| Error::Truncated)?,
+        ))
     }
     fn u32(&mut self) -> Result<u32, Error> {
         let s = self.b.get(self.pos..self.pos + 4).ok_or(Error::Truncated)?;
         self.pos += 4;
-        Ok(u32::from_le_bytes(s.try_into().map_err(|_| Error::Truncated)?))
+        Ok(u32::from_le_bytes(
+            s.try_into().map_err(|_| Error::Truncated)?,
+        ))
     }
     fn name(&mut self) -> Result<&'a str, Error> {
-        let s = self.b.get(self.pos..self.pos + NAME_FIELD).ok_or(Error::Truncated)?;
+        let s = self
+            .b
+            .get(self.pos..self.pos + NAME_FIELD)
+            .ok_or(Error::Truncated)?;
         self.pos += NAME_FIELD;
         let len = s.iter().position(|&c| c == 0).ok_or(Error::BadName)?;
         if len == 0 || len > NAME_MAX || s[len..].iter().any(|&c| c != 0) {
@@ -288,8 +317,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn table(b: &[u8], off: u64, count: u64, rec: usize, what: &'static str) -> Result<(u64, u64), Error> {
-    let len = count.checked_mul(rec as u64).ok_or(Error::OutOfBounds(what))?;
+fn table(
+    b: &[u8],
+    off: u64,
+    count: u64,
+    rec: usize,
+    what: &'static str,
+) -> Result<(u64, u64), Error> {
+    let len = count
+        .checked_mul(rec as u64)
+        .ok_or(Error::OutOfBounds(what))?;
     let end = off.checked_add(len).ok_or(Error::OutOfBounds(what))?;
     if end > b.len() as u64 {
         return Err(Error::OutOfBounds(what));
@@ -335,7 +372,10 @@ impl<'a> Image<'a> {
         let events = tab(EVENT_SIZE, "event table")?;
         let img = Image {
             bytes,
-            settings: Settings { minor_frame_us, flags },
+            settings: Settings {
+                minor_frame_us,
+                flags,
+            },
             subjects,
             mappings,
             physicals,
@@ -360,16 +400,26 @@ impl<'a> Image<'a> {
         for s in 0..self.subjects.1 {
             let subj = self.read_subject(s)?;
             let (moff, mcount) = subj.mappings;
-            if moff.checked_add(mcount).is_none_or(|end| end > self.mappings.1) {
+            if moff
+                .checked_add(mcount)
+                .is_none_or(|end| end > self.mappings.1)
+            {
                 return Err(Error::OutOfBounds("subject mappings"));
             }
             let (eoff, ecount) = subj.events;
-            if eoff.checked_add(ecount).is_none_or(|end| end > self.events.1) {
+            if eoff
+                .checked_add(ecount)
+                .is_none_or(|end| end > self.events.1)
+            {
                 return Err(Error::OutOfBounds("subject events"));
             }
             for m in moff..moff + mcount {
                 let m = self.read_mapping(m)?;
-                if m.va % PAGE != 0 || m.size == 0 || m.size % PAGE != 0 || m.va.checked_add(m.size).is_none() {
+                if m.va % PAGE != 0
+                    || m.size == 0
+                    || m.size % PAGE != 0
+                    || m.va.checked_add(m.size).is_none()
+                {
                     return Err(Error::Layout("mapping address or size"));
                 }
                 // Subject addresses live in the lower half of the canonical space.
@@ -378,14 +428,20 @@ impl<'a> Image<'a> {
                 }
                 match m.backing {
                     Backing::File { offset, len } => {
-                        if len > m.size || offset.checked_add(len).is_none_or(|e| e > self.bytes.len() as u64) {
+                        if len > m.size
+                            || offset
+                                .checked_add(len)
+                                .is_none_or(|e| e > self.bytes.len() as u64)
+                        {
                             return Err(Error::OutOfBounds("file backing"));
                         }
                     }
                     Backing::Physical(i) => {
                         let p = self.read_physical(u64::from(i))?;
                         if p.size != m.size {
-                            return Err(Error::Layout("mapping size differs from its physical region"));
+                            return Err(Error::Layout(
+                                "mapping size differs from its physical region",
+                            ));
                         }
                     }
                     Backing::SchedulingInfo | Backing::TimedEvent => {
@@ -493,12 +549,23 @@ impl<'a> Image<'a> {
             return Err(Error::BadValue("mapping flags", flags));
         }
         let backing = Backing::decode([r.u64()?, r.u64()?, r.u64()?])?;
-        Ok(Mapping { name, va, size, writable: flags & 1 != 0, executable: flags & 2 != 0, backing })
+        Ok(Mapping {
+            name,
+            va,
+            size,
+            writable: flags & 1 != 0,
+            executable: flags & 2 != 0,
+            backing,
+        })
     }
 
     fn read_physical(&self, i: u64) -> Result<Physical<'a>, Error> {
         let mut r = self.record(self.physicals, i, PHYSICAL_SIZE)?;
-        Ok(Physical { name: r.name()?, size: r.u64()?, peer: Peer::decode([r.u64()?, r.u64()?])? })
+        Ok(Physical {
+            name: r.name()?,
+            size: r.u64()?,
+            peer: Peer::decode([r.u64()?, r.u64()?])?,
+        })
     }
 
     fn read_event(&self, i: u64) -> Result<Event<'a>, Error> {
@@ -506,7 +573,11 @@ impl<'a> Image<'a> {
         let name = r.name()?;
         let number = r.u64()?;
         let number = u8::try_from(number).map_err(|_| Error::BadValue("event number", number))?;
-        Ok(Event { name, number, action: Action::decode(r.u64()?)? })
+        Ok(Event {
+            name,
+            number,
+            action: Action::decode(r.u64()?)?,
+        })
     }
 }
 
@@ -515,7 +586,12 @@ impl<'a> Image<'a> {
 #[derive(Debug, Default)]
 pub struct Builder {
     settings: Option<Settings>,
-    subjects: Vec<(alloc::string::String, [u64; 4], Vec<MappingSpec>, Vec<EventSpec>)>,
+    subjects: Vec<(
+        alloc::string::String,
+        [u64; 4],
+        Vec<MappingSpec>,
+        Vec<EventSpec>,
+    )>,
     physicals: Vec<(alloc::string::String, u64, Peer)>,
     blobs: Vec<u8>,
 }
@@ -550,7 +626,10 @@ fn check_name(name: &str) -> Result<(), Error> {
 impl Builder {
     /// An empty image with the given plan.
     pub fn new(settings: Settings) -> Self {
-        Builder { settings: Some(settings), ..Default::default() }
+        Builder {
+            settings: Some(settings),
+            ..Default::default()
+        }
     }
 
     /// Adds a blob (page aligned inside the blob area) and returns the
@@ -560,7 +639,10 @@ impl Builder {
         self.blobs.extend_from_slice(bytes);
         let pad = (PAGE - self.blobs.len() as u64 % PAGE) % PAGE;
         self.blobs.resize(self.blobs.len() + pad as usize, 0);
-        Backing::File { offset, len: bytes.len() as u64 }
+        Backing::File {
+            offset,
+            len: bytes.len() as u64,
+        }
     }
 
     /// Adds a shared physical region and returns its index.
@@ -569,7 +651,8 @@ impl Builder {
         if size == 0 || size % PAGE != 0 {
             return Err(Error::Layout("physical region size"));
         }
-        let idx = u32::try_from(self.physicals.len()).map_err(|_| Error::TooMany("physical regions"))?;
+        let idx =
+            u32::try_from(self.physicals.len()).map_err(|_| Error::TooMany("physical regions"))?;
         self.physicals.push((name.into(), size, peer));
         Ok(idx)
     }
@@ -590,13 +673,21 @@ impl Builder {
             check_name(&e.name)?;
         }
         let idx = u32::try_from(self.subjects.len()).map_err(|_| Error::TooMany("subjects"))?;
-        self.subjects.push((name.into(), [regs.rip, regs.rsp, regs.rdi, regs.tsc_khz], mappings, events));
+        self.subjects.push((
+            name.into(),
+            [regs.rip, regs.rsp, regs.rdi, regs.tsc_khz],
+            mappings,
+            events,
+        ));
         Ok(idx)
     }
 
     /// Serialises the image and validates it with [`Image::parse`].
     pub fn finish(self) -> Result<Vec<u8>, Error> {
-        let settings = self.settings.unwrap_or(Settings { minor_frame_us: 1000, flags: 0 });
+        let settings = self.settings.unwrap_or(Settings {
+            minor_frame_us: 1000,
+            flags: 0,
+        });
         let nmap: usize = self.subjects.iter().map(|s| s.2.len()).sum();
         let nev: usize = self.subjects.iter().map(|s| s.3.len()).sum();
         let sub_off = HEADER_SIZE as u64;
@@ -645,7 +736,10 @@ impl Builder {
                 put64(&mut out, m.size);
                 put64(&mut out, m.writable as u64 | (m.executable as u64) << 1);
                 let backing = match m.backing {
-                    Backing::File { offset, len } => Backing::File { offset: offset + blob_off, len },
+                    Backing::File { offset, len } => Backing::File {
+                        offset: offset + blob_off,
+                        len,
+                    },
                     other => other,
                 };
                 for v in backing.encode() {
@@ -702,18 +796,84 @@ mod tests {
     use alloc::vec;
 
     fn sample() -> Vec<u8> {
-        let mut b = Builder::new(Settings { minor_frame_us: 1000, flags: FLAG_DEBUG_EXIT });
+        let mut b = Builder::new(Settings {
+            minor_frame_us: 1000,
+            flags: FLAG_DEBUG_EXIT,
+        });
         let text = b.blob(&[0x90; 100]);
-        let log = b.physical("unipi_debuglog", 0x20000, Peer::DebugLog { subject: 0 }).unwrap();
+        let log = b
+            .physical("unipi_debuglog", 0x20000, Peer::DebugLog { subject: 0 })
+            .unwrap();
         let maps = vec![
-            MappingSpec { name: "text".into(), va: 0x200000, size: 0x1000, writable: false, executable: true, backing: text },
-            MappingSpec { name: "ram".into(), va: 0x201000, size: 0x10000, writable: true, executable: false, backing: Backing::Uninitialized },
-            MappingSpec { name: "debuglog".into(), va: 0xf_fff0_0000, size: 0x20000, writable: true, executable: false, backing: Backing::Physical(log) },
-            MappingSpec { name: "scheduling_info".into(), va: 0xe_0000_8000, size: 0x1000, writable: false, executable: false, backing: Backing::SchedulingInfo },
+            MappingSpec {
+                name: "text".into(),
+                va: 0x200000,
+                size: 0x1000,
+                writable: false,
+                executable: true,
+                backing: text,
+            },
+            MappingSpec {
+                name: "ram".into(),
+                va: 0x201000,
+                size: 0x10000,
+                writable: true,
+                executable: false,
+                backing: Backing::Uninitialized,
+            },
+            MappingSpec {
+                name: "debuglog".into(),
+                va: 0xf_fff0_0000,
+                size: 0x20000,
+                writable: true,
+                executable: false,
+                backing: Backing::Physical(log),
+            },
+            MappingSpec {
+                name: "scheduling_info".into(),
+                va: 0xe_0000_8000,
+                size: 0x1000,
+                writable: false,
+                executable: false,
+                backing: Backing::SchedulingInfo,
+            },
         ];
-        let evs = vec![EventSpec { name: "solo5_exit".into(), number: 0, action: Action::Exit }];
-        b.subject("unipi", SubjectRegs { rip: 0x200000, rsp: 0x210ff8, rdi: 0x1000, tsc_khz: 1_000_000 }, maps, evs).unwrap();
+        let evs = vec![EventSpec {
+            name: "solo5_exit".into(),
+            number: 0,
+            action: Action::Exit,
+        }];
+        b.subject(
+            "unipi",
+            SubjectRegs {
+                rip: 0x200000,
+                rsp: 0x210ff8,
+                rdi: 0x1000,
+                tsc_khz: 1_000_000,
+            },
+            maps,
+            evs,
+        )
+        .unwrap();
         b.finish().unwrap()
+    }
+
+    #[test]
+    fn net_restart_period_lives_in_the_high_flag_bits() {
+        let s = Settings {
+            minor_frame_us: 1000,
+            flags: FLAG_DEBUG_EXIT | 2500 << FLAG_NET_RESTART_SHIFT,
+        };
+        assert_eq!(s.net_restart_ms(), 2500);
+        assert_eq!(s.flags & FLAG_DEBUG_EXIT, FLAG_DEBUG_EXIT);
+        assert_eq!(
+            Settings {
+                minor_frame_us: 1000,
+                flags: 0xFFFF_0000
+            }
+            .net_restart_ms(),
+            65535
+        );
     }
 
     #[test]
@@ -721,6 +881,7 @@ mod tests {
         let bytes = sample();
         let img = Image::parse(&bytes).unwrap();
         assert_eq!(img.settings().flags, FLAG_DEBUG_EXIT);
+        assert_eq!(img.settings().net_restart_ms(), 0);
         let s = img.subjects().next().unwrap();
         assert_eq!(s.name, "unipi");
         assert_eq!((s.rip, s.rsp, s.rdi), (0x200000, 0x210ff8, 0x1000));
@@ -769,12 +930,42 @@ mod tests {
 
     #[test]
     fn rejects_overlap_and_bad_names() {
-        let mut b = Builder::new(Settings { minor_frame_us: 1000, flags: 0 });
-        let m = |va| MappingSpec { name: "x".to_string(), va, size: 0x2000, writable: true, executable: false, backing: Backing::Fill(0) };
-        b.subject("s", SubjectRegs { rip: 0, rsp: 0, rdi: 0, tsc_khz: 1 }, vec![m(0x1000), m(0x2000)], vec![]).unwrap();
-        assert_eq!(b.finish().unwrap_err(), Error::Layout("overlapping mappings"));
-        let mut b = Builder::new(Settings { minor_frame_us: 1000, flags: 0 });
+        let mut b = Builder::new(Settings {
+            minor_frame_us: 1000,
+            flags: 0,
+        });
+        let m = |va| MappingSpec {
+            name: "x".to_string(),
+            va,
+            size: 0x2000,
+            writable: true,
+            executable: false,
+            backing: Backing::Fill(0),
+        };
+        b.subject(
+            "s",
+            SubjectRegs {
+                rip: 0,
+                rsp: 0,
+                rdi: 0,
+                tsc_khz: 1,
+            },
+            vec![m(0x1000), m(0x2000)],
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            b.finish().unwrap_err(),
+            Error::Layout("overlapping mappings")
+        );
+        let mut b = Builder::new(Settings {
+            minor_frame_us: 1000,
+            flags: 0,
+        });
         let long = "x".repeat(64);
-        assert_eq!(b.physical(&long, 0x1000, Peer::None).unwrap_err(), Error::BadName);
+        assert_eq!(
+            b.physical(&long, 0x1000, Peer::None).unwrap_err(),
+            Error::BadName
+        );
     }
 }

@@ -63,7 +63,10 @@ impl Clock {
             }
             muen_baremetal::cpu::pause();
         };
-        Clock { mono: MonotonicClock::new(info.tsc_tick_rate_hz, sched_start()), info }
+        Clock {
+            mono: MonotonicClock::new(info.tsc_tick_rate_hz, sched_start()),
+            info,
+        }
     }
 
     /// TSC frequency from time_info.
@@ -100,6 +103,12 @@ impl fmt::Display for Iso8601 {
         let d = doy - (153 * mp + 2) / 5 + 1;
         let m = if mp < 10 { mp + 3 } else { mp - 9 };
         let y = yoe + era * 400 + i64::from(m <= 2);
-        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )
     }
 }

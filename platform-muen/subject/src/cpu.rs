@@ -206,8 +206,14 @@ pub fn init() {
             *entry = gate(stubs + v as u64 * STUB_SIZE, ist);
         }
 
-        let gdtr = TablePointer { limit: (core::mem::size_of::<[u64; 5]>() - 1) as u16, base: gdt.as_ptr() as u64 };
-        let idtr = TablePointer { limit: (core::mem::size_of::<[[u64; 2]; 32]>() - 1) as u16, base: idt.as_ptr() as u64 };
+        let gdtr = TablePointer {
+            limit: (core::mem::size_of::<[u64; 5]>() - 1) as u16,
+            base: gdt.as_ptr() as u64,
+        };
+        let idtr = TablePointer {
+            limit: (core::mem::size_of::<[[u64; 2]; 32]>() - 1) as u16,
+            base: idt.as_ptr() as u64,
+        };
         asm!(
             "lgdt [{gdtr}]",
             // Reload CS with a far return to the next instruction.

@@ -50,27 +50,41 @@ extern "C" fn rust_start(boot_info_va: u64) -> ! {
     let sinfo = match Sinfo::parse(page) {
         Ok(s) => s,
         Err(e) => {
-            console::early(format_args!("unipi: FATAL: subject info page unusable: {e:?}\n"));
+            console::early(format_args!(
+                "unipi: FATAL: subject info page unusable: {e:?}\n"
+            ));
             exit::halt();
         }
     };
 
     // 3. Console on the debuglog channel (Solo5 uses the scheduling start as epoch).
     console::init(&sinfo);
-    info!("unipi-rs subject runtime {} on Muen (sinfo {:?})", crate::VERSION, sinfo.version());
+    info!(
+        "unipi-rs subject runtime {} on Muen (sinfo {:?})",
+        crate::VERSION,
+        sinfo.version()
+    );
 
     // 4. Boot info: command line and end of RAM.
     if boot_info_va != bootinfo::BOOT_INFO_VA {
-        error!("RDI = {boot_info_va:#x}, expected the boot info at {:#x}", bootinfo::BOOT_INFO_VA);
+        error!(
+            "RDI = {boot_info_va:#x}, expected the boot info at {:#x}",
+            bootinfo::BOOT_INFO_VA
+        );
     }
     // SAFETY: the boot info page is mapped read-only at BOOT_INFO_VA (cspec
     // `boot_info`, muen-abi.md §6.1) and never changes.
-    let bi_page = unsafe { regions::static_bytes(bootinfo::BOOT_INFO_VA, bootinfo::BOOT_INFO_SIZE) };
+    let bi_page =
+        unsafe { regions::static_bytes(bootinfo::BOOT_INFO_VA, bootinfo::BOOT_INFO_SIZE) };
     let boot = match bootinfo::parse(bi_page) {
         Ok(b) => b,
         Err(e) => {
             error!("boot info unusable ({e:?}); continuing with an empty command line");
-            bootinfo::BootInfo { mem_size: 0, kernel_end: 0, cmdline: "" }
+            bootinfo::BootInfo {
+                mem_size: 0,
+                kernel_end: 0,
+                cmdline: "",
+            }
         }
     };
 

@@ -88,19 +88,27 @@ unsafe extern "C" {
 /// Gives the allocator `ram` from the end of the binary up to `stack_size`
 /// below the top of `ram` (where the stack Muen set up grows down).
 pub fn init(sinfo: &Sinfo<'_>, boot_mem_size: u64, stack_size: u64) {
-    let Some(ram) = sinfo.memory("ram").filter(|m| m.kind == MemoryKind::Subject && m.writable) else {
+    let Some(ram) = sinfo
+        .memory("ram")
+        .filter(|m| m.kind == MemoryKind::Subject && m.writable)
+    else {
         log::error!("no writable 'ram' region in sinfo: no heap");
         crate::exit::exit(1);
     };
     let ram_end = ram.address.saturating_add(ram.size);
     if boot_mem_size != 0 && boot_mem_size != ram_end {
-        log::warn!("boot info mem_size {boot_mem_size:#x} differs from the end of 'ram' {ram_end:#x}");
+        log::warn!(
+            "boot info mem_size {boot_mem_size:#x} differs from the end of 'ram' {ram_end:#x}"
+        );
     }
     let image_end = &raw const _end as u64;
     let start = ram.address.max(image_end).next_multiple_of(0x1000);
     let end = ram_end.saturating_sub(stack_size);
     if end <= start + 0x10_0000 {
-        log::error!("'ram' ({:#x}..{ram_end:#x}) leaves no room for a heap", ram.address);
+        log::error!(
+            "'ram' ({:#x}..{ram_end:#x}) leaves no room for a heap",
+            ram.address
+        );
         crate::exit::exit(1);
     }
     let size = (end - start) as usize;

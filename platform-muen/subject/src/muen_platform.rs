@@ -17,8 +17,17 @@ pub struct MuenPlatform<'a> {
 
 impl<'a> MuenPlatform<'a> {
     /// Wraps the runtime; `device` is the opened `net0` channel pair.
-    pub fn new(rt: &'a mut Runtime, device: Option<MuennetDevice>, notify_event: Option<u8>) -> Self {
-        MuenPlatform { rt, device, notify_event, notified_tx: 0 }
+    pub fn new(
+        rt: &'a mut Runtime,
+        device: Option<MuennetDevice>,
+        notify_event: Option<u8>,
+    ) -> Self {
+        MuenPlatform {
+            rt,
+            device,
+            notify_event,
+            notified_tx: 0,
+        }
     }
 }
 
@@ -65,7 +74,9 @@ impl Platform for MuenPlatform<'_> {
     }
 
     fn notify(&mut self) {
-        let (Some(n), Some(d)) = (self.notify_event, self.device.as_ref()) else { return };
+        let (Some(n), Some(d)) = (self.notify_event, self.device.as_ref()) else {
+            return;
+        };
         let tx = d.stats().tx_frames;
         if tx != self.notified_tx {
             self.notified_tx = tx;
@@ -75,6 +86,10 @@ impl Platform for MuenPlatform<'_> {
 
     fn heap(&self) -> HeapStats {
         let s = heap::stats();
-        HeapStats { size: s.size, used: s.used, peak: s.peak }
+        HeapStats {
+            size: s.size,
+            used: s.used,
+            peak: s.peak,
+        }
     }
 }

@@ -18,10 +18,12 @@ pub enum NetError {
 /// current scheduling start, as Solo5) and `name|in` as a reader.
 pub fn open(sinfo: &Sinfo<'_>, name: &str) -> Result<(NetReader, NetWriter), NetError> {
     let mut buf = [0u8; 64];
-    let in_name = concat(&mut buf, name, "|in").ok_or(NetError::Unusable("device name too long"))?;
+    let in_name =
+        concat(&mut buf, name, "|in").ok_or(NetError::Unusable("device name too long"))?;
     let rx = sinfo.memory(in_name).ok_or(NetError::Missing)?;
     let mut buf2 = [0u8; 64];
-    let out_name = concat(&mut buf2, name, "|out").ok_or(NetError::Unusable("device name too long"))?;
+    let out_name =
+        concat(&mut buf2, name, "|out").ok_or(NetError::Unusable("device name too long"))?;
     let tx = sinfo.memory(out_name).ok_or(NetError::Missing)?;
     if rx.kind != MemoryKind::SubjectChannel || tx.kind != MemoryKind::SubjectChannel {
         return Err(NetError::Unusable("net regions are not channels"));
@@ -32,7 +34,8 @@ pub fn open(sinfo: &Sinfo<'_>, name: &str) -> Result<(NetReader, NetWriter), Net
     let rx_mem: ChannelMemory = crate::regions::channel(&rx).map_err(NetError::Unusable)?;
     let tx_mem: ChannelMemory = crate::regions::channel(&tx).map_err(NetError::Unusable)?;
     let epoch = crate::clock::sched_start().max(1);
-    let writer = NetWriter::new(tx_mem, epoch).map_err(|_| NetError::Unusable("the |out channel is too small"))?;
+    let writer = NetWriter::new(tx_mem, epoch)
+        .map_err(|_| NetError::Unusable("the |out channel is too small"))?;
     Ok((NetReader::new(rx_mem), writer))
 }
 

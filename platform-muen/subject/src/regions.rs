@@ -22,7 +22,9 @@ fn sane(m: &MemoryRegion) -> bool {
     m.size > 0
         && m.address % 0x1000 == 0
         && m.size % 0x1000 == 0
-        && m.address.checked_add(m.size).is_some_and(|end| end <= 0x0000_8000_0000_0000)
+        && m.address
+            .checked_add(m.size)
+            .is_some_and(|end| end <= 0x0000_8000_0000_0000)
         && m.address >= 0x1000
 }
 

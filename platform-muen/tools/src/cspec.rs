@@ -24,7 +24,10 @@ const PAGE: u64 = 0x1000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
     /// `<file filename offset/>`; `offset = None` is Muen's `none`.
-    File { filename: String, offset: Option<u64> },
+    File {
+        filename: String,
+        offset: Option<u64>,
+    },
     /// `<fill pattern/>`.
     Fill(u8),
     /// No content declared (Muen: uninitialized).
@@ -123,9 +126,14 @@ pub fn generate(elf: &Elf, opts: &GenOptions) -> Result<Component, String> {
         writable: false,
         executable: false,
         kind: Some("subject_solo5_boot_info".into()),
-        content: Content::File { filename: format!("{}_bi", opts.name), offset: None },
+        content: Content::File {
+            filename: format!("{}_bi", opts.name),
+            offset: None,
+        },
     }];
-    let max_name = 63usize.saturating_sub(opts.name.len() + 1).saturating_sub(2);
+    let max_name = 63usize
+        .saturating_sub(opts.name.len() + 1)
+        .saturating_sub(2);
     let mut end = 0u64;
     for seg in elf.loads() {
         if seg.memsz == 0 {
@@ -138,10 +146,17 @@ pub fn generate(elf: &Elf, opts: &GenOptions) -> Result<Component, String> {
             ));
         }
         if seg.vaddr < 0x2000 {
-            return Err(format!("segment {} at {:#x} overlaps the boot info page", seg.index, seg.vaddr));
+            return Err(format!(
+                "segment {} at {:#x} overlaps the boot info page",
+                seg.index, seg.vaddr
+            ));
         }
         let names = elf.section_names(seg);
-        let mut name = if names.is_empty() { format!("segment{}", seg.index) } else { names.join("+") };
+        let mut name = if names.is_empty() {
+            format!("segment{}", seg.index)
+        } else {
+            names.join("+")
+        };
         if name.contains(".text") {
             name = "text".into();
         } else if name.len() > max_name {
@@ -158,7 +173,10 @@ pub fn generate(elf: &Elf, opts: &GenOptions) -> Result<Component, String> {
                 writable: seg.writable(),
                 executable: seg.executable(),
                 kind: Some("subject_binary".into()),
-                content: Content::File { filename: opts.elf_filename.clone(), offset: Some(seg.offset) },
+                content: Content::File {
+                    filename: opts.elf_filename.clone(),
+                    offset: Some(seg.offset),
+                },
             });
         }
         if mem_size > file_size {
@@ -179,8 +197,14 @@ pub fn generate(elf: &Elf, opts: &GenOptions) -> Result<Component, String> {
     if end == 0 {
         return Err("the ELF has no loadable segment".into());
     }
-    if !elf.loads().any(|s| s.vaddr <= elf.entry && elf.entry < s.vaddr + s.memsz && s.executable()) {
-        return Err(format!("entry point {:#x} is not in an executable segment", elf.entry));
+    if !elf
+        .loads()
+        .any(|s| s.vaddr <= elf.entry && elf.entry < s.vaddr + s.memsz && s.executable())
+    {
+        return Err(format!(
+            "entry point {:#x} is not in an executable segment",
+            elf.entry
+        ));
     }
     provides.push(ProvidedMemory {
         logical: "ram".into(),
@@ -198,9 +222,16 @@ pub fn generate(elf: &Elf, opts: &GenOptions) -> Result<Component, String> {
     let mut va = CHANNEL_BASE;
     for n in &opts.nets {
         if n.is_empty() || n.len() > 15 || n.contains('|') {
-            return Err(format!("network device name '{n}' must be 1..15 characters without '|'"));
+            return Err(format!(
+                "network device name '{n}' must be 1..15 characters without '|'"
+            ));
         }
-        channels.push(Channel { logical: format!("{n}|in"), va, size: opts.channel_size, writer: false });
+        channels.push(Channel {
+            logical: format!("{n}|in"),
+            va,
+            size: opts.channel_size,
+            writer: false,
+        });
         channels.push(Channel {
             logical: format!("{n}|out"),
             va: va + opts.channel_size,
@@ -214,7 +245,13 @@ pub fn generate(elf: &Elf, opts: &GenOptions) -> Result<Component, String> {
     for (logical, size) in &opts.memory {
         check_name("memory", logical)?;
         let size = round_up((*size).max(1));
-        memory.push(RequiredMemory { logical: logical.clone(), va, size, writable: false, executable: false });
+        memory.push(RequiredMemory {
+            logical: logical.clone(),
+            va,
+            size,
+            writable: false,
+            executable: false,
+        });
         va += size;
     }
     Ok(Component {
@@ -236,7 +273,11 @@ pub fn generate(elf: &Elf, opts: &GenOptions) -> Result<Component, String> {
 pub fn hex(v: u64) -> String {
     let digits = format!("{v:x}");
     let padded = format!("{}{digits}", "0".repeat((4 - digits.len() % 4) % 4));
-    let groups: Vec<&str> = padded.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let groups: Vec<&str> = padded
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
     format!("16#{}#", groups.join("_"))
 }
 
@@ -249,7 +290,9 @@ pub fn parse_number(s: &str) -> Result<u64, String> {
     } else if let Some(h) = s.strip_prefix("0x") {
         u64::from_str_radix(&h.replace('_', ""), 16).map_err(|_| format!("bad number '{s}'"))
     } else {
-        s.replace('_', "").parse().map_err(|_| format!("bad number '{s}'"))
+        s.replace('_', "")
+            .parse()
+            .map_err(|_| format!("bad number '{s}'"))
     }
 }
 
@@ -297,11 +340,26 @@ pub fn to_xml(c: &Component) -> String {
     let mut x = String::new();
     let w = &mut x;
     let _ = writeln!(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
-    let _ = writeln!(w, "<!-- Generated by muen-tools cspec; see docs/muen.md. -->");
-    let _ = writeln!(w, "<component name=\"{}\" profile=\"native\">", esc(&c.name));
+    let _ = writeln!(
+        w,
+        "<!-- Generated by muen-tools cspec; see docs/muen.md. -->"
+    );
+    let _ = writeln!(
+        w,
+        "<component name=\"{}\" profile=\"native\">",
+        esc(&c.name)
+    );
     let _ = writeln!(w, " <config>");
-    let _ = writeln!(w, "  <boolean name=\"resettable\" value=\"{}\"/>", bool_str(c.resettable));
-    let _ = writeln!(w, "  <string name=\"bootparams\" value=\"{}\"/>", esc(&c.bootparams));
+    let _ = writeln!(
+        w,
+        "  <boolean name=\"resettable\" value=\"{}\"/>",
+        bool_str(c.resettable)
+    );
+    let _ = writeln!(
+        w,
+        "  <string name=\"bootparams\" value=\"{}\"/>",
+        esc(&c.bootparams)
+    );
     let _ = writeln!(w, " </config>");
     if !c.libraries.is_empty() {
         let _ = writeln!(w, " <depends>");
@@ -322,7 +380,10 @@ pub fn to_xml(c: &Component) -> String {
     let _ = writeln!(w, "    </masks>");
     let _ = writeln!(w, "   </vmx>");
     let _ = writeln!(w, "   <msrs>");
-    let _ = writeln!(w, "    <msr start=\"16#c000_0100#\" end=\"16#c000_0100#\" mode=\"rw\"/>");
+    let _ = writeln!(
+        w,
+        "    <msr start=\"16#c000_0100#\" end=\"16#c000_0100#\" mode=\"rw\"/>"
+    );
     let _ = writeln!(w, "   </msrs>");
     let _ = writeln!(w, "   <registers>");
     let _ = writeln!(w, "    <gpr>");
@@ -331,7 +392,10 @@ pub fn to_xml(c: &Component) -> String {
     let _ = writeln!(w, "     <rdi>{}</rdi>", hex(c.rdi));
     let _ = writeln!(w, "    </gpr>");
     let _ = writeln!(w, "    <cr4>");
-    let _ = writeln!(w, "     <OSSupportSIMDExceptions>1</OSSupportSIMDExceptions>");
+    let _ = writeln!(
+        w,
+        "     <OSSupportSIMDExceptions>1</OSSupportSIMDExceptions>"
+    );
     let _ = writeln!(w, "    </cr4>");
     let _ = writeln!(w, "   </registers>");
     let _ = writeln!(w, "  </vcpu>");
@@ -376,7 +440,11 @@ pub fn to_xml(c: &Component) -> String {
     let _ = writeln!(w, " </requires>");
     let _ = writeln!(w, " <provides>");
     for p in &c.provides {
-        let kind = p.kind.as_ref().map(|k| format!(" type=\"{}\"", esc(k))).unwrap_or_default();
+        let kind = p
+            .kind
+            .as_ref()
+            .map(|k| format!(" type=\"{}\"", esc(k)))
+            .unwrap_or_default();
         let head = format!(
             "  <memory logical=\"{}\" virtualAddress=\"{}\" size=\"{}\" executable=\"{}\" writable=\"{}\"{kind}",
             esc(&p.logical),
@@ -392,7 +460,11 @@ pub fn to_xml(c: &Component) -> String {
             Content::File { filename, offset } => {
                 let off = offset.map(hex).unwrap_or_else(|| "none".into());
                 let _ = writeln!(w, "{head}>");
-                let _ = writeln!(w, "   <file filename=\"{}\" offset=\"{off}\"/>", esc(filename));
+                let _ = writeln!(
+                    w,
+                    "   <file filename=\"{}\" offset=\"{off}\"/>",
+                    esc(filename)
+                );
                 let _ = writeln!(w, "  </memory>");
             }
             Content::Fill(p) => {
@@ -421,7 +493,8 @@ fn attr_bool(n: roxmltree::Node<'_, '_>, name: &str) -> Result<bool, String> {
 }
 
 fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
-    n.children().find(|c| c.is_element() && c.tag_name().name() == name)
+    n.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
 }
 
 fn elements<'a, 'i>(n: roxmltree::Node<'a, 'i>) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
@@ -464,10 +537,13 @@ pub fn from_xml(text: &str) -> Result<Component, String> {
         }
     }
     if let Some(req) = child(root, "requires") {
-        if let Some(gpr) = child(req, "vcpu").and_then(|v| {
-            // Both vCPU schema variants: registers directly or below <x86_64>.
-            child(v, "registers").or_else(|| child(v, "x86_64").and_then(|x| child(x, "registers")))
-        }).and_then(|r| child(r, "gpr"))
+        if let Some(gpr) = child(req, "vcpu")
+            .and_then(|v| {
+                // Both vCPU schema variants: registers directly or below <x86_64>.
+                child(v, "registers")
+                    .or_else(|| child(v, "x86_64").and_then(|x| child(x, "registers")))
+            })
+            .and_then(|r| child(r, "gpr"))
         {
             for r in elements(gpr) {
                 let v = parse_number(r.text().unwrap_or(""))?;
@@ -482,7 +558,10 @@ pub fn from_xml(text: &str) -> Result<Component, String> {
         if let Some(mem) = child(req, "memory") {
             for m in elements(mem) {
                 if m.tag_name().name() != "memory" {
-                    return Err(format!("cspec: <{}> in requires/memory is not supported", m.tag_name().name()));
+                    return Err(format!(
+                        "cspec: <{}> in requires/memory is not supported",
+                        m.tag_name().name()
+                    ));
                 }
                 c.memory.push(RequiredMemory {
                     logical: attr(m, "logical")?.to_string(),
@@ -498,7 +577,11 @@ pub fn from_xml(text: &str) -> Result<Component, String> {
                 let writer = match ch.tag_name().name() {
                     "reader" => false,
                     "writer" => true,
-                    other => return Err(format!("cspec: <{other}> in requires/channels is not supported")),
+                    other => {
+                        return Err(format!(
+                            "cspec: <{other}> in requires/channels is not supported"
+                        ));
+                    }
                 };
                 c.channels.push(Channel {
                     logical: attr(ch, "logical")?.to_string(),
@@ -511,7 +594,10 @@ pub fn from_xml(text: &str) -> Result<Component, String> {
         if let Some(src) = child(req, "events").and_then(|e| child(e, "source")) {
             for ev in elements(src) {
                 let id = parse_number(attr(ev, "id")?)?;
-                let id = u8::try_from(id).ok().filter(|&i| i < 64).ok_or("event id must be 0..63")?;
+                let id = u8::try_from(id)
+                    .ok()
+                    .filter(|&i| i < 64)
+                    .ok_or("event id must be 0..63")?;
                 c.events.push((id, attr(ev, "logical")?.to_string()));
             }
         }
@@ -522,7 +608,11 @@ pub fn from_xml(text: &str) -> Result<Component, String> {
                 let off = attr(f, "offset")?;
                 Content::File {
                     filename: attr(f, "filename")?.to_string(),
-                    offset: if off == "none" { None } else { Some(parse_number(off)?) },
+                    offset: if off == "none" {
+                        None
+                    } else {
+                        Some(parse_number(off)?)
+                    },
                 }
             } else if let Some(f) = child(m, "fill") {
                 let p = parse_number(attr(f, "pattern")?)?;

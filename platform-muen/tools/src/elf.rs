@@ -126,7 +126,10 @@ impl Elf {
                 align: u64_at(bytes, o + 48)?,
             };
             if s.p_type == PT_LOAD
-                && (s.offset.checked_add(s.filesz).is_none_or(|e| e > bytes.len() as u64)
+                && (s
+                    .offset
+                    .checked_add(s.filesz)
+                    .is_none_or(|e| e > bytes.len() as u64)
                     || s.filesz > s.memsz)
             {
                 return err(format!("segment {i} lies outside the file"));
@@ -161,7 +164,12 @@ impl Elf {
                 });
             }
         }
-        Ok(Elf { entry, phoff, segments, sections })
+        Ok(Elf {
+            entry,
+            phoff,
+            segments,
+            sections,
+        })
     }
 
     /// The `PT_LOAD` segments in file order.
@@ -173,7 +181,9 @@ impl Elf {
     pub fn section_names(&self, seg: &Segment) -> Vec<&str> {
         self.sections
             .iter()
-            .filter(|s| s.alloc && s.size > 0 && s.addr >= seg.vaddr && s.addr < seg.vaddr + seg.memsz)
+            .filter(|s| {
+                s.alloc && s.size > 0 && s.addr >= seg.vaddr && s.addr < seg.vaddr + seg.memsz
+            })
             .map(|s| s.name.as_str())
             .collect()
     }
@@ -196,17 +206,18 @@ pub(crate) mod tests_support {
         f[32..40].copy_from_slice(&64u64.to_le_bytes());
         f[54..56].copy_from_slice(&56u16.to_le_bytes());
         f[56..58].copy_from_slice(&2u16.to_le_bytes());
-        let ph = |f: &mut Vec<u8>, i: usize, flags: u32, off: u64, va: u64, filesz: u64, memsz: u64| {
-            let o = 64 + i * 56;
-            f[o..o + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
-            f[o + 4..o + 8].copy_from_slice(&flags.to_le_bytes());
-            f[o + 8..o + 16].copy_from_slice(&off.to_le_bytes());
-            f[o + 16..o + 24].copy_from_slice(&va.to_le_bytes());
-            f[o + 24..o + 32].copy_from_slice(&va.to_le_bytes());
-            f[o + 32..o + 40].copy_from_slice(&filesz.to_le_bytes());
-            f[o + 40..o + 48].copy_from_slice(&memsz.to_le_bytes());
-            f[o + 48..o + 56].copy_from_slice(&0x1000u64.to_le_bytes());
-        };
+        let ph =
+            |f: &mut Vec<u8>, i: usize, flags: u32, off: u64, va: u64, filesz: u64, memsz: u64| {
+                let o = 64 + i * 56;
+                f[o..o + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
+                f[o + 4..o + 8].copy_from_slice(&flags.to_le_bytes());
+                f[o + 8..o + 16].copy_from_slice(&off.to_le_bytes());
+                f[o + 16..o + 24].copy_from_slice(&va.to_le_bytes());
+                f[o + 24..o + 32].copy_from_slice(&va.to_le_bytes());
+                f[o + 32..o + 40].copy_from_slice(&filesz.to_le_bytes());
+                f[o + 40..o + 48].copy_from_slice(&memsz.to_le_bytes());
+                f[o + 48..o + 56].copy_from_slice(&0x1000u64.to_le_bytes());
+            };
         ph(&mut f, 0, 5, 0x1000, 0x200000, 0x10, 0x10);
         ph(&mut f, 1, 6, 0x2000, 0x201000, 0x20, 0x3000);
         f[0x1000] = 0xf4;

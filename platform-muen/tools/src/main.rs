@@ -34,23 +34,36 @@ impl Args {
         let mut items = Vec::new();
         let mut it = argv.iter();
         while let Some(a) = it.next() {
-            let key = a.strip_prefix("--").or_else(|| a.strip_prefix('-')).ok_or(format!("unexpected argument '{a}'"))?;
+            let key = a
+                .strip_prefix("--")
+                .or_else(|| a.strip_prefix('-'))
+                .ok_or(format!("unexpected argument '{a}'"))?;
             let (k, v) = match key.split_once('=') {
                 Some((k, v)) => (k.to_string(), v.to_string()),
-                None => (key.to_string(), it.next().ok_or(format!("--{key} needs a value"))?.clone()),
+                None => (
+                    key.to_string(),
+                    it.next().ok_or(format!("--{key} needs a value"))?.clone(),
+                ),
             };
             items.push((k, v));
         }
         Ok(Args { items })
     }
     fn one(&self, k: &str) -> Option<&str> {
-        self.items.iter().rev().find(|(kk, _)| kk == k).map(|(_, v)| v.as_str())
+        self.items
+            .iter()
+            .rev()
+            .find(|(kk, _)| kk == k)
+            .map(|(_, v)| v.as_str())
     }
     fn req(&self, k: &str) -> Result<&str, String> {
         self.one(k).ok_or(format!("--{k} is required"))
     }
     fn all(&self, k: &str) -> impl Iterator<Item = &str> {
-        self.items.iter().filter(move |(kk, _)| kk == k).map(|(_, v)| v.as_str())
+        self.items
+            .iter()
+            .filter(move |(kk, _)| kk == k)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -59,26 +72,37 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 fn run(argv: &[String]) -> Result<(), String> {
-    let Some((cmd, rest)) = argv.split_first() else { return Err(String::new()) };
+    let Some((cmd, rest)) = argv.split_first() else {
+        return Err(String::new());
+    };
     let a = Args::parse(rest)?;
     match cmd.as_str() {
         "cspec" => {
             let elf_path = PathBuf::from(a.req("elf")?);
-            let bytes = std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+            let bytes =
+                std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
             let elf = elf::Elf::parse(&bytes).map_err(|e| e.to_string())?;
             let mut memory = Vec::new();
             for m in a.all("memory") {
-                let (logical, what) = m.split_once(':').ok_or(format!("--memory {m}: expected LOGICAL:FILE or LOGICAL:SIZE"))?;
+                let (logical, what) = m.split_once(':').ok_or(format!(
+                    "--memory {m}: expected LOGICAL:FILE or LOGICAL:SIZE"
+                ))?;
                 let size = match cspec::parse_number(what) {
                     Ok(n) => n,
-                    Err(_) => std::fs::metadata(what).map_err(|e| format!("{what}: {e}"))?.len(),
+                    Err(_) => std::fs::metadata(what)
+                        .map_err(|e| format!("{what}: {e}"))?
+                        .len(),
                 };
                 memory.push((logical.to_string(), size));
             }
             let ram_mib = cspec::parse_number(a.one("ram").unwrap_or("512"))?;
             let opts = cspec::GenOptions {
                 name: a.req("name")?.to_string(),
-                elf_filename: elf_path.file_name().and_then(|n| n.to_str()).ok_or("bad ELF file name")?.to_string(),
+                elf_filename: elf_path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or("bad ELF file name")?
+                    .to_string(),
                 ram_bytes: ram_mib.checked_mul(1 << 20).ok_or("--ram too large")?,
                 channel_size: match a.one("channel-size") {
                     Some(v) => cspec::parse_number(v)?,
@@ -93,7 +117,8 @@ fn run(argv: &[String]) -> Result<(), String> {
         }
         "pack" | "image" => {
             let sys_path = PathBuf::from(a.req("system")?);
-            let text = std::fs::read_to_string(&sys_path).map_err(|e| format!("{}: {e}", sys_path.display()))?;
+            let text = std::fs::read_to_string(&sys_path)
+                .map_err(|e| format!("{}: {e}", sys_path.display()))?;
             let base = sys_path.parent().unwrap_or(Path::new("."));
             let sys = system::SystemDesc::parse(&text, base)?;
             let image = pack::build_image(&sys)?;

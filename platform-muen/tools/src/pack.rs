@@ -52,7 +52,11 @@ fn kind_of(s: Option<&str>) -> Result<MemoryKind, String> {
         "subject_solo5_boot_info" => MemoryKind::SubjectSolo5BootInfo,
         "subject_channel" => MemoryKind::SubjectChannel,
         "subject_initrd" => MemoryKind::SubjectInitrd,
-        other => return Err(format!("memory type '{other}' is not supported by the minimal kernel")),
+        other => {
+            return Err(format!(
+                "memory type '{other}' is not supported by the minimal kernel"
+            ));
+        }
     })
 }
 
@@ -62,15 +66,24 @@ pub fn build_image(sys: &SystemDesc) -> Result<Vec<u8>, String> {
     if sys.debug_exit {
         flags |= muen_image::FLAG_DEBUG_EXIT;
     }
-    let mut b = Builder::new(Settings { minor_frame_us: sys.minor_frame_us, flags });
-    let time_info = b.physical("time_info", TIME_INFO_SIZE, Peer::TimeInfo).map_err(|e| e.to_string())?;
+    flags |= u32::from(sys.net_restart_ms) << muen_image::FLAG_NET_RESTART_SHIFT;
+    let mut b = Builder::new(Settings {
+        minor_frame_us: sys.minor_frame_us,
+        flags,
+    });
+    let time_info = b
+        .physical("time_info", TIME_INFO_SIZE, Peer::TimeInfo)
+        .map_err(|e| e.to_string())?;
     let mut port = 0u32;
     for (idx, desc) in sys.subjects.iter().enumerate() {
-        let text = fs::read_to_string(&desc.cspec).map_err(|e| format!("{}: {e}", desc.cspec.display()))?;
+        let text = fs::read_to_string(&desc.cspec)
+            .map_err(|e| format!("{}: {e}", desc.cspec.display()))?;
         let comp = cspec::from_xml(&text).map_err(|e| format!("{}: {e}", desc.cspec.display()))?;
         let dir = desc.cspec.parent().unwrap_or(Path::new("."));
-        subject(&mut b, sys, idx as u32, desc, &comp, dir, time_info, &mut port)
-            .map_err(|e| format!("subject {}: {e}", desc.name))?;
+        subject(
+            &mut b, sys, idx as u32, desc, &comp, dir, time_info, &mut port,
+        )
+        .map_err(|e| format!("subject {}: {e}", desc.name))?;
     }
     b.finish().map_err(|e| format!("image: {e}"))
 }
@@ -105,7 +118,9 @@ fn subject(
             Content::File { filename, offset } => {
                 let data = read(&dir.join(filename))?;
                 let off = offset.unwrap_or(0) as usize;
-                let bytes = data.get(off..).ok_or_else(|| format!("{filename}: offset {off:#x} beyond the file"))?;
+                let bytes = data
+                    .get(off..)
+                    .ok_or_else(|| format!("{filename}: offset {off:#x} beyond the file"))?;
                 let len = bytes.len().min(p.size as usize);
                 (sinfo::Content::File, None, b.blob(&bytes[..len]))
             }
@@ -125,16 +140,25 @@ fn subject(
         });
     }
 
-    let files: BTreeMap<&str, &Path> = desc.memory.iter().map(|(l, f)| (l.as_str(), f.as_path())).collect();
+    let files: BTreeMap<&str, &Path> = desc
+        .memory
+        .iter()
+        .map(|(l, f)| (l.as_str(), f.as_path()))
+        .collect();
     for (logical, _) in &desc.memory {
         if !comp.memory.iter().any(|m| &m.logical == logical) {
-            return Err(format!("system maps memory '{logical}' that the component does not require"));
+            return Err(format!(
+                "system maps memory '{logical}' that the component does not require"
+            ));
         }
     }
     for m in &comp.memory {
-        let file = files
-            .get(m.logical.as_str())
-            .ok_or_else(|| format!("the component requires memory '{}' but the system provides no file for it", m.logical))?;
+        let file = files.get(m.logical.as_str()).ok_or_else(|| {
+            format!(
+                "the component requires memory '{}' but the system provides no file for it",
+                m.logical
+            )
+        })?;
         let data = read(file)?;
         if data.len() as u64 > m.size {
             return Err(format!(
@@ -167,7 +191,9 @@ fn subject(
             None
         };
         let phys_name = format!("{}_{}", desc.name, ch.logical.replace('|', "_"));
-        let phys = b.physical(&phys_name, ch.size, peer.unwrap_or(Peer::None)).map_err(|e| e.to_string())?;
+        let phys = b
+            .physical(&phys_name, ch.size, peer.unwrap_or(Peer::None))
+            .map_err(|e| e.to_string())?;
         regions.push(Region {
             name: ch.logical.clone(),
             va: ch.va,
@@ -181,7 +207,11 @@ fn subject(
         });
     }
     // Each net device used one port number for its in/out pair.
-    if comp.channels.iter().any(|c| c.logical.ends_with("|in") && !c.writer) {
+    if comp
+        .channels
+        .iter()
+        .any(|c| c.logical.ends_with("|in") && !c.writer)
+    {
         *port = port_count(comp, *port);
     }
 
@@ -189,7 +219,11 @@ fn subject(
         match lib.as_str() {
             "libmudebuglog" => {
                 let phys = b
-                    .physical(&format!("{}_debuglog", desc.name), DEBUGLOG_SIZE, Peer::DebugLog { subject: idx })
+                    .physical(
+                        &format!("{}_debuglog", desc.name),
+                        DEBUGLOG_SIZE,
+                        Peer::DebugLog { subject: idx },
+                    )
                     .map_err(|e| e.to_string())?;
                 regions.push(Region {
                     name: "debuglog".into(),
@@ -256,7 +290,10 @@ fn subject(
 
     // Boot info (mugensolo5): mem_size = end of `ram`, kernel_end = last byte of the binary.
     if let Some(i) = boot_info_at {
-        let ram = regions.iter().find(|r| r.name == "ram").ok_or("component provides no 'ram' region")?;
+        let ram = regions
+            .iter()
+            .find(|r| r.name == "ram")
+            .ok_or("component provides no 'ram' region")?;
         let mem_size = ram.va + ram.size;
         let kernel_end = regions
             .iter()
@@ -271,10 +308,15 @@ fn subject(
     }
 
     // sinfo (mugensinfo): every mapping in order, then the vmcall events.
-    let version = if sys.sinfo_v05 { Version::V05 } else { Version::V04 };
+    let version = if sys.sinfo_v05 {
+        Version::V05
+    } else {
+        Version::V04
+    };
     let mut page = vec![0u8; sinfo::SINFO_REGION_SIZE];
     // tsc_khz is patched by the kernel with the rate it measured at boot.
-    let mut w = SinfoWriter::new(&mut page, version, &desc.name, 0).map_err(|e| format!("sinfo: {e:?}"))?;
+    let mut w =
+        SinfoWriter::new(&mut page, version, &desc.name, 0).map_err(|e| format!("sinfo: {e:?}"))?;
     for r in &regions {
         let rec = MemoryRegion {
             kind: r.kind,
@@ -286,10 +328,12 @@ fn subject(
             size: r.size,
             hash: None,
         };
-        w.memory(&r.name, &rec).map_err(|e| format!("sinfo record {}: {e:?}", r.name))?;
+        w.memory(&r.name, &rec)
+            .map_err(|e| format!("sinfo record {}: {e:?}", r.name))?;
     }
     for (id, logical, _) in &desc.events {
-        w.event(logical, *id).map_err(|e| format!("sinfo event {logical}: {e:?}"))?;
+        w.event(logical, *id)
+            .map_err(|e| format!("sinfo event {logical}: {e:?}"))?;
     }
     w.finish();
     regions[sinfo_idx].backing = b.blob(&page);
@@ -308,18 +352,34 @@ fn subject(
     let events = desc
         .events
         .iter()
-        .map(|(id, logical, action)| EventSpec { name: logical.clone(), number: *id, action: *action })
+        .map(|(id, logical, action)| EventSpec {
+            name: logical.clone(),
+            number: *id,
+            action: *action,
+        })
         .collect();
-    let regs = SubjectRegs { rip: comp.rip, rsp: comp.rsp, rdi: comp.rdi, tsc_khz: 0 };
-    b.subject(&desc.name, regs, mappings, events).map_err(|e| e.to_string())?;
+    let regs = SubjectRegs {
+        rip: comp.rip,
+        rsp: comp.rsp,
+        rdi: comp.rdi,
+        tsc_khz: 0,
+    };
+    b.subject(&desc.name, regs, mappings, events)
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
 /// The bridge port of net device `n` of this component: ports are numbered
 /// in the order the devices' `|in` channels appear, starting at `first`.
 fn net_port(comp: &Component, n: &str, first: &u32) -> Option<u32> {
-    let has_pair = comp.channels.iter().any(|c| c.logical == format!("{n}|in") && !c.writer)
-        && comp.channels.iter().any(|c| c.logical == format!("{n}|out") && c.writer);
+    let has_pair = comp
+        .channels
+        .iter()
+        .any(|c| c.logical == format!("{n}|in") && !c.writer)
+        && comp
+            .channels
+            .iter()
+            .any(|c| c.logical == format!("{n}|out") && c.writer);
     if !has_pair {
         return None;
     }
@@ -332,7 +392,12 @@ fn net_port(comp: &Component, n: &str, first: &u32) -> Option<u32> {
 }
 
 fn port_count(comp: &Component, first: u32) -> u32 {
-    first + comp.channels.iter().filter(|c| c.logical.ends_with("|in") && !c.writer).count() as u32
+    first
+        + comp
+            .channels
+            .iter()
+            .filter(|c| c.logical.ends_with("|in") && !c.writer)
+            .count() as u32
 }
 
 /// Appends `image` to the kernel ELF per docs/kernel.md ("Inputs"): at the
@@ -344,7 +409,10 @@ pub fn append_to_kernel(kernel: &[u8], image: &[u8], multiboot: bool) -> Result<
     let elf = crate::elf::Elf::parse(kernel).map_err(|e| format!("kernel: {e}"))?;
     let loads: Vec<_> = elf.loads().copied().collect();
     let [seg] = loads.as_slice() else {
-        return Err(format!("kernel ELF must have exactly one PT_LOAD segment, it has {}", loads.len()));
+        return Err(format!(
+            "kernel ELF must have exactly one PT_LOAD segment, it has {}",
+            loads.len()
+        ));
     };
     let image_pa = (seg.paddr + seg.memsz).div_ceil(PAGE) * PAGE;
     let image_off = seg.offset + (image_pa - seg.paddr);
@@ -373,10 +441,16 @@ pub fn append_to_kernel(kernel: &[u8], image: &[u8], multiboot: bool) -> Result<
         Some(off) => {
             out[off + 20..off + 24].copy_from_slice(&end.to_le_bytes()); // load_end_addr
             out[off + 24..off + 28].copy_from_slice(&end.to_le_bytes()); // bss_end_addr
-            let sum = if multiboot { 0u32.wrapping_sub(MB_MAGIC.wrapping_add(MB_FLAGS)) } else { 0 };
+            let sum = if multiboot {
+                0u32.wrapping_sub(MB_MAGIC.wrapping_add(MB_FLAGS))
+            } else {
+                0
+            };
             out[off + 8..off + 12].copy_from_slice(&sum.to_le_bytes());
         }
-        None if multiboot => return Err("kernel has no multiboot header (magic + a.out kludge flags)".into()),
+        None if multiboot => {
+            return Err("kernel has no multiboot header (magic + a.out kludge flags)".into());
+        }
         None => {}
     }
     Ok(out)

@@ -13,6 +13,10 @@
 //! </system>
 //! ```
 //!
+//! `netRestartMillis="N"` (1..65535, default 0 = never) makes the minimal
+//! kernel restart its network channels to the subjects with a new epoch
+//! every N ms, as a restarting NIC subject would (a test aid, docs/kernel.md).
+//!
 //! Paths are relative to the directory of the system file. A subject without
 //! `<event>` elements gets Solo5's `solo5_exit` (id 0, action exit), as the
 //! mirage-solo5 policy declares it.
@@ -39,6 +43,8 @@ pub struct SystemDesc {
     pub minor_frame_us: u32,
     pub debug_exit: bool,
     pub sinfo_v05: bool,
+    /// Network-channel restart period in ms (0: never).
+    pub net_restart_ms: u16,
     pub subjects: Vec<SubjectDesc>,
 }
 
@@ -58,6 +64,11 @@ impl SystemDesc {
             return Err("minorFrameMicros must be between 50 and 100000".into());
         }
         let debug_exit = root.attribute("debugExit") == Some("true");
+        let net_restart_ms = match root.attribute("netRestartMillis") {
+            Some(v) => u16::try_from(parse_number(v)?)
+                .map_err(|_| "netRestartMillis must be at most 65535")?,
+            None => 0,
+        };
         let sinfo_v05 = match root.attribute("sinfo") {
             None | Some("v04") => false,
             Some("v05") => true,
@@ -68,12 +79,21 @@ impl SystemDesc {
             if s.tag_name().name() != "subject" {
                 return Err(format!("system: unexpected <{}>", s.tag_name().name()));
             }
-            let name = s.attribute("name").ok_or("subject without name")?.to_string();
+            let name = s
+                .attribute("name")
+                .ok_or("subject without name")?
+                .to_string();
             if name.is_empty() || name.len() > 63 {
                 return Err(format!("subject name '{name}' must be 1..63 characters"));
             }
             let cspec = base.join(s.attribute("cspec").ok_or("subject without cspec")?);
-            let mut d = SubjectDesc { name, cspec, bootparams: String::new(), memory: vec![], events: vec![] };
+            let mut d = SubjectDesc {
+                name,
+                cspec,
+                bootparams: String::new(),
+                memory: vec![],
+                events: vec![],
+            };
             for c in s.children().filter(|c| c.is_element()) {
                 match c.tag_name().name() {
                     "bootparams" => d.bootparams = c.text().unwrap_or("").trim().to_string(),
@@ -84,13 +104,23 @@ impl SystemDesc {
                     }
                     "event" => {
                         let id = parse_number(c.attribute("id").ok_or("event without id")?)?;
-                        let id = u8::try_from(id).ok().filter(|&i| i < 64).ok_or("event id must be 0..63")?;
-                        let logical = c.attribute("logical").ok_or("event without logical")?.to_string();
+                        let id = u8::try_from(id)
+                            .ok()
+                            .filter(|&i| i < 64)
+                            .ok_or("event id must be 0..63")?;
+                        let logical = c
+                            .attribute("logical")
+                            .ok_or("event without logical")?
+                            .to_string();
                         let action = match c.attribute("action") {
                             Some("exit") => Action::Exit,
                             Some("netnotify") => Action::NetNotify,
                             Some("yield") => Action::Yield,
-                            other => return Err(format!("event action {other:?}: expected exit, netnotify or yield")),
+                            other => {
+                                return Err(format!(
+                                    "event action {other:?}: expected exit, netnotify or yield"
+                                ));
+                            }
                         };
                         if d.events.iter().any(|e| e.0 == id || e.1 == logical) {
                             return Err(format!("duplicate event {id}/{logical}"));
@@ -111,7 +141,13 @@ impl SystemDesc {
         if subjects.is_empty() {
             return Err("system has no subject".into());
         }
-        Ok(SystemDesc { minor_frame_us, debug_exit, sinfo_v05, subjects })
+        Ok(SystemDesc {
+            minor_frame_us,
+            debug_exit,
+            sinfo_v05,
+            net_restart_ms,
+            subjects,
+        })
     }
 }
 
@@ -131,10 +167,32 @@ mod tests {
         assert_eq!(s.minor_frame_us, 1000);
         assert!(s.debug_exit);
         assert_eq!(s.subjects[0].bootparams, "x y");
-        assert_eq!(s.subjects[0].events, vec![(0, "solo5_exit".to_string(), Action::Exit)]);
+        assert_eq!(
+            s.subjects[0].events,
+            vec![(0, "solo5_exit".to_string(), Action::Exit)]
+        );
         assert_eq!(s.subjects[0].memory[0].1, Path::new("/b/c.pem"));
         assert_eq!(s.subjects[1].events[0].2, Action::NetNotify);
+        assert_eq!(s.net_restart_ms, 0);
         assert!(SystemDesc::parse("<system/>", Path::new("/")).is_err());
-        assert!(SystemDesc::parse(r#"<system><subject name="a" cspec="x"/><subject name="a" cspec="y"/></system>"#, Path::new("/")).is_err());
+        let r = SystemDesc::parse(
+            r#"<system netRestartMillis="2000"><subject name="a" cspec="a.xml"/></system>"#,
+            Path::new("/"),
+        );
+        assert_eq!(r.unwrap().net_restart_ms, 2000);
+        assert!(
+            SystemDesc::parse(
+                r#"<system netRestartMillis="70000"><subject name="a" cspec="a.xml"/></system>"#,
+                Path::new("/")
+            )
+            .is_err()
+        );
+        assert!(
+            SystemDesc::parse(
+                r#"<system><subject name="a" cspec="x"/><subject name="a" cspec="y"/></system>"#,
+                Path::new("/")
+            )
+            .is_err()
+        );
     }
 }

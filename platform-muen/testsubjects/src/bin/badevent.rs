@@ -7,9 +7,16 @@ muen_subject::subject_main!(main);
 
 fn main(rt: &mut muen_subject::Runtime) -> i32 {
     let n = 42;
-    let known = rt.sinfo.resources().flatten().any(|r| matches!(r.data, muen_abi::sinfo::ResourceData::Event(e) if e == n));
+    let known = rt
+        .sinfo
+        .resources()
+        .flatten()
+        .any(|r| matches!(r.data, muen_abi::sinfo::ResourceData::Event(e) if e == n));
     log::info!("raising unknown event {n} (in sinfo: {known})");
     muen_subject::exit::raise_event(n);
-    muen_testsubjects::result(!known, format_args!("still running after unknown event {n}"));
+    muen_testsubjects::result(
+        !known,
+        format_args!("still running after unknown event {n}"),
+    );
     0
 }

@@ -31,7 +31,8 @@ fn main(_rt: &mut muen_subject::Runtime) -> i32 {
         let ok = a == b && a == before.tsc_schedule_end;
         log::info!(
             "rdtsc: {a:#x} {b:#x}, frame {:#x}..{:#x} (attempt {attempt})",
-            before.tsc_schedule_start, before.tsc_schedule_end
+            before.tsc_schedule_start,
+            before.tsc_schedule_end
         );
         muen_testsubjects::result(ok, format_args!("rdtsc returns the minor frame end"));
         return if ok { 0 } else { 1 };
