@@ -78,6 +78,9 @@ help:
 	@echo "  MACHINE=$(MACHINE) (microvm|pc) ACCEL=$(ACCEL) (tcg|kvm) QEMU_MEM=$(QEMU_MEM)"
 	@echo "  HTTPS_PORT=$(HTTPS_PORT) HTTP_PORT=$(HTTP_PORT) (host ports on 127.0.0.1)"
 	@echo "  QEMU_NETDEV_EXTRA_OPTS=$(QEMU_NETDEV_EXTRA_OPTS) MINOR_FRAME=$(MINOR_FRAME) (us)"
+	@echo "  REPO=$(REPO) REPO_BRANCH=$(REPO_BRANCH) REMOTE=$(REMOTE) REMOTE_CA=$(REMOTE_CA)"
+	@echo "targets: all run test test-host test-e2e deps clean iso run-iso sign verify ipxe"
+	@echo "  muen-policy schema-check repro-check fuzz bench (docs/deploy.md, docs/fuzzing.md, docs/bench.md)"
 
 # Rebuild what depends on the configuration when a variable changes.
 $(BUILD)/config.stamp: FORCE
@@ -97,6 +100,7 @@ $(TARGET)/release/unipi $(TARGET)/release/muen-kernel &: $(RUST_SOURCES)
 
 $(TARGET)/release/muen-tools: $(RUST_SOURCES)
 	$(CARGO) build --release --locked -p muen-tools
+	@touch $@
 
 $(BUILD)/unipi.muen: $(TARGET)/release/unipi
 	@mkdir -p $(BUILD)
@@ -107,7 +111,7 @@ $(BUILD)/muen-kernel.elf: $(TARGET)/release/muen-kernel
 	strip --strip-all -o $@ $<
 
 # --- certificates ----------------------------------------------------------------
-certs/dev/server.pem certs/dev/server.key:
+certs/dev/server.pem certs/dev/server.key &:
 	certs/gen-dev-cert.sh certs/dev $(GUEST_IP)
 
 .PHONY: cert-check
@@ -177,7 +181,7 @@ run: all
 
 # --- tests -----------------------------------------------------------------------
 # Test subjects for the kernel-behaviour tests.
-TEST_SUBJECTS := hello fault fault-noidt hlt badevent rdtsc
+TEST_SUBJECTS := hello fault fault-noidt hlt badevent rdtsc rogue
 subjects: $(RUST_SOURCES)
 	$(CARGO) build --release --locked -p muen-testsubjects
 	@mkdir -p $(BUILD)/subjects
