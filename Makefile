@@ -191,6 +191,7 @@ test: deps test-host test-e2e
 
 test-host:
 	$(CARGO) test --locked
+	$(CARGO) test --locked -p muen-abi --features smoltcp
 
 test-e2e: all subjects
 	python3 -m unittest discover -s tests -p 'test_*.py' -v
