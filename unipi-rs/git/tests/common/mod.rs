@@ -766,6 +766,8 @@ pub fn drive_with(
                 let r = c.io().write(bytes).and_then(|n| c.io().flush().map(|_| n));
                 match r {
                     Ok(n) => fetch.sent(n),
+                    // A signal (e.g. SIGCHLD from the server's children) interrupted the call.
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => fetch.transport_error(e.to_string()),
                 }
             }
@@ -782,6 +784,8 @@ pub fn drive_with(
                     }
                     // rustls reports a TCP close without close_notify this way.
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => fetch.peer_closed(),
+                    // A signal interrupted the read: just read again.
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => fetch.transport_error(e.to_string()),
                 }
             }
