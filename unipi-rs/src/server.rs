@@ -60,6 +60,11 @@ struct Pool {
     idle: Vec<SocketHandle>,
     conns: Vec<Conn>,
     refused_logged: bool,
+    /// Sockets aborted during the current poll. They listen again only at
+    /// the next poll, once the interface has sent their RST: `listen()`
+    /// forgets the peer, and with it the pending reset, which would leave
+    /// the peer believing the connection is still open.
+    resetting: Vec<SocketHandle>,
 }
 
 /// Counters for the status log and the benchmarks.
@@ -160,6 +165,9 @@ impl Server {
     ) -> Vec<HookRequest> {
         let mut hooks = Vec::new();
         for (pi, pool) in self.pools.iter_mut().enumerate() {
+            // The interface was polled since the last call: the RSTs of
+            // the sockets aborted then are out.
+            pool.resetting.clear();
             pool.accept(net, &self.http_cfg, now, &mut self.stats);
             let mut i = 0;
             while i < pool.conns.len() {
@@ -250,6 +258,7 @@ impl Pool {
             idle,
             conns: Vec::with_capacity(size),
             refused_logged: false,
+            resetting: Vec::new(),
         };
         pool.relisten(net);
         pool
@@ -258,6 +267,9 @@ impl Pool {
     /// Every idle socket that is fully closed listens again.
     fn relisten(&mut self, net: &mut Net) {
         for &h in &self.idle {
+            if self.resetting.contains(&h) {
+                continue;
+            }
             let s = net.sockets.get_mut::<tcp::Socket>(h);
             if s.state() == tcp::State::TimeWait {
                 // We closed first; the peer is done. Free the slot now.
@@ -300,6 +312,7 @@ impl Pool {
                     Err(e) => {
                         warn!("TLS session setup failed: {e}");
                         s.abort();
+                        self.resetting.push(h);
                         self.idle.push(h);
                         continue;
                     }
@@ -334,6 +347,7 @@ impl Pool {
         let s = net.sockets.get_mut::<tcp::Socket>(h);
         if s.state() != tcp::State::Closed && s.state() != tcp::State::TimeWait {
             s.abort();
+            self.resetting.push(h);
         }
         self.idle.push(h);
     }
@@ -359,13 +373,32 @@ fn drive(
         return false;
     }
     if let Phase::Closing { since } = c.phase {
+        // Lingering close: discard what the peer still sends (the rest of
+        // an oversized request, records after a TLS error). Otherwise its
+        // data fills our window, its FIN can never arrive, and the slot
+        // stays taken until CLOSE_TIMEOUT.
+        while socket.can_recv() {
+            match socket.recv(|b| (b.len(), b.len())) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
         if let Some(t) = &mut c.tls {
             let _ = t.pump(&[]);
             send_tls(t, socket);
         }
         let drained =
             c.tls.as_ref().is_none_or(|t| t.output().is_empty()) && socket.send_queue() == 0;
-        if drained && socket.state() == tcp::State::Established {
+        // Send our FIN once everything is out: from Established, or from
+        // CloseWait when the peer closed first (the common case for a
+        // client that is done). Waiting for Established alone left such
+        // sockets in CloseWait, holding a pool slot until CLOSE_TIMEOUT.
+        if drained
+            && matches!(
+                socket.state(),
+                tcp::State::Established | tcp::State::CloseWait
+            )
+        {
             socket.close();
         }
         if now >= since + CLOSE_TIMEOUT {

@@ -472,23 +472,22 @@ impl<C: Unbuffered> TlsConn<C> {
     /// After an error rustls has queued a fatal alert (e.g. protocol_version
     /// for a TLS 1.1 client); the next processing step hands it out for
     /// encoding. Put it into the output so the peer learns why.
+    ///
+    /// Exactly one step, on the real input buffer: a queued alert comes out
+    /// before rustls looks at input again, and any further step would
+    /// deframe the rest of the (bad) input once more. The buffer must be
+    /// the real one, never an empty slice: a handshake message that rustls
+    /// is still joining across records lives in it and its read position
+    /// points into it. With an empty slice rustls sliced past the end and
+    /// panicked — one oversized ClientHello crashed the server.
     fn flush_alert(&mut self) {
-        for _ in 0..4 {
-            let UnbufferedStatus { state, .. } = self.conn.process(&mut []);
-            match state {
-                Ok(ConnectionState::EncodeTlsData(mut e)) => {
-                    let start = self.outgoing.len();
-                    self.outgoing.resize(start + 512, 0);
-                    match e.encode(&mut self.outgoing[start..]) {
-                        Ok(n) => self.outgoing.truncate(start + n),
-                        Err(_) => {
-                            self.outgoing.truncate(start);
-                            return;
-                        }
-                    }
-                }
-                Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
-                _ => return,
+        let UnbufferedStatus { state, .. } = self.conn.process(&mut self.incoming);
+        if let Ok(ConnectionState::EncodeTlsData(mut e)) = state {
+            let start = self.outgoing.len();
+            self.outgoing.resize(start + 512, 0);
+            match e.encode(&mut self.outgoing[start..]) {
+                Ok(n) => self.outgoing.truncate(start + n),
+                Err(_) => self.outgoing.truncate(start),
             }
         }
     }
@@ -749,6 +748,36 @@ mod tests {
         assert_eq!(server.receive_capacity(), 0);
         // The peer is told why: a fatal alert record (content type 21).
         assert_eq!(server.output().first(), Some(&21), "{:?}", server.output());
+    }
+
+    /// A ClientHello that claims 16 MiB, spread over full-size records:
+    /// rustls rejects it while part of it is still being joined in the
+    /// input buffer. Handing rustls an empty buffer to flush the alert
+    /// then made it slice beyond the buffer and panic (a remote crash).
+    #[test]
+    fn oversized_handshake_message_is_an_error_not_a_panic() {
+        let (chain, key, _) = test_pki();
+        let clock = Arc::new(LoopClock::default());
+        clock.set(now());
+        let scfg = server_config(&chain, &key, clock, None).unwrap();
+        let mut server = ServerTls::server(scfg).unwrap();
+        let mut failed = false;
+        for i in 0..6 {
+            let mut body = vec![0x41u8; 16384];
+            if i == 0 {
+                body[..4].copy_from_slice(&[1, 0xff, 0xff, 0xff]);
+            }
+            let mut rec = vec![22, 3, 1, 0x40, 0x00];
+            rec.extend_from_slice(&body);
+            let n = rec.len().min(server.receive_capacity());
+            server.receive(&rec[..n]);
+            if server.pump(&[]).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed, "a 16 MiB handshake message must be refused");
+        assert!(server.pump(&[]).is_err());
     }
 
     #[test]

@@ -110,7 +110,8 @@ start32:
     movl %eax, %cr4
     movl $(boot_pml4 - KVMA), %eax
     movl %eax, %cr3
-    /* EFER: LME, plus NXE when the CPU has NX */
+    /* EFER: LME, plus NXE when the CPU has NX; SCE cleared whatever the
+     * loader left, so `syscall` from a subject is #UD, never a ring-0 entry */
     movl $0x80000001, %eax
     cpuid
     movl $0x100, %ebx
@@ -119,6 +120,7 @@ start32:
     orl $0x800, %ebx
 2:  movl $0xC0000080, %ecx
     rdmsr
+    andl $0xFFFFFFFE, %eax
     orl %ebx, %eax
     wrmsr
     /* CR0: clear EM, TS; set PE, MP, NE, WP, PG */

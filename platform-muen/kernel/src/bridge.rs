@@ -19,6 +19,10 @@ pub trait Nic {
     fn send(&mut self, frame: &[u8]) -> bool;
     /// Kicks the device after a batch of `send`s and recycles buffers.
     fn flush(&mut self);
+    /// Whether `send` would find room now (recycling finished buffers).
+    fn can_send(&mut self) -> bool {
+        true
+    }
     /// Short description for the log.
     fn describe(&self) -> &str;
 }
@@ -31,6 +35,8 @@ enum PortRef {
 
 struct SubjectPort {
     number: u32,
+    /// Name of the region behind `to_subject` (for the log).
+    to_name: &'static str,
     to_subject: Option<NetWriter>,
     from_subject: Option<NetReader>,
 }
@@ -56,6 +62,8 @@ pub struct BridgeStats {
     pub bad_frames: u64,
     pub runts: u64,
     pub write_errors: u64,
+    /// Polls that left subject frames queued because the NIC was full.
+    pub nic_backpressure: u64,
 }
 
 impl BridgeStats {
@@ -196,6 +204,7 @@ impl Bridge {
                 None => {
                     ports.push(SubjectPort {
                         number,
+                        to_name: "",
                         to_subject: None,
                         from_subject: None,
                     });
@@ -208,7 +217,10 @@ impl Bridge {
             };
             if to {
                 match NetWriter::new(mem, epoch()) {
-                    Ok(w) => ports[idx].to_subject = Some(w),
+                    Ok(w) => {
+                        ports[idx].to_subject = Some(w);
+                        ports[idx].to_name = r.name;
+                    }
                     Err(e) => crate::klog!(
                         "bridge: cannot initialise {} as muennet writer: {e:?}",
                         r.name
@@ -237,6 +249,32 @@ impl Bridge {
         self.sw.ports.len()
     }
 
+    /// Restarts every channel the bridge writes to a subject with a fresh
+    /// epoch (`NetWriter::restart`: header and slots re-initialised, epoch
+    /// last), as a NIC subject that restarts does; frames not yet read are
+    /// lost and the subjects' readers resynchronise. Returns how many
+    /// channels were restarted.
+    pub fn restart_subject_channels(&mut self, mut epoch: impl FnMut() -> u64) -> usize {
+        let mut n = 0;
+        for p in &mut self.sw.ports {
+            if let Some(w) = p.to_subject.as_mut() {
+                let old = w.inner().epoch();
+                let mut new = epoch();
+                if new == old {
+                    new = new.wrapping_add(1).max(1);
+                }
+                w.restart(new);
+                crate::klog!(
+                    "bridge: port {} ({}): channel restarted, epoch {old:#x} -> {new:#x}",
+                    p.number,
+                    p.to_name
+                );
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Does the bridge have a NIC?
     pub fn nic(&self) -> Option<&str> {
         self.sw.nic.as_ref().map(|n| n.describe())
@@ -246,6 +284,14 @@ impl Bridge {
     pub fn poll(&mut self) {
         for p in 0..self.sw.ports.len() {
             for _ in 0..BUDGET {
+                // Backpressure: while the NIC's queue is full, leave frames in
+                // the subject's channel (it holds hundreds) instead of reading
+                // and dropping them, which would cost the sender a
+                // retransmission. They move on the next poll.
+                if self.sw.nic.as_mut().is_some_and(|n| !n.can_send()) {
+                    self.sw.stats.nic_backpressure += 1;
+                    break;
+                }
                 let Some(rx) = self.sw.ports[p].from_subject.as_mut() else {
                     break;
                 };
@@ -293,11 +339,12 @@ impl Bridge {
             && s.dropped() != self.reported.dropped();
         if force || due {
             crate::klog!(
-                "bridge: {} frames from NIC, {} to NIC, {} forwarded, {} flooded; dropped {} (nic tx full {}, subject overrun {}, bad length {}, runt {}, write error {})",
+                "bridge: {} frames from NIC, {} to NIC, {} forwarded, {} flooded, {} polls held back by a full NIC; dropped {} (nic tx full {}, subject overrun {}, bad length {}, runt {}, write error {})",
                 s.from_nic,
                 s.to_nic,
                 s.forwarded,
                 s.flooded,
+                s.nic_backpressure,
                 s.dropped(),
                 s.nic_tx_full,
                 s.subject_overrun,

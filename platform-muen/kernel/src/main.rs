@@ -81,7 +81,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 const HEAP_PAGES: u64 = 512;
 
 /// A non-zero random value for channel epochs.
-fn random_epoch() -> u64 {
+pub fn random_epoch() -> u64 {
     let v = cpu::rdrand().unwrap_or_else(|| {
         // No RDRAND: mix the TSC (still non-zero and different per call).
         let t = cpu::rdtsc();
@@ -128,6 +128,13 @@ fn enable_cpu_features() -> Features {
     unsafe {
         cpu::write_cr4(cr4);
         cpu::write_cr0(cpu::read_cr0() | 1 << 16); // WP
+    }
+    if cpu::cpuid(1, 0).3 & (1 << 11) != 0 {
+        // SAFETY: IA32_SYSENTER_CS exists (CPUID.1:EDX.SEP). With 0 there,
+        // `sysenter` from a subject raises #GP (emulated: the subject is
+        // stopped) instead of entering ring 0 at whatever SYSENTER_EIP a
+        // boot loader left behind. The kernel itself never uses sysenter.
+        unsafe { cpu::wrmsr(0x174, 0) };
     }
     Features {
         nx,
@@ -303,6 +310,13 @@ pub extern "C" fn kmain(proto: u32, info: u64) -> ! {
         logs.len(),
         free >> 20
     );
+    let demand: u64 = subjects.iter().map(|s| s.space.demand_bytes()).sum();
+    if demand > free {
+        klog!(
+            "warning: demand-paged regions add up to {} MiB, more than is free: a subject that touches all of its memory can leave another without (docs/kernel.md, Honest limits)",
+            demand >> 20
+        );
+    }
 
     let debug_exit = image.settings().flags & FLAG_DEBUG_EXIT != 0;
     let mut k = sched::Kernel::new(
@@ -313,6 +327,7 @@ pub extern "C" fn kmain(proto: u32, info: u64) -> ! {
         logs,
         bridge,
         debug_exit,
+        image.settings().net_restart_ms(),
     );
     k.run()
 }

@@ -220,6 +220,11 @@ impl AddressSpace {
         map_4k(self.pml4, va, pa, leaf, P | W | U)
     }
 
+    /// Bytes of demand regions (populated or not).
+    pub fn demand_bytes(&self) -> u64 {
+        self.lazy.iter().map(|r| r.size).sum()
+    }
+
     /// Declares `[va, va + size)` as filled with `fill` on first touch.
     pub fn add_lazy(&mut self, va: u64, size: u64, writable: bool, executable: bool, fill: u8) {
         self.lazy.push(LazyRegion {

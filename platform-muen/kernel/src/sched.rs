@@ -35,6 +35,11 @@ pub struct Kernel {
     names: Vec<&'static str>,
     current_cr3: u64,
     sched_end: u64,
+    /// Network-channel restart period in TSC ticks (0: never) and the TSC
+    /// of the next restart.
+    net_restart_tsc: u64,
+    net_restart_ms: u32,
+    next_net_restart: u64,
 }
 
 impl Kernel {
@@ -47,7 +52,9 @@ impl Kernel {
         logs: DebugLogs,
         bridge: Option<Bridge>,
         debug_exit: bool,
+        net_restart_ms: u32,
     ) -> Self {
+        let net_restart_tsc = (tsc_hz as u128 * net_restart_ms as u128 / 1000) as u64;
         let names = subjects.iter().map(|s| s.name).collect();
         Kernel {
             subjects,
@@ -61,14 +68,22 @@ impl Kernel {
             names,
             current_cr3: 0,
             sched_end: 0,
+            net_restart_tsc,
+            net_restart_ms,
+            next_net_restart: u64::MAX,
         }
     }
 
     fn service_peers(&mut self) {
         self.logs.poll(&self.names);
         if let Some(b) = self.bridge.as_mut() {
+            let now = cpu::rdtsc();
+            if now >= self.next_net_restart {
+                b.restart_subject_channels(crate::random_epoch);
+                self.next_net_restart = now.saturating_add(self.net_restart_tsc);
+            }
             b.poll();
-            b.report(cpu::rdtsc(), self.tsc_hz.saturating_mul(5), false);
+            b.report(now, self.tsc_hz.saturating_mul(5), false);
         }
     }
 
@@ -82,6 +97,13 @@ impl Kernel {
             self.frame_us,
             first as u128 * 1000 / self.tsc_hz as u128
         );
+        if self.net_restart_tsc > 0 && self.bridge.is_some() {
+            self.next_net_restart = first.saturating_add(self.net_restart_tsc);
+            klog!(
+                "bridge: channels to subjects restart with a new epoch every {} ms",
+                self.net_restart_ms
+            );
+        }
         loop {
             let n = self.subjects.len();
             if self.subjects.iter().all(|s| !s.alive()) {
@@ -93,14 +115,14 @@ impl Kernel {
                 s.alive() && s.sleep_until <= now
             });
             let Some(i) = pick else {
-                self.idle_until(
-                    self.subjects
-                        .iter()
-                        .filter(|s| s.alive())
-                        .map(|s| s.sleep_until)
-                        .min()
-                        .unwrap_or(now),
-                );
+                let wake = self
+                    .subjects
+                    .iter()
+                    .filter(|s| s.alive())
+                    .map(|s| s.sleep_until)
+                    .min()
+                    .unwrap_or(now);
+                self.idle_until(wake.min(self.next_net_restart));
                 self.service_peers();
                 continue;
             };
@@ -263,6 +285,13 @@ impl Kernel {
             };
             emu.emulate(&insn)
         };
+        if matches!(insn.op, Op::Wrmsr) {
+            // An emulated `wrmsr FS_BASE` must take effect at once, not at
+            // the next minor frame: the CPU uses the real MSR.
+            // SAFETY: as in `run_frame` (the kernel never uses %fs; the
+            // value was checked canonical by the emulation).
+            unsafe { cpu::wrmsr(0xC000_0100, s.virt.fs_base) };
+        }
         match outcome {
             Outcome::Resume => Next::Resume,
             Outcome::Event(n) => self.event(i, n),

@@ -631,7 +631,7 @@ impl Emu<'_> {
         let selector = u16::from_le_bytes([g[2], g[3]]);
         let ist = g[4] & 7;
         if handler >= USER_TOP {
-            return Err(fail("handler address not canonical", handler));
+            return Err(fail("handler address outside the subject's half", handler));
         }
         self.mem
             .check_exec(handler)

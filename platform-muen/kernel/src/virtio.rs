@@ -21,6 +21,9 @@ const STATUS_DRIVER_OK: u32 = 4;
 const STATUS_FEATURES_OK: u32 = 8;
 const DESC_F_WRITE: u16 = 2;
 const AVAIL_F_NO_INTERRUPT: u16 = 1;
+/// The device sets this in the used ring while it does not need kicks (e.g.
+/// QEMU while its TX bottom half is pending, or while RX has buffers).
+const USED_F_NO_NOTIFY: u16 = 1;
 const BUF_SIZE: u64 = 2048;
 const MAX_QUEUE: u16 = 256;
 const RX: u16 = 0;
@@ -186,6 +189,13 @@ impl Queue {
         phys::write_u16(self.avail + 2, self.avail_idx);
     }
 
+    /// Whether the device asks for a kick after new available buffers. The
+    /// fence orders our avail-index store before the flags load.
+    fn wants_kick(&self) -> bool {
+        fence(Ordering::SeqCst);
+        phys::read_u16(self.used) & USED_F_NO_NOTIFY == 0
+    }
+
     /// Next used element (id, len), if any.
     fn pop_used(&mut self) -> Option<(u16, u32)> {
         let idx = phys::read_u16(self.used + 2);
@@ -308,15 +318,28 @@ impl Nic for VirtioNet {
     }
 
     fn flush(&mut self) {
+        // A kick is a device exit: skip it while the device says it will
+        // look at the ring anyway.
         if self.notify_tx {
-            self.t.notify(TX);
+            if self.tx.wants_kick() {
+                self.t.notify(TX);
+            }
             self.notify_tx = false;
         }
         if self.notify_rx {
-            self.t.notify(RX);
+            if self.rx.wants_kick() {
+                self.t.notify(RX);
+            }
             self.notify_rx = false;
         }
         self.reclaim_tx();
+    }
+
+    fn can_send(&mut self) -> bool {
+        if self.tx_free.is_empty() {
+            self.reclaim_tx();
+        }
+        !self.tx_free.is_empty()
     }
 
     fn describe(&self) -> &str {

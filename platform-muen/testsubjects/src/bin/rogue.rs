@@ -268,6 +268,9 @@ extern "C" fn far_target() {}
 // ---------------------------------------------------------------------------
 // The attempts: tiny naked functions, argument in RDI, result in RAX.
 
+// Naked: the assembly is the whole function. Each one returns with `ret`
+// or leaves through an exception, which lands in `rogue_probe`; they are
+// only ever called through `rogue_probe`.
 macro_rules! attempt {
     ($(#[$m:meta])* $name:ident: $($asm:tt)+) => {
         $(#[$m])*
