@@ -144,14 +144,21 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         {
             last_status = now;
             let (heap, st) = (p.heap(), server.stats());
+            let net = p.net_stats().unwrap_or_default();
             info!(
-                "status: {} connections open, {} accepted, {} failed; heap {} used, {} peak, {} size",
+                "status: {} connections open, {} accepted, {} failed; heap {} used, {} peak, {} size; \
+                 net rx {} tx {} frames, {} lost, {} epoch changes, {} tx dropped",
                 server.open_connections(),
                 st.accepted,
                 st.failed,
                 heap.used,
                 heap.peak,
-                heap.size
+                heap.size,
+                net.rx_frames,
+                net.tx_frames,
+                net.rx_lost,
+                net.rx_epoch_changes,
+                net.tx_dropped
             );
         }
 

@@ -90,6 +90,9 @@ pub struct Config {
     pub idle_timeout: u32,
     /// Header-block timeout, seconds.
     pub header_timeout: u32,
+    /// A response that makes no progress for this long drops the
+    /// connection (a client that stopped reading), seconds.
+    pub send_timeout: u32,
     /// Header-block size limit, bytes.
     pub max_header_bytes: usize,
     /// Log verbosity.
@@ -124,6 +127,7 @@ impl Default for Config {
             max_connections: 64,
             idle_timeout: 30,
             header_timeout: 10,
+            send_timeout: 60,
             max_header_bytes: 16 * 1024,
             log_level: LevelFilter::Info,
             tls_resumption: true,
@@ -252,6 +256,7 @@ const FLAGS: &[(&str, Kind)] = &[
     ("max-connections", Kind::Value),
     ("idle-timeout", Kind::Value),
     ("header-timeout", Kind::Value),
+    ("send-timeout", Kind::Value),
     ("max-header-bytes", Kind::Value),
     ("log-level", Kind::Value),
     ("tls-resumption", Kind::Value),
@@ -395,6 +400,7 @@ impl Config {
             "max-connections" => self.max_connections = parse_num(v, 1, 4096)? as usize,
             "idle-timeout" => self.idle_timeout = parse_num(v, 1, 3600)? as u32,
             "header-timeout" => self.header_timeout = parse_num(v, 1, 600)? as u32,
+            "send-timeout" => self.send_timeout = parse_num(v, 1, 3600)? as u32,
             "max-header-bytes" => self.max_header_bytes = parse_num(v, 1024, 65536)? as usize,
             "log-level" => {
                 self.log_level = match v.to_ascii_lowercase().as_str() {
@@ -809,6 +815,8 @@ mod tests {
 
     #[test]
     fn resumption_and_status() {
+        assert_eq!(ok("--send-timeout=7").send_timeout, 7);
+        assert_eq!(ok("").send_timeout, 60);
         let c = ok("--tls-resumption=off --status-interval 5");
         assert!(!c.tls_resumption);
         assert_eq!(c.status_interval, 5);

@@ -18,6 +18,21 @@ pub struct HeapStats {
     pub peak: usize,
 }
 
+/// Frame counters of the network device (for the status log).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Frames sent.
+    pub tx_frames: u64,
+    /// Frames lost on receive (overruns, bad frames).
+    pub rx_lost: u64,
+    /// Times the peer restarted its channel (new epoch).
+    pub rx_epoch_changes: u64,
+    /// Frames that could not be sent.
+    pub tx_dropped: u64,
+}
+
 /// What unipi-rs needs from the machine.
 pub trait Platform {
     /// The network device (one Ethernet interface).
@@ -55,6 +70,11 @@ pub trait Platform {
 
     /// Heap figures.
     fn heap(&self) -> HeapStats;
+
+    /// Network-device counters, if the device keeps them.
+    fn net_stats(&self) -> Option<NetStats> {
+        None
+    }
 
     /// Whether the server loop should go on (a unikernel never stops; tests
     /// running the loop in-process do).

@@ -3,7 +3,7 @@
 use muen_abi::muennet::MuennetDevice;
 use muen_subject::{Runtime, heap, regions};
 use smoltcp::time::Instant;
-use unipi::platform::{HeapStats, Platform};
+use unipi::platform::{HeapStats, NetStats, Platform};
 
 /// The Muen subject as unipi-rs sees it.
 pub struct MuenPlatform<'a> {
@@ -82,6 +82,17 @@ impl Platform for MuenPlatform<'_> {
             self.notified_tx = tx;
             muen_subject::exit::raise_event(n);
         }
+    }
+
+    fn net_stats(&self) -> Option<NetStats> {
+        let s = self.device.as_ref()?.stats();
+        Some(NetStats {
+            rx_frames: s.rx_frames,
+            tx_frames: s.tx_frames,
+            rx_lost: s.rx_lost + s.rx_bad,
+            rx_epoch_changes: s.rx_epoch_changes,
+            tx_dropped: s.tx_dropped,
+        })
     }
 
     fn heap(&self) -> HeapStats {

@@ -304,6 +304,7 @@ impl HttpConfig {
         h.limits.max_request_line = h.limits.max_request_line.min(c.max_header_bytes);
         h.timeouts.header = Duration::from_secs(u64::from(c.header_timeout));
         h.timeouts.idle = Duration::from_secs(u64::from(c.idle_timeout));
+        h.timeouts.send = Duration::from_secs(u64::from(c.send_timeout));
         h.set_default_mime_type(&c.default_mime_type);
         for (path, ty) in &c.mime_types {
             h.add_mime_type(path, ty);
