@@ -502,6 +502,10 @@ fn two_thread_stress() {
     const RESTART_EVERY: u64 = 400_000;
     let region = Arc::new(Region::new(4096));
     let done = Arc::new(AtomicBool::new(false));
+    // Successful reads so far: on a loaded machine the reader thread may get
+    // no CPU until the writer is done, so the writer keeps going (within the
+    // deadline) until the reader has seen data while it runs.
+    let reads = Arc::new(core::sync::atomic::AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(3);
 
     let mut writer = Writer::new(region.mem(), PROTO, STRESS_SIZE, 1).unwrap();
@@ -509,11 +513,12 @@ fn two_thread_stress() {
     assert_eq!(elements, 40);
     let wdone = done.clone();
     let wregion = region.clone();
+    let wreads = reads.clone();
     let wt = std::thread::spawn(move || {
         let _keep = wregion;
         let mut seq = 0u64;
         let mut epoch = 1u64;
-        while seq < WRITES && Instant::now() < deadline {
+        while (seq < WRITES || wreads.load(Ordering::Relaxed) == 0) && Instant::now() < deadline {
             seq += 1;
             if seq.is_multiple_of(RESTART_EVERY) {
                 epoch += 1;
@@ -543,6 +548,7 @@ fn two_thread_stress() {
                 assert!(seq > last_seq, "seq {seq} after {last_seq}");
                 last_seq = seq;
                 ok += 1;
+                reads.store(ok, Ordering::Relaxed);
             }
             ReadResult::OverrunDetected => overruns += 1,
             ReadResult::EpochChanged => epochs += 1,
