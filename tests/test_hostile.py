@@ -56,7 +56,8 @@ PER_CONNECTION = 192 * 1024
 
 STATUS = re.compile(
     r"^unipi\| status: (\d+) connections open, (\d+) accepted, (\d+) failed; "
-    r"heap (\d+) used, (\d+) peak, (\d+) size$", re.M)
+    r"heap (\d+) used, (\d+) peak, (\d+) size; "
+    r"net rx (\d+) tx (\d+) frames, (\d+) lost, (\d+) epoch changes, (\d+) tx dropped$", re.M)
 
 
 def log(msg):
@@ -661,6 +662,12 @@ class ChannelRestart(h.QemuTestCase):
                 f"max {summary['max'] * 1000:.0f} ms, {len(summary['failed'])} failed")
             self.assertGreaterEqual(during, 6)
             self.assertTrue(all(a != b and b != "0x0" for a, b in epochs), "every restart takes a new epoch")
+            # The subject itself saw every restart (its reader resynchronised
+            # to each new epoch): status field 9 counts epoch changes, the
+            # first one being the initial synchronisation.
+            statuses = [tuple(int(x) for x in m.groups()) for m in STATUS.finditer(g.log())]
+            self.assertTrue(statuses, "no status line")
+            self.assertGreaterEqual(statuses[-1][9], len(epochs), statuses[-1])
             self.assertEqual(summary["failed"], [], "every request must succeed across the restarts")
             self.assertGreaterEqual(summary["big"], 10)
             self.assertLess(summary["max"], 8.0)
@@ -692,7 +699,11 @@ class TestSSL(h.QemuTestCase):
                                capture_output=True, text=True, timeout=240)
             out.write_text(r.stdout + r.stderr)
             self.assertNotIn("KERNEL PANIC", g.log())
-        results = {e["id"]: e["finding"] for e in json.loads(js.read_text())}
+        try:
+            results = {e["id"]: e["finding"] for e in json.loads(js.read_text())}
+        except (OSError, ValueError) as e:
+            self.fail(f"testssl left no usable JSON ({e}); exit {r.returncode}; output tail:\n"
+                      + "\n".join((r.stdout + r.stderr).splitlines()[-30:]))
         summary = [line for line in r.stdout.splitlines()
                    if re.match(r"^ (SSLv2|SSLv3|TLS 1(\.\d)?|NULL|Anonymous|Export|LOW|Triple|Obsolete|Strong|"
                                r"PFS is|FS is|Elliptic)", line)]
