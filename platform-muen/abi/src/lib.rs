@@ -35,7 +35,7 @@
 //!   `SubjectDeviceTree` has no number in sinfo v03.
 //! * `sinfo::Sinfo::resources()` returns the nameable iterator type
 //!   `sinfo::Resources<'a>` (an `Iterator<Item = Result<Resource<'a>, SinfoError>>`).
-//! * Resource names must be valid UTF-8 (≤ 63 bytes); otherwise the record is
+//! * Resource names must be valid UTF-8 without NUL (≤ 63 bytes); otherwise the record is
 //!   reported as `SinfoError::BadName` (lookups by name compare raw bytes and
 //!   simply do not match such records).
 //! * Added: `Sinfo::from_ptr`, `Sinfo::find`, `Sinfo::resource_count`,

@@ -599,7 +599,7 @@ pub enum SinfoError {
     BadMagic(u64),
     /// resource_count is larger than 255.
     BadResourceCount(u16),
-    /// A name record has a length > 63 or is not valid UTF-8.
+    /// A name record has a length > 63, contains NUL or is not valid UTF-8.
     BadName,
     /// A memory region has an unknown memory kind.
     BadMemoryKind(u8),
@@ -658,6 +658,11 @@ fn decode_name(rec: &[u8]) -> Result<&str, SinfoError> {
         return Err(SinfoError::BadName);
     }
     let bytes = rec.get(1..1 + len).ok_or(SinfoError::BadName)?;
+    // A NUL inside the length would end the name early for C readers of the same page, and
+    // `SinfoWriter` could not write it back (found by fuzzing).
+    if bytes.contains(&0) {
+        return Err(SinfoError::BadName);
+    }
     core::str::from_utf8(bytes).map_err(|_| SinfoError::BadName)
 }
 

@@ -231,7 +231,7 @@ pub enum Error {
         /// The mode as written in the tree.
         mode: String,
     },
-    /// A path in the tree is unsafe (`..`, `.git`, control characters...).
+    /// A path in the tree is not allowed (`..`, `.git`, control characters...).
     UnsafePath {
         /// The path (sanitised).
         path: String,
@@ -253,6 +253,11 @@ pub enum Error {
     },
     /// More files than [`Limits::max_files`](crate::Limits).
     TooManyFiles {
+        /// The limit.
+        limit: usize,
+    },
+    /// The tree's paths add up to more than [`Limits::max_path_bytes`](crate::Limits).
+    PathsTooLarge {
         /// The limit.
         limit: usize,
     },
@@ -373,11 +378,14 @@ impl fmt::Display for Error {
             UnsupportedMode { path, mode } => {
                 write!(f, "unsupported file mode {mode} in tree: {path}")
             }
-            UnsafePath { path } => write!(f, "unsafe path in tree: {path}"),
+            UnsafePath { path } => write!(f, "forbidden path in tree: {path}"),
             NonUtf8Path { path } => write!(f, "path is not UTF-8: {path}"),
             PathTooLong { limit } => write!(f, "path in tree longer than {limit} bytes"),
             PathTooDeep { limit } => write!(f, "path in tree nested deeper than {limit}"),
             TooManyFiles { limit } => write!(f, "tree has more than {limit} files"),
+            PathsTooLarge { limit } => {
+                write!(f, "paths in tree add up to more than {limit} bytes")
+            }
         }
     }
 }
@@ -430,7 +438,7 @@ mod tests {
                 path: "../x".into()
             }
             .to_string(),
-            "unsafe path in tree: ../x"
+            "forbidden path in tree: ../x"
         );
     }
 

@@ -32,6 +32,9 @@ extern crate alloc;
 mod delta;
 mod error;
 mod fetch;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod inflate;
 mod limits;

@@ -28,6 +28,11 @@ pub struct Limits {
     pub max_path_depth: usize,
     /// Maximum number of files in the snapshot (default 100 000).
     pub max_files: usize,
+    /// Maximum total length in bytes of all paths built while walking the tree, directories
+    /// included (default 16 MiB). A tree that names the same subtree many times under long
+    /// names would otherwise turn a pack of a few KiB into `max_files × max_path_len` bytes
+    /// of paths (found while fuzzing: 8 KiB of trees, 125 MB of paths).
+    pub max_path_bytes: usize,
     /// Maximum pkt-line length including its 4-byte header; at most 65520, the protocol's
     /// own maximum (default 65520).
     pub max_pkt_line: usize,
@@ -56,6 +61,7 @@ impl Default for Limits {
             max_path_len: 4096,
             max_path_depth: 64,
             max_files: 100_000,
+            max_path_bytes: 16 << 20,
             max_pkt_line: Self::PKT_LINE_MAX,
             max_http_header_bytes: 16 << 10,
             max_refs: 10_000,

@@ -134,6 +134,7 @@ pub(crate) fn build(
     })?;
     let mut files = Vec::new();
     let mut entries = 0usize;
+    let mut path_bytes = 0usize;
     // (tree, path prefix, depth of its entries)
     let mut stack: Vec<(ObjectId, String, usize)> = alloc::vec![(info.tree, String::new(), 1)];
     while let Some((tree_id, prefix, depth)) = stack.pop() {
@@ -168,6 +169,12 @@ pub(crate) fn build(
             if path.len() > limits.max_path_len {
                 return Err(Error::PathTooLong {
                     limit: limits.max_path_len,
+                });
+            }
+            path_bytes += path.len();
+            if path_bytes > limits.max_path_bytes {
+                return Err(Error::PathsTooLarge {
+                    limit: limits.max_path_bytes,
                 });
             }
             let kind = match entry.mode {
@@ -407,6 +414,32 @@ mod tests {
         assert_eq!(
             build(&r.objects, c, &Limits::default(), Stats::default()).unwrap_err(),
             Error::TooManyFiles { limit: 100_000 }
+        );
+    }
+
+    /// Fuzzing finding: two long names per level pointing at the same subtree, 15 levels
+    /// deep, are 8 KiB of trees but 32 768 paths of ~3.8 KiB (125 MB) within the default
+    /// `max_files` and `max_path_len`; `max_path_bytes` stops the walk early.
+    #[test]
+    fn fuzz_regression_path_bytes_bomb() {
+        let mut r = Repo::new();
+        let blob = r.add(ObjectKind::Blob, b"x");
+        let a = [b'a'; 250];
+        let b = [b'b'; 250];
+        let mut t = r.tree(&[("100644", &a, blob), ("100644", &b, blob)]);
+        for level in 1..15 {
+            t = r.tree(&[("40000", &a, t), ("40000", &b, t)]);
+            if level == 7 {
+                // 256 files, 0.5 MB of paths: fine.
+                let c = r.commit(t);
+                let snap = build(&r.objects, c, &Limits::default(), Stats::default()).unwrap();
+                assert_eq!(snap.files.len(), 256);
+            }
+        }
+        let c = r.commit(t);
+        assert_eq!(
+            build(&r.objects, c, &Limits::default(), Stats::default()).unwrap_err(),
+            Error::PathsTooLarge { limit: 16 << 20 }
         );
     }
 

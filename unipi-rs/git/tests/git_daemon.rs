@@ -187,7 +187,7 @@ fn daemon_errors_and_limits() {
 /// real daemon.
 #[test]
 fn daemon_unsafe_trees() {
-    let dir = TempDir::new("unsafe");
+    let dir = TempDir::new("forbidden");
     for (name, entries, expected) in [
         ("dotdot.git", vec![("40000", "..", true)], "../x"),
         ("dotgit.git", vec![("40000", ".git", true)], ".git"),

@@ -613,3 +613,24 @@ fn hostile_random_pages_never_panic() {
         }
     }
 }
+
+/// Fuzzing regression (`muen_sinfo`): a name whose length covers NUL padding parsed, but the
+/// page could not be written back (`SinfoWriter` refuses NUL). Such names are now `BadName`.
+#[test]
+fn fuzz_regression_name_with_nul() {
+    let mut page = vec![0u8; SINFO_SIZE];
+    page[..13].copy_from_slice(b"muinfo\x00\x04\x00\x00\x00\x00\x18");
+    assert_eq!(Sinfo::parse(&page).unwrap_err(), SinfoError::BadName);
+    // The same for a resource record: reported, and iteration goes on.
+    let mut buf = vec![0u8; SINFO_SIZE];
+    let mut w = SinfoWriter::new(&mut buf, Version::V04, "unipi", 1000).unwrap();
+    w.event("a", 1).unwrap();
+    w.event("b", 2).unwrap();
+    w.finish();
+    let rec = RESOURCES_OFFSET + record::NAME;
+    buf[rec] = 3; // "a\0\0"
+    let s = Sinfo::parse(&buf).unwrap();
+    let all: Vec<_> = s.resources().collect();
+    assert_eq!(all[0], Err(SinfoError::BadName));
+    assert!(matches!(all[1], Ok(Resource { name: "b", .. })));
+}
