@@ -391,10 +391,10 @@ impl<'a> Image<'a> {
             if p.size == 0 || p.size % PAGE != 0 {
                 return Err(Error::Layout("physical region size"));
             }
-            if let Peer::DebugLog { subject } = p.peer {
-                if u64::from(subject) >= self.subjects.1 {
-                    return Err(Error::BadValue("debuglog subject", subject as u64));
-                }
+            if let Peer::DebugLog { subject } = p.peer
+                && u64::from(subject) >= self.subjects.1
+            {
+                return Err(Error::BadValue("debuglog subject", subject as u64));
             }
         }
         for s in 0..self.subjects.1 {
@@ -586,15 +586,19 @@ impl<'a> Image<'a> {
 #[derive(Debug, Default)]
 pub struct Builder {
     settings: Option<Settings>,
-    subjects: Vec<(
-        alloc::string::String,
-        [u64; 4],
-        Vec<MappingSpec>,
-        Vec<EventSpec>,
-    )>,
+    subjects: Vec<SubjectSpec>,
     physicals: Vec<(alloc::string::String, u64, Peer)>,
     blobs: Vec<u8>,
 }
+
+/// A subject as the [`Builder`] keeps it: name, registers (rip, rsp, rdi,
+/// tsc_khz), mappings, events.
+type SubjectSpec = (
+    alloc::string::String,
+    [u64; 4],
+    Vec<MappingSpec>,
+    Vec<EventSpec>,
+);
 
 /// A mapping as given to the [`Builder`]; `File` contents are passed as bytes.
 #[derive(Debug, Clone)]
@@ -648,7 +652,7 @@ impl Builder {
     /// Adds a shared physical region and returns its index.
     pub fn physical(&mut self, name: &str, size: u64, peer: Peer) -> Result<u32, Error> {
         check_name(name)?;
-        if size == 0 || size % PAGE != 0 {
+        if size == 0 || !size.is_multiple_of(PAGE) {
             return Err(Error::Layout("physical region size"));
         }
         let idx =

@@ -9,16 +9,7 @@
 
 use core::arch::asm;
 
-/// Reads a byte from an I/O port.
-#[inline]
-pub fn inb(port: u16) -> u8 {
-    let v: u8;
-    // SAFETY: port input has no memory effects visible to Rust.
-    unsafe {
-        asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags))
-    };
-    v
-}
+pub use muen_baremetal::cpu::{cpuid, inb, outb};
 
 /// Reads a 16-bit word from an I/O port.
 #[inline]
@@ -40,17 +31,6 @@ pub fn inl(port: u16) -> u32 {
         asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags))
     };
     v
-}
-
-/// Writes a byte to an I/O port.
-#[inline]
-pub fn outb(port: u16, v: u8) {
-    // SAFETY: port output has no memory effects visible to Rust; the ports
-    // the kernel uses (UART, PIT, PIC, CMOS, PCI config, virtio legacy,
-    // isa-debug-exit) never trigger DMA into kernel memory.
-    unsafe {
-        asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
-    };
 }
 
 /// Writes a 16-bit word to an I/O port.
@@ -96,13 +76,6 @@ pub unsafe fn wrmsr(msr: u32, v: u64) {
     };
 }
 
-/// `cpuid(leaf, subleaf)` → (eax, ebx, ecx, edx).
-#[inline]
-pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
-    let r = core::arch::x86_64::__cpuid_count(leaf, sub);
-    (r.eax, r.ebx, r.ecx, r.edx)
-}
-
 /// Reads the time-stamp counter.
 #[inline]
 pub fn rdtsc() -> u64 {
@@ -110,23 +83,13 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// One RDRAND attempt (None if the CPU has none or it failed).
+/// One RDRAND value (None if the CPU has none or it keeps failing).
 pub fn rdrand() -> Option<u64> {
-    if cpuid(1, 0).2 & (1 << 30) == 0 {
-        return None;
+    if muen_baremetal::cpu::rng_support().rdrand {
+        muen_baremetal::cpu::rdrand64()
+    } else {
+        None
     }
-    for _ in 0..32 {
-        let v: u64;
-        let ok: u8;
-        // SAFETY: rdrand is available (checked above) and only writes registers.
-        unsafe {
-            asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack))
-        };
-        if ok != 0 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 /// Reads CR2 (page-fault linear address).

@@ -28,9 +28,7 @@ mod phys;
 mod rtc;
 mod sched;
 mod serial;
-mod shims;
 mod subject;
-mod sync;
 mod trap;
 mod vcpu;
 mod virtio;
@@ -38,17 +36,17 @@ mod virtio;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use frames::Frames;
-use muen_image::{FLAG_DEBUG_EXIT, Image, Peer};
+use muen_image::{Image, Peer};
 use phys::{KVMA, PAGE};
 
 /// Value written to isa-debug-exit when the kernel itself failed.
 pub const EXIT_KERNEL_FAILURE: u32 = 0x11;
 
 #[global_allocator]
-static ALLOC: talc::TalcLock<sync::RawSpin, talc::source::Manual> =
+static ALLOC: talc::TalcLock<muen_baremetal::RawSpin, talc::source::Manual> =
     talc::TalcLock::new(talc::source::Manual);
 
-static FRAMES: sync::Mutex<Option<Frames>> = sync::Mutex::new(None);
+static FRAMES: muen_baremetal::Mutex<Option<Frames>> = muen_baremetal::Mutex::new(None);
 
 /// Runs `f` on the frame allocator.
 pub fn with_frames<R>(f: impl FnOnce(&mut Frames) -> R) -> R {
@@ -318,16 +316,6 @@ pub extern "C" fn kmain(proto: u32, info: u64) -> ! {
         );
     }
 
-    let debug_exit = image.settings().flags & FLAG_DEBUG_EXIT != 0;
-    let mut k = sched::Kernel::new(
-        subjects,
-        lapic,
-        tsc_hz,
-        image.settings().minor_frame_us,
-        logs,
-        bridge,
-        debug_exit,
-        image.settings().net_restart_ms(),
-    );
+    let mut k = sched::Kernel::new(subjects, lapic, tsc_hz, image.settings(), logs, bridge);
     k.run()
 }

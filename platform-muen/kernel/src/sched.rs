@@ -43,17 +43,19 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// Assembles the kernel state.
+    /// Assembles the kernel state; `settings` is the image's plan (minor
+    /// frame, debug exit, NIC channel restarts).
     pub fn new(
         subjects: Vec<Subject>,
         lapic: Lapic,
         tsc_hz: u64,
-        frame_us: u32,
+        settings: muen_image::Settings,
         logs: DebugLogs,
         bridge: Option<Bridge>,
-        debug_exit: bool,
-        net_restart_ms: u32,
     ) -> Self {
+        let frame_us = settings.minor_frame_us;
+        let debug_exit = settings.flags & muen_image::FLAG_DEBUG_EXIT != 0;
+        let net_restart_ms = settings.net_restart_ms();
         let net_restart_tsc = (tsc_hz as u128 * net_restart_ms as u128 / 1000) as u64;
         let names = subjects.iter().map(|s| s.name).collect();
         Kernel {

@@ -56,6 +56,9 @@ pub fn exit_after_fault() -> ! {
     halt()
 }
 
+// Host `cargo check --all-targets` builds this library in test mode, where
+// std provides the panic handler.
+#[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     crate::console::emergency(format_args!("unipi: PANIC: {info}\n"));

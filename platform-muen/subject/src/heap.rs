@@ -16,7 +16,7 @@ pub struct Heap {
     peak: AtomicUsize,
 }
 
-#[global_allocator]
+#[cfg_attr(not(test), global_allocator)]
 static HEAP: Heap = Heap {
     talc: TalcLock::new(Manual),
     size: AtomicUsize::new(0),

@@ -20,8 +20,8 @@ pub unsafe fn static_bytes(va: u64, len: usize) -> &'static [u8] {
 
 fn sane(m: &MemoryRegion) -> bool {
     m.size > 0
-        && m.address % 0x1000 == 0
-        && m.size % 0x1000 == 0
+        && m.address.is_multiple_of(0x1000)
+        && m.size.is_multiple_of(0x1000)
         && m.address
             .checked_add(m.size)
             .is_some_and(|end| end <= 0x0000_8000_0000_0000)

@@ -113,10 +113,10 @@ fn check_name(what: &str, name: &str) -> Result<(), String> {
 /// Builds the component spec for a subject ELF (muen-abi.md §7.1 steps 2–7).
 pub fn generate(elf: &Elf, opts: &GenOptions) -> Result<Component, String> {
     check_name("component", &opts.name)?;
-    if opts.ram_bytes == 0 || opts.ram_bytes % PAGE != 0 {
+    if opts.ram_bytes == 0 || !opts.ram_bytes.is_multiple_of(PAGE) {
         return Err("RAM size must be a non-zero multiple of 4 KiB".into());
     }
-    if opts.channel_size % PAGE != 0 || opts.channel_size < 2 * PAGE {
+    if !opts.channel_size.is_multiple_of(PAGE) || opts.channel_size < 2 * PAGE {
         return Err("channel size must be a multiple of 4 KiB and at least 8 KiB".into());
     }
     let mut provides = vec![ProvidedMemory {
