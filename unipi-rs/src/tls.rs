@@ -342,6 +342,49 @@ impl Unbuffered for UnbufferedClientConnection {
     }
 }
 
+/// Ciphertext waiting for the socket. The storage only grows and is zeroed
+/// once, when it grows: records are encoded into [`OutBuf::spare`] and
+/// kept with [`OutBuf::commit`], so no byte is zeroed again per record.
+#[derive(Default)]
+struct OutBuf {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl OutBuf {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// `n` writable bytes after the committed ones (contents unspecified).
+    fn spare(&mut self, n: usize) -> &mut [u8] {
+        if self.buf.len() < self.len + n {
+            self.buf.resize(self.len + n, 0);
+        }
+        &mut self.buf[self.len..self.len + n]
+    }
+
+    /// Keeps `n` bytes written into [`OutBuf::spare`].
+    fn commit(&mut self, n: usize) {
+        self.len = (self.len + n).min(self.buf.len());
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Drops the first `n` committed bytes.
+    fn drop_front(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.buf.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+}
+
 /// A server-side TLS connection.
 pub type ServerTls = TlsConn<UnbufferedServerConnection>;
 /// A client-side TLS connection.
@@ -352,7 +395,7 @@ pub type ClientTls = TlsConn<UnbufferedClientConnection>;
 pub struct TlsConn<C> {
     conn: C,
     incoming: Vec<u8>,
-    outgoing: Vec<u8>,
+    outgoing: OutBuf,
     out_sent: usize,
     plain: Vec<u8>,
     plain_read: usize,
@@ -385,7 +428,7 @@ impl<C: Unbuffered> TlsConn<C> {
         TlsConn {
             conn,
             incoming: Vec::with_capacity(2048),
-            outgoing: Vec::new(),
+            outgoing: OutBuf::default(),
             out_sent: 0,
             plain: Vec::new(),
             plain_read: 0,
@@ -429,7 +472,7 @@ impl<C: Unbuffered> TlsConn<C> {
 
     /// Ciphertext waiting for the socket.
     pub fn output(&self) -> &[u8] {
-        &self.outgoing[self.out_sent..]
+        &self.outgoing.as_slice()[self.out_sent..]
     }
 
     /// Marks `n` bytes of [`Self::output`] as sent.
@@ -439,7 +482,7 @@ impl<C: Unbuffered> TlsConn<C> {
             self.outgoing.clear();
             self.out_sent = 0;
         } else if self.out_sent > OUT_MAX {
-            self.outgoing.drain(..self.out_sent);
+            self.outgoing.drop_front(self.out_sent);
             self.out_sent = 0;
         }
     }
@@ -482,13 +525,10 @@ impl<C: Unbuffered> TlsConn<C> {
     /// panicked — one oversized ClientHello crashed the server.
     fn flush_alert(&mut self) {
         let UnbufferedStatus { state, .. } = self.conn.process(&mut self.incoming);
-        if let Ok(ConnectionState::EncodeTlsData(mut e)) = state {
-            let start = self.outgoing.len();
-            self.outgoing.resize(start + 512, 0);
-            match e.encode(&mut self.outgoing[start..]) {
-                Ok(n) => self.outgoing.truncate(start + n),
-                Err(_) => self.outgoing.truncate(start),
-            }
+        if let Ok(ConnectionState::EncodeTlsData(mut e)) = state
+            && let Ok(n) = e.encode(self.outgoing.spare(512))
+        {
+            self.outgoing.commit(n);
         }
     }
 
@@ -544,20 +584,15 @@ impl<C: Unbuffered> TlsConn<C> {
                     return Err(e);
                 }
                 ConnectionState::EncodeTlsData(mut e) => {
-                    let start = self.outgoing.len();
                     let mut size = 4096;
                     loop {
-                        self.outgoing.resize(start + size, 0);
-                        match e.encode(&mut self.outgoing[start..]) {
+                        match e.encode(self.outgoing.spare(size)) {
                             Ok(n) => {
-                                self.outgoing.truncate(start + n);
+                                self.outgoing.commit(n);
                                 break;
                             }
                             Err(EncodeError::InsufficientSize(s)) => size = s.required_size,
-                            Err(EncodeError::AlreadyEncoded) => {
-                                self.outgoing.truncate(start);
-                                break;
-                            }
+                            Err(EncodeError::AlreadyEncoded) => break,
                         }
                     }
                 }
@@ -566,14 +601,9 @@ impl<C: Unbuffered> TlsConn<C> {
                 ConnectionState::WriteTraffic(mut w) => {
                     self.handshake_done = true;
                     if self.close_requested && !self.close_sent {
-                        let start = self.outgoing.len();
-                        self.outgoing.resize(start + 64, 0);
-                        match w.queue_close_notify(&mut self.outgoing[start..]) {
-                            Ok(n) => {
-                                self.outgoing.truncate(start + n);
-                                self.close_sent = true;
-                            }
-                            Err(_) => self.outgoing.truncate(start),
+                        if let Ok(n) = w.queue_close_notify(self.outgoing.spare(64)) {
+                            self.outgoing.commit(n);
+                            self.close_sent = true;
                         }
                     } else if !self.close_sent {
                         loop {
@@ -583,11 +613,9 @@ impl<C: Unbuffered> TlsConn<C> {
                             }
                             let end = (taken + ENCRYPT_CHUNK.min(room)).min(app_data.len());
                             let chunk = &app_data[taken..end];
-                            let start = self.outgoing.len();
                             let mut size = chunk.len() + 64;
                             let written = loop {
-                                self.outgoing.resize(start + size, 0);
-                                match w.encrypt(chunk, &mut self.outgoing[start..]) {
+                                match w.encrypt(chunk, self.outgoing.spare(size)) {
                                     Ok(n) => break Some(n),
                                     Err(EncryptError::InsufficientSize(s)) => {
                                         size = s.required_size
@@ -597,11 +625,10 @@ impl<C: Unbuffered> TlsConn<C> {
                             };
                             match written {
                                 Some(n) => {
-                                    self.outgoing.truncate(start + n);
+                                    self.outgoing.commit(n);
                                     taken += chunk.len();
                                 }
                                 None => {
-                                    self.outgoing.truncate(start);
                                     let e = rustls::Error::EncryptError;
                                     self.error = Some(e.clone());
                                     return Err(e);

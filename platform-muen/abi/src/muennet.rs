@@ -147,6 +147,24 @@ impl NetReader {
         self.reader.has_pending_data()
     }
 
+    /// Elements written but not read yet in the current epoch, and the
+    /// channel's element count (from a header snapshot); `(0, 0)` before
+    /// the reader has synchronised to the writer's epoch.
+    pub fn backlog(&self) -> (u64, u64) {
+        let epoch = self.reader.epoch();
+        if epoch == 0 {
+            return (0, 0);
+        }
+        let h = self.reader.header();
+        if h.epoch != epoch {
+            return (0, h.elements);
+        }
+        (
+            h.wc.wrapping_sub(self.reader.read_count()).min(h.elements),
+            h.elements,
+        )
+    }
+
     /// Discards all pending elements.
     pub fn drain(&mut self) {
         self.reader.drain()

@@ -284,17 +284,22 @@ impl Bridge {
     pub fn poll(&mut self) {
         for p in 0..self.sw.ports.len() {
             for _ in 0..BUDGET {
-                // Backpressure: while the NIC's queue is full, leave frames in
-                // the subject's channel (it holds hundreds) instead of reading
-                // and dropping them, which would cost the sender a
-                // retransmission. They move on the next poll.
-                if self.sw.nic.as_mut().is_some_and(|n| !n.can_send()) {
-                    self.sw.stats.nic_backpressure += 1;
-                    break;
-                }
                 let Some(rx) = self.sw.ports[p].from_subject.as_mut() else {
                     break;
                 };
+                // Backpressure: while the NIC's queue is full, leave frames in
+                // the subject's channel instead of reading and dropping them
+                // (each drop costs the sender a retransmission); they move on
+                // a later poll. Only up to half the channel, though: an
+                // overrun would lose the whole backlog at once, so beyond
+                // that the oldest frames are read (and dropped) as before.
+                if self.sw.nic.as_mut().is_some_and(|n| !n.can_send()) {
+                    let (pending, elements) = rx.backlog();
+                    if pending <= elements / 2 {
+                        self.sw.stats.nic_backpressure += 1;
+                        break;
+                    }
+                }
                 match rx.receive(&mut self.buf) {
                     RxResult::Frame(n) => {
                         let n = n.min(ELEMENT_SIZE);

@@ -9,6 +9,11 @@ use super::{ELEMENT_SIZE, MAX_FRAME, NetReader, NetWriter, RxResult};
 /// skipped by one `receive` call, so a hostile peer cannot keep it spinning.
 const MAX_SKIPS: usize = 64;
 
+/// Bytes at the start of each transmit buffer that are zeroed before
+/// smoltcp builds a frame: Ethernet (14) + the largest IPv4 (60) or IPv6
+/// header with extension headers + TCP (60) headers.
+const HEADER_ZERO: usize = 256;
+
 /// Counters of a [`MuennetDevice`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DeviceStats {
@@ -31,6 +36,9 @@ pub struct DeviceStats {
     /// Frames smoltcp asked to send that were dropped (empty, too long,
     /// or the writer was inactive).
     pub tx_dropped: u64,
+    /// Times `transmit` refused a frame because the burst limit
+    /// ([`MuennetDevice::set_tx_burst`]) was reached (smoltcp keeps it).
+    pub tx_deferred: u64,
 }
 
 /// A smoltcp device over a muennet reader (`N|in`) and writer (`N|out`).
@@ -47,6 +55,10 @@ pub struct MuennetDevice {
     rx_buf: [u8; ELEMENT_SIZE],
     tx_buf: [u8; MAX_FRAME],
     stats: DeviceStats,
+    /// At most this many frames between two `notified` calls (0: no limit).
+    tx_burst: u64,
+    /// `stats.tx_frames` at the last `notified`.
+    tx_mark: u64,
 }
 
 impl MuennetDevice {
@@ -58,7 +70,27 @@ impl MuennetDevice {
             rx_buf: [0; ELEMENT_SIZE],
             tx_buf: [0; MAX_FRAME],
             stats: DeviceStats::default(),
+            tx_burst: 0,
+            tx_mark: 0,
         }
+    }
+
+    /// Limits the frames written between two [`Self::notified`] calls to
+    /// `frames` (0, the default: no limit). The channel holds 691 frames
+    /// and its reader empties it only when it polls or is notified; a
+    /// larger burst (e.g. 32 connections opening their send windows in one
+    /// smoltcp poll) overruns it, and an overrun loses every unread frame.
+    /// With a limit, `transmit` refuses further frames (smoltcp keeps them
+    /// queued) until the platform has notified the peer — whose reader
+    /// must take at least `frames` per notification.
+    pub fn set_tx_burst(&mut self, frames: u64) {
+        self.tx_burst = frames;
+    }
+
+    /// The peer has been notified and has read the channel: the burst limit
+    /// starts over.
+    pub fn notified(&mut self) {
+        self.tx_mark = self.stats.tx_frames;
     }
 
     /// The counters.
@@ -146,9 +178,12 @@ impl phy::TxToken for MuennetTxToken<'_> {
         F: FnOnce(&mut [u8]) -> R,
     {
         let n = len.min(MAX_FRAME);
-        let buf = &mut self.buf[..n];
-        buf.fill(0);
-        let r = f(buf);
+        // smoltcp writes every byte of the frame it asks for (headers,
+        // option padding, payload). Zeroing the header area stays as a
+        // cheap guard against stale bytes from the previous frame; zeroing
+        // the whole 1514 bytes per frame cost a pass over every payload.
+        self.buf[..n.min(HEADER_ZERO)].fill(0);
+        let r = f(&mut self.buf[..n]);
         if len > MAX_FRAME {
             self.stats.tx_dropped += 1;
             return r;
@@ -190,6 +225,10 @@ impl phy::Device for MuennetDevice {
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
         if self.tx.inner().epoch() == 0 {
+            return None;
+        }
+        if self.tx_burst != 0 && self.stats.tx_frames.wrapping_sub(self.tx_mark) >= self.tx_burst {
+            self.stats.tx_deferred += 1;
             return None;
         }
         Some(MuennetTxToken {

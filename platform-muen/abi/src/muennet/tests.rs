@@ -175,3 +175,68 @@ fn device_skips_non_frames_and_counts() {
     dev.writer_mut().deactivate();
     assert!(dev.transmit(now).is_none());
 }
+
+#[cfg(feature = "smoltcp")]
+#[test]
+fn device_tx_burst_limit_waits_for_notified() {
+    use smoltcp::phy::{Device, TxToken};
+    use smoltcp::time::Instant;
+
+    let to_dev = Region::new(64 + 8 * ELEMENT_SIZE);
+    let from_dev = Region::new(64 + 8 * ELEMENT_SIZE);
+    let mut dev = MuennetDevice::new(
+        NetReader::new(to_dev.mem()),
+        NetWriter::new(from_dev.mem(), 8).unwrap(),
+    );
+    let now = Instant::from_millis(0);
+    let send = |dev: &mut MuennetDevice| match dev.transmit(now) {
+        Some(tx) => {
+            tx.consume(60, |b| b.fill(7));
+            true
+        }
+        None => false,
+    };
+    // No limit by default.
+    for _ in 0..20 {
+        assert!(send(&mut dev));
+    }
+    dev.set_tx_burst(3);
+    dev.notified();
+    assert!(send(&mut dev) && send(&mut dev) && send(&mut dev));
+    assert!(!send(&mut dev), "limit reached");
+    assert_eq!(dev.stats().tx_deferred, 1);
+    dev.notified();
+    assert!(send(&mut dev));
+    assert_eq!(dev.stats().tx_frames, 24);
+    dev.set_tx_burst(0);
+    for _ in 0..10 {
+        assert!(send(&mut dev));
+    }
+}
+
+#[test]
+fn backlog_counts_unread_frames() {
+    let r = Region::new(0x10_0000);
+    let mut w = NetWriter::new(r.mem(), 7).unwrap();
+    let mut rd = NetReader::new(r.mem());
+    let mut buf = [0u8; ELEMENT_SIZE];
+    assert_eq!(rd.backlog(), (0, 0), "not synchronised yet");
+    assert_eq!(rd.receive(&mut buf), RxResult::EpochChanged);
+    assert_eq!(rd.backlog(), (0, 691));
+    for _ in 0..5 {
+        w.send(&[1; 60]).unwrap();
+    }
+    assert_eq!(rd.backlog(), (5, 691));
+    assert_eq!(rd.receive(&mut buf), RxResult::Frame(60));
+    assert_eq!(rd.backlog(), (4, 691));
+    for _ in 0..1000 {
+        w.send(&[2; 60]).unwrap();
+    }
+    assert_eq!(rd.backlog(), (691, 691), "capped at the element count");
+    w.restart(8);
+    assert_eq!(
+        rd.backlog(),
+        (0, 691),
+        "a new epoch: nothing of ours pending"
+    );
+}

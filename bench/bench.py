@@ -1,0 +1,956 @@
+#!/usr/bin/env python3
+"""unipi-rs benchmarks (`make bench`; docs/bench.md). Never a test: nothing
+here asserts speed.
+
+Boots build/system.elf-style systems in QEMU (TCG by default, 1 vCPU, the
+restricted user network of the Makefile with the site served over git:// by
+a guestfwd `cmd:` git daemon) and measures, per run:
+
+  boot      QEMU start -> first `curl -k https://127.0.0.1:PORT/` 200
+            (boot + Git fetch of the site: the server answers 503 until then)
+  1k-ka     wrk, 1 KiB file, keep-alive: req/s, p99
+  1m-ka     wrk, 1 MiB file, keep-alive: transfer rate
+  1k-close  wrk, 1 KiB file, `Connection: close`, TLS resumption (tickets)
+  1k-full   same, booted with --tls-resumption=off: a full handshake each
+  rss       QEMU peak RSS (VmHWM), heap high-water mark (status log)
+
+The peer (../shared/bench/peer-nginx: Debian Linux + nginx in the same QEMU
+set-up) runs back to back in the same invocation through its own bench.sh;
+every figure is printed as a ratio to it. Then the Git section: a 1,000-file
+site fetched at boot against `git clone --depth 1` of the same repository
+on the host from the same server (git daemon --inetd via the same script).
+
+All traffic stays on 127.0.0.1 (hostfwd) or inside QEMU (guestfwd cmd:);
+every wrk run is bounded by -d and a timeout; processes started here are
+stopped by their PID.
+"""
+
+import argparse
+import collections
+import hashlib
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build"
+OUT = BUILD / "bench"
+GIT_ADDR = "192.168.254.2"
+GUEST_IP = "192.168.254.10"
+CERTS = ROOT / "certs" / "dev"
+
+# ----------------------------------------------------------------- helpers
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def slug(name):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def loadavg():
+    try:
+        return Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        return ["?"] * 3
+
+
+def vmhwm_kib(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def spread(xs):
+    xs = [x for x in xs if x is not None]
+    return (min(xs), max(xs)) if xs else (None, None)
+
+
+def tree_digest(paths):
+    h = hashlib.sha256()
+    for p in paths:
+        p = Path(p)
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        for f in files:
+            h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------- wrk
+
+UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+UNITS_B = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+
+
+def parse_latency(s):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", s or "")
+    return float(m.group(1)) * UNITS_MS[m.group(2)] if m else None
+
+
+def parse_bytes(s):
+    m = re.fullmatch(r"([\d.]+)(B|KB|MB|GB)", s or "")
+    return float(m.group(1)) * UNITS_B[m.group(2)] if m else None
+
+
+def parse_wrk(text):
+    r = {}
+    m = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+    r["rps"] = float(m.group(1)) if m else None
+    m = re.search(r"^Transfer/sec:\s+(\S+)", text, re.M)
+    r["bps"] = parse_bytes(m.group(1)) if m else None
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}%\s+(\S+)", text, re.M)
+        r[f"p{pct}"] = parse_latency(m.group(1)) if m else None
+    m = re.search(r"(\d+) requests in [\d.]+\w+, ([\d.]+\w+) read", text)
+    r["requests"] = int(m.group(1)) if m else None
+    r["bytes"] = parse_bytes(m.group(2)) if m else None
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    r["errors"] = sum(int(x) for x in m.groups()) if m else 0
+    for k, v in zip(("connect", "read", "write", "timeout"), m.groups() if m else (0, 0, 0, 0)):
+        r[f"err_{k}"] = int(v)
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    r["non2xx"] = int(m.group(1)) if m else 0
+    return r
+
+
+class Settings:
+    def __init__(self, a):
+        self.dur = a.dur
+        self.threads = a.threads
+        self.conns = a.conns
+        self.timeout = a.wrk_timeout
+
+    def dur_s(self):
+        m = re.fullmatch(r"(\d+)(s|m)?", self.dur)
+        if not m:
+            raise SystemExit(f"bad duration {self.dur} (use e.g. 10s)")
+        return int(m.group(1)) * (60 if m.group(2) == "m" else 1)
+
+
+def wrk(cfg, url, outfile, close=False):
+    cmd = ["wrk", f"-t{cfg.threads}", f"-c{cfg.conns}", f"-d{cfg.dur}", "--timeout", cfg.timeout, "--latency"]
+    if close:
+        cmd += ["-H", "Connection: close"]
+    cmd.append(url)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=cfg.dur_s() + 30)
+        text = p.stdout + p.stderr
+    except subprocess.TimeoutExpired as e:
+        text = (e.stdout or b"").decode(errors="replace") + "\n(wrk timed out)\n"
+    Path(outfile).write_text(" ".join(cmd) + "\n" + text)
+    return parse_wrk(text)
+
+
+def thread_cpu(pid):
+    """{thread name: CPU seconds} of a process (QEMU runs with
+    debug-threads=on, so the vCPU thread is "CPU 0/TCG")."""
+    out = {}
+    hz = os.sysconf("SC_CLK_TCK")
+    try:
+        for t in Path(f"/proc/{pid}/task").iterdir():
+            st = (t / "stat").read_text()
+            name = st[st.index("(") + 1:st.rindex(")")]
+            f = st[st.rindex(")") + 2:].split()
+            out[name] = out.get(name, 0) + (int(f[11]) + int(f[12])) / hz
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def curl_code(url, max_time):
+    p = subprocess.run(["curl", "-k", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", str(max_time), url],
+                       capture_output=True, text=True)
+    return p.stdout.strip()
+
+
+# ----------------------------------------------------------------- our systems
+
+
+class Variant:
+    """A subject ELF + kernel ELF pair to benchmark (default: the build)."""
+
+    def __init__(self, name, subject, kernel, params=""):
+        self.name, self.subject, self.kernel, self.params = name, Path(subject), Path(kernel), params
+
+
+YIELD_EVENT = False
+MINOR_FRAME_US = 1000
+
+
+def make_system(tools, variant, name, bootparams, ram):
+    """build/bench/sys/<name>/system.elf with muen-tools (as the Makefile,
+    but without the fallback site region: the site comes only from Git, so
+    the first 200 really is boot + fetch)."""
+    out = OUT / "sys" / slug(name)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    elf = out / "unipi.muen"
+    shutil.copyfile(variant.subject, elf)
+    run([str(tools), "cspec", "--elf", str(elf), "--name", "unipi", "--ram", str(ram), "--net", "net0",
+         "--bootparams", bootparams,
+         "--memory", f"tls_cert:{CERTS / 'server.pem'}", "--memory", f"tls_key:{CERTS / 'server.key'}",
+         "-o", str(out / "unipi.cspec.xml")], stdout=subprocess.DEVNULL)
+    (out / "system.xml").write_text(
+        f'<system minorFrameMicros="{MINOR_FRAME_US}" debugExit="true">\n'
+        ' <subject name="unipi" cspec="unipi.cspec.xml">\n'
+        f'  <memory logical="tls_cert" file="{CERTS / "server.pem"}"/>\n'
+        f'  <memory logical="tls_key" file="{CERTS / "server.key"}"/>\n'
+        '  <event id="0" logical="solo5_exit" action="exit"/>\n'
+        '  <event id="1" logical="net0|notify" action="netnotify"/>\n'
+        + ('  <event id="2" logical="yield" action="yield"/>\n' if YIELD_EVENT else '')
+        + ' </subject>\n'
+        '</system>\n')
+    run([str(tools), "pack", "--kernel", str(variant.kernel), "--system", str(out / "system.xml"),
+         "-o", str(out / "system.elf")], stdout=subprocess.DEVNULL)
+    return out / "system.elf"
+
+
+class Guest:
+    """One QEMU running one of our systems, as `make run` starts it."""
+
+    def __init__(self, system, a, port, git_base, rundir, tag):
+        self.system, self.a, self.port, self.git_base = system, a, port, git_base
+        self.serial = rundir / f"serial-{tag}.log"
+        self.stderr = rundir / f"qemu-stderr-{tag}.log"
+        self.proc = None
+
+    def command(self):
+        a = self.a
+        accel = ["-accel", "kvm", "-cpu", "host"] if a.accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
+        if a.machine == "pc":
+            machine, nic = ["-M", "pc"], "virtio-net-pci"
+        else:
+            machine, nic = ["-M", "microvm,rtc=on"], "virtio-net-device"
+        net = ",".join(["user", "id=n0", "restrict=on", "net=192.168.254.0/24", "host=192.168.254.1",
+                        f"hostfwd=tcp:127.0.0.1:{self.port}-{GUEST_IP}:4433",
+                        f"guestfwd=tcp:{GIT_ADDR}:9418-cmd:{ROOT}/scripts/git-inetd.sh {self.git_base}"])
+        return ["qemu-system-x86_64", "-name", "unipi,debug-threads=on", *machine, *accel, "-m", a.mem, "-smp", "1",
+                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+                "-serial", f"file:{self.serial}", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                "-netdev", net, "-device", f"{nic},netdev=n0", "-kernel", str(self.system)]
+
+    def boot(self, path="/"):
+        """Starts QEMU; returns ms until the first 200 on `path` (None on timeout)."""
+        url = f"https://127.0.0.1:{self.port}{path}"
+        if curl_code(url, 1) not in ("", "000"):
+            raise SystemExit(f"something already answers on 127.0.0.1:{self.port}")
+        self.serial.unlink(missing_ok=True)
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.stderr, "w"))
+        while time.monotonic() - t0 < self.a.boot_timeout:
+            if curl_code(url, 0.2) == "200":
+                return (time.monotonic() - t0) * 1000
+            if self.proc.poll() is not None:
+                log(f"QEMU exited ({self.proc.returncode}) during boot; see {self.serial}")
+                return None
+            time.sleep(0.005)
+        log(f"no 200 within {self.a.boot_timeout}s; see {self.serial}")
+        return None
+
+    def log(self):
+        try:
+            return self.serial.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_for(self, pattern, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.findall(pattern, self.log())
+            if m:
+                return m
+            time.sleep(0.1)
+        return []
+
+    def rss_kib(self):
+        return vmhwm_kib(self.proc.pid) if self.proc else None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+STATUS_RX = r"status: (\d+) connections open, (\d+) accepted, (\d+) failed; heap (\d+) used, (\d+) peak, (\d+) size"
+SERVING_RX = r"serving ([0-9a-f]{40}); heap (\d+) of (\d+) bytes in use, peak (\d+)"
+FETCHED_RX = r"git: fetched [0-9a-f]{40} from \S+: (\d+) files, (\d+) bytes \(pack (\d+) bytes.*?\) in (\d+) ms"
+
+
+def heap_peak(guest, settle):
+    """Waits for one more status line (written after the load) and returns
+    the highest heap peak reported."""
+    n = len(re.findall(STATUS_RX, guest.log()))
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline and len(re.findall(STATUS_RX, guest.log())) <= n:
+        time.sleep(0.1)
+    peaks = [int(m[4]) for m in re.findall(STATUS_RX, guest.log())]
+    return max(peaks) if peaks else None
+
+
+def check_content(port, htdocs, rundir):
+    """Sanity: the guest serves the exact bytes of 1k.bin and 1m.bin."""
+    for f in ("1k.bin", "1m.bin"):
+        p = subprocess.run(["curl", "-k", "-s", "--max-time", "60", f"https://127.0.0.1:{port}/{f}"],
+                           capture_output=True)
+        if p.stdout != (htdocs / f).read_bytes():
+            (rundir / f"bad-{f}").write_bytes(p.stdout)
+            log(f"WARNING: /{f} served by the guest differs from {htdocs / f}")
+            return False
+    return True
+
+
+def cpu_note(r, before, after, elapsed):
+    """Adds the QEMU CPU seconds of a wrk run: vCPU thread and the rest
+    (main loop with slirp, I/O). Meaningful as a cost only when the guest
+    idles instead of spinning."""
+    vcpu = sum(v - before.get(k, 0) for k, v in after.items() if "TCG" in k or "KVM" in k)
+    rest = sum(v - before.get(k, 0) for k, v in after.items() if not ("TCG" in k or "KVM" in k))
+    r["cpu_vcpu"], r["cpu_rest"], r["wall"] = vcpu, rest, elapsed
+
+
+def bridge_drops(text):
+    """The kernel's last bridge report (it logs one at most every 5 s when
+    frames were dropped): {kind: count}, empty when nothing was dropped."""
+    m = re.findall(r"bridge: .*?dropped (\d+) \(([^)]*)\)", text)
+    if not m:
+        return {}
+    return {k.strip(): int(v) for v, k in (x.rsplit(" ", 1)[::-1] for x in m[-1][1].split(", ")) if int(v)}
+
+
+def run_ours(a, cfg, variant, systems, htdocs, rundir, tag):
+    """One run of our side: resumption system (boot, 3 wrk runs), then the
+    --tls-resumption=off system (1 KiB conn-close)."""
+    r = {}
+    port = free_port()
+    g = Guest(systems["resume"], a, port, OUT / "git", rundir, f"{tag}-resume")
+    try:
+        r["boot_ms"] = g.boot()
+        if r["boot_ms"] is None:
+            return r
+        m = g.wait_for(SERVING_RX, 10)
+        if m:
+            r["heap_after_fetch"] = int(m[-1][3])
+        check_content(port, htdocs, rundir)
+        base = f"https://127.0.0.1:{port}"
+        for test in a.tests:
+            c0, t0 = thread_cpu(g.proc.pid), time.monotonic()
+            if test == "1k-keepalive":
+                r[test] = wrk(cfg, f"{base}/1k.bin", rundir / f"wrk-{tag}-{test}.txt")
+            elif test == "1m-keepalive":
+                r[test] = wrk(cfg, f"{base}/1m.bin", rundir / f"wrk-{tag}-{test}.txt")
+            elif test == "1k-conn-close":
+                r[test] = wrk(cfg, f"{base}/1k.bin", rundir / f"wrk-{tag}-{test}.txt", close=True)
+            else:
+                continue
+            cpu_note(r[test], c0, thread_cpu(g.proc.pid), time.monotonic() - t0)
+        r["rss_kib"] = g.rss_kib()
+        r["heap_peak"] = heap_peak(g, 3)
+        r["bridge"] = bridge_drops(g.log())
+    finally:
+        g.stop()
+    if "1k-conn-close-full" in a.tests:
+        port = free_port()
+        g = Guest(systems["full"], a, port, OUT / "git", rundir, f"{tag}-full")
+        try:
+            if g.boot() is not None:
+                c0, t0 = thread_cpu(g.proc.pid), time.monotonic()
+                r["1k-conn-close-full"] = wrk(cfg, f"https://127.0.0.1:{port}/1k.bin",
+                                              rundir / f"wrk-{tag}-1k-conn-close-full.txt", close=True)
+                cpu_note(r["1k-conn-close-full"], c0, thread_cpu(g.proc.pid), time.monotonic() - t0)
+                r["rss_full_kib"] = g.rss_kib()
+                r["heap_peak_full"] = heap_peak(g, 3)
+        finally:
+            g.stop()
+    return r
+
+
+# ----------------------------------------------------------------- the peer
+
+PEER_ROW = re.compile(r"^\| (\S+) \| (\S+) \| (\S+) \| (\S+) \| (\S+) \| (\S+) \| (.*) \|$", re.M)
+
+
+def peer_env(a, cfg, out, run_dir, label, port, **extra):
+    env = dict(os.environ, NOBUILD="1", ACCEL=a.accel, OUT=str(out), RUN=str(run_dir), LABEL=label,
+               DUR=cfg.dur, THREADS=str(cfg.threads), CONNS=str(cfg.conns), WRK_TIMEOUT=cfg.timeout,
+               PORT=str(port), NATIVE_PORT=str(free_port()), VM="1", NATIVE="0",
+               MEM=str(mem_mib(a.mem)), VCPUS="1", BOOT_TIMEOUT=str(a.boot_timeout))
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def mem_mib(mem):
+    m = re.fullmatch(r"(\d+)([MG]?)", mem)
+    if not m:
+        raise SystemExit(f"bad --mem {mem}")
+    return int(m.group(1)) * (1024 if m.group(2) == "G" else 1)
+
+
+def run_peer_script(a, env, htdocs, timeout, logfile):
+    """Runs peer-nginx/bench.sh in its own process group (stopped by that
+    group's id if it overruns); returns its stdout."""
+    p = subprocess.Popen([str(a.peer / "bench.sh"), str(htdocs)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGTERM)
+        out, _ = p.communicate()
+        out += "\n(peer bench.sh timed out)\n"
+    Path(logfile).write_text(out)
+    return out
+
+
+def parse_peer(text):
+    r = {}
+    m = re.search(r"boot_ms=(\d+)", text)
+    r["boot_ms"] = float(m.group(1)) if m else None
+    m = re.search(r"VmHWM (\d+) kB", text)
+    r["rss_kib"] = int(m.group(1)) if m else None
+    for row in PEER_ROW.findall(text):
+        _, test, rps, xfer, p50, p99, errs = row
+        if test == "test":
+            continue
+        n2 = re.search(r"non2xx=(\d+)", errs)
+        kinds = dict((k, int(v)) for k, v in re.findall(r"(connect|read|write|timeout)(\d+)", errs))
+        r[test] = {"rps": None if rps == "FAIL" else float(rps), "bps": parse_bytes(xfer),
+                   "p50": parse_latency(p50), "p99": parse_latency(p99),
+                   "errors": sum(kinds.values()), "non2xx": int(n2.group(1)) if n2 else 0,
+                   **{f"err_{k}": v for k, v in kinds.items()}}
+    return r
+
+
+def run_peer(a, cfg, htdocs, rundir, tag):
+    budget = 3 * (cfg.dur_s() + 35) + a.boot_timeout + 60
+    port = free_port()
+    env = peer_env(a, cfg, a.peer_out / "resume", rundir / "peer", f"{tag}-resume", port,
+                   TESTS=" ".join(t for t in a.tests if t != "1k-conn-close-full"))
+    r = parse_peer(run_peer_script(a, env, htdocs, budget, rundir / f"peer-{tag}-resume.txt"))
+    if "1k-conn-close-full" in a.tests:
+        env = peer_env(a, cfg, a.peer_out / "full", rundir / "peer", f"{tag}-full", free_port(),
+                       TESTS="1k-conn-close", SSL_RESUME="off")
+        f = parse_peer(run_peer_script(a, env, htdocs, budget, rundir / f"peer-{tag}-full.txt"))
+        r["1k-conn-close-full"] = f.get("1k-conn-close")
+        r["rss_full_kib"] = f.get("rss_kib")
+    return r
+
+
+def ensure_peer_builds(a, htdocs):
+    """Builds the peer guest twice when its inputs changed: with session
+    resumption (nginx default) and with SSL_RESUME=off (bench.sh bakes the
+    ssl_* lines into the initramfs at build time). Uses the peer's own
+    scripts, never copies of them."""
+    digest = tree_digest([htdocs, a.peer / "build.sh", a.peer / "init", a.peer / "nginx.conf.in"])
+    for kind in ("resume", "full"):
+        out = a.peer_out / kind
+        stamp = out / "bench-inputs.sha256"
+        if stamp.exists() and stamp.read_text().strip() == digest and (out / "initrd.img").exists():
+            continue
+        log(f"building the peer guest ({kind}) in {out} with {a.peer}/bench.sh (BOOT_ONLY=1) ...")
+        out.mkdir(parents=True, exist_ok=True)
+        first = a.peer_out / "resume"
+        if kind == "full":
+            # Reuse the downloaded kernel and the TLS key of the first build.
+            for d in ("kernel", "dl", "tls"):
+                if (first / d).exists() and not (out / d).exists():
+                    shutil.copytree(first / d, out / d, copy_function=os.link)
+        env = peer_env(a, Settings(a), out, a.peer_out / "build-run", f"build-{kind}", free_port(),
+                       BOOT_ONLY="1", **({"SSL_RESUME": "off"} if kind == "full" else {}))
+        del env["NOBUILD"]
+        text = run_peer_script(a, env, htdocs, 1800, a.peer_out / f"build-{kind}.txt")
+        if not (out / "initrd.img").exists() or "boot_ms=" not in text:
+            raise SystemExit(f"peer build failed; see {a.peer_out / f'build-{kind}.txt'}")
+        stamp.write_text(digest + "\n")
+
+
+# ----------------------------------------------------------------- sites
+
+
+def ensure_htdocs(a):
+    """The document root both sides serve: the peer's make-htdocs.sh when the
+    peer is present (index.html, 1k.bin, 1m.bin), else the same layout here.
+    Kept across invocations so the peer builds stay valid."""
+    d = OUT / "htdocs"
+    if all((d / f).exists() for f in ("index.html", "1k.bin", "1m.bin")):
+        return d
+    if a.peer:
+        run([str(a.peer / "make-htdocs.sh"), str(d)], stdout=subprocess.DEVNULL)
+    else:
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "index.html").write_text("<!doctype html>\n<html><head><title>bench</title></head>"
+                                      "<body><h1>bench</h1></body></html>\n")
+        (d / "1k.bin").write_bytes(os.urandom(1024))
+        (d / "1m.bin").write_bytes(os.urandom(1 << 20))
+    return d
+
+
+def make_site_1000(n):
+    """A deterministic n-file site (text pages and a few binaries, 10
+    directories, sizes 200 B .. 16 KiB) plus an index.html."""
+    d = OUT / f"site{n}"
+    stamp = OUT / f"site{n}.complete"
+    if stamp.exists() and d.is_dir():
+        return d
+    shutil.rmtree(d, ignore_errors=True)
+    rng = random.Random(n)
+    words = ("muen separation kernel subject channel unikernel rust smoltcp rustls git pack delta "
+             "object tree blob commit memory region event scheduling minor frame major plan").split()
+    (d).mkdir(parents=True)
+    (d / "index.html").write_text("<!doctype html><title>1000 files</title><p>index</p>\n")
+    for i in range(n - 1):
+        sub = d / f"d{i % 10:02d}"
+        sub.mkdir(exist_ok=True)
+        size = int(rng.lognormvariate(8.0, 0.9)) % 16384 + 200
+        if i % 50 == 7:
+            (sub / f"f{i:04d}.bin").write_bytes(rng.randbytes(size))
+        else:
+            text = []
+            while sum(len(t) for t in text) < size:
+                text.append(" ".join(rng.choice(words) for _ in range(12)) + "\n")
+            (sub / f"f{i:04d}.html").write_text(f"<!doctype html><title>page {i}</title>\n" + "".join(text))
+    stamp.write_text("")
+    return d
+
+
+def site_repo(site, name):
+    repo = OUT / "git" / f"{name}.git"
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    run([str(ROOT / "scripts" / "site-repo.sh"), str(site), str(repo)], stdout=subprocess.DEVNULL,
+        env=dict(os.environ, SOURCE_DATE_EPOCH="1700000000"))
+    return repo
+
+
+def host_clone(repo_name, dest):
+    """`git clone --depth 1` from the same server the guest uses: git daemon
+    --inetd started by scripts/git-inetd.sh (over git's ext:: transport with
+    a git:// request header, %G). Returns ms."""
+    shutil.rmtree(dest, ignore_errors=True)
+    url = f"ext::{ROOT}/scripts/git-inetd.sh {OUT / 'git'} %G/{repo_name}"
+    t0 = time.monotonic()
+    run(["git", "-c", "protocol.ext.allow=always", "clone", "-q", "--depth", "1", url, str(dest)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    ms = (time.monotonic() - t0) * 1000
+    shutil.rmtree(dest, ignore_errors=True)
+    return ms
+
+
+# ----------------------------------------------------------------- report
+
+
+def fmt(x, unit="", digits=None):
+    if x is None:
+        return "—"
+    if digits is None:
+        digits = 0 if abs(x) >= 100 else 1 if abs(x) >= 10 else 2
+    return f"{x:,.{digits}f}{unit}"
+
+
+# (key, label, unit, getter, better) — better: "higher" or "lower"
+def figures():
+    def w(test, field, scale=1.0):
+        return lambda r: (r.get(test) or {}).get(field) * scale if (r.get(test) or {}).get(field) is not None else None
+
+    return [
+        ("boot", "QEMU start → first HTTPS 200 (ms)", "", lambda r: r.get("boot_ms"), "lower"),
+        ("ka_rps", "1 KiB keep-alive (req/s)", "", w("1k-keepalive", "rps"), "higher"),
+        ("ka_p99", "1 KiB keep-alive p99 (ms)", "", w("1k-keepalive", "p99"), "lower"),
+        ("close_rps", "1 KiB `Connection: close`, resumed TLS (req/s)", "", w("1k-conn-close", "rps"), "higher"),
+        ("full_rps", "1 KiB `Connection: close`, full handshake (req/s)", "", w("1k-conn-close-full", "rps"),
+         "higher"),
+        ("mb_rate", "1 MiB keep-alive transfer (MiB/s)", "", w("1m-keepalive", "bps", 1 / 1024**2), "higher"),
+        ("rss", "QEMU peak RSS (MiB)", "", lambda r: r["rss_kib"] / 1024 if r.get("rss_kib") else None, "lower"),
+        ("heap", "subject heap high-water mark (KiB)", "",
+         lambda r: r["heap_peak"] / 1024 if r.get("heap_peak") else None, "lower"),
+    ]
+
+
+def cell(vals):
+    m = median(vals)
+    lo, hi = spread(vals)
+    if m is None:
+        return "—"
+    return f"{fmt(m)} ({fmt(lo)}–{fmt(hi)})"
+
+
+def report(a, cfg, ours, peer, git, images, meta):
+    lines = []
+    p = lines.append
+    p(f"# unipi-rs benchmarks ({meta['date']})\n")
+    p(f"- host: {meta['host']}; load average before {meta['load_before']}, after {meta['load_after']}")
+    p(f"- QEMU: {meta['qemu']}; accel={a.accel}, machine={a.machine} (peer: -M pc, virtio-net-pci, SeaBIOS + "
+      f"bzImage), 1 vCPU, -m {a.mem}, subject RAM {a.ram} MiB; user net restrict=on, hostfwd on 127.0.0.1")
+    p(f"- wrk: -t{cfg.threads} -c{cfg.conns} -d{cfg.dur} --timeout {cfg.timeout} --latency; "
+      f"{a.runs} run(s) per side, sides alternated back to back; median (min–max)")
+    p(f"- tree: {meta['commit']}")
+    for v in ours:
+        p(f"- {v}: boot parameters `{meta['params'][v]}`")
+    if not a.peer:
+        p(f"- **peer not run** ({'--no-peer' if a.no_peer else a.peer_arg + ' missing'}): nginx columns are empty")
+    p("")
+    for v in ours:
+        runs = ours[v]
+        p(f"## {v} vs Linux + nginx (peer-nginx)\n")
+        p("| figure | unipi-rs | nginx | ratio unipi/nginx | better |")
+        p("|---|---:|---:|---:|---|")
+        for key, label, unit, get, better in figures():
+            ov = [get(r) for r in runs]
+            pv = [get(r) for r in peer] if peer else []
+            mo, mp = median(ov), median(pv)
+            ratio = f"{mo / mp:.2f}×" if mo is not None and mp else "—"
+            p(f"| {label} | {cell(ov)} | {cell(pv) if key != 'heap' else 'n/a'} | "
+              f"{ratio if key != 'heap' else 'n/a'} | {better} |")
+        errs = sum(((r.get(t) or {}).get("errors", 0) + (r.get(t) or {}).get("non2xx", 0))
+                   for r in runs for t in ("1k-keepalive", "1m-keepalive", "1k-conn-close", "1k-conn-close-full"))
+        perrs = sum(((r.get(t) or {}).get("errors", 0) + (r.get(t) or {}).get("non2xx", 0))
+                    for r in peer for t in ("1k-keepalive", "1m-keepalive", "1k-conn-close", "1k-conn-close-full"))
+        def kinds_of(rs):
+            kinds = collections.Counter()
+            for r in rs:
+                for t in ("1k-keepalive", "1m-keepalive", "1k-conn-close", "1k-conn-close-full"):
+                    w = r.get(t) or {}
+                    for k in ("connect", "read", "write", "timeout"):
+                        if w.get(f"err_{k}"):
+                            kinds[f"{t} {k}"] += w[f"err_{k}"]
+            return ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+        kinds, pkinds = kinds_of(runs), kinds_of(peer)
+        heap_fetch = [r["heap_after_fetch"] / 1024 for r in runs if r.get("heap_after_fetch")]
+        drops = collections.Counter()
+        for r in runs:
+            drops.update(r.get("bridge") or {})
+        p("\nFrames the minimal kernel's bridge dropped during the resumption boots (all runs): "
+          + (", ".join(f"{k} {v}" for k, v in sorted(drops.items())) if drops else "none") + ".")
+        p(f"\nwrk socket errors + non-2xx over all runs: unipi-rs {errs}"
+          + (f" ({kinds})" if kinds else "") + f", nginx {perrs}" + (f" ({pkinds})" if pkinds else "")
+          + ". A 1 MiB response that takes longer than wrk's 2 s timeout counts as a timeout (its bytes "
+            "still count in the transfer rate); with 32 connections sharing a few MiB/s that is the usual "
+            "case, the more so the more evenly the server interleaves the connections."
+          + (f" Heap in use after the boot fetch: {cell(heap_fetch)} KiB." if heap_fetch else "") + "\n")
+    p("## Image sizes\n")
+    p("| image | bytes |")
+    p("|---|---:|")
+    for k, v in images.items():
+        p(f"| {k} | {v:,} |")
+    if "peer vmlinuz + initrd.img" in images and "unipi-rs system.elf (kernel + subject + certs)" in images:
+        p(f"\nratio system.elf / (vmlinuz + initrd) = "
+          f"{images['unipi-rs system.elf (kernel + subject + certs)'] / images['peer vmlinuz + initrd.img']:.3f}")
+    p("")
+    p("## Per-run figures\n")
+    p("| side | run | boot ms | 1k ka req/s | p99 ms | 1k close req/s | 1k full req/s | 1m MiB/s | RSS MiB | heap KiB |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    get = {k: g for k, _, _, g, _ in figures()}
+    sides = [(v, rs) for v, rs in ours.items()] + ([("nginx", peer)] if peer else [])
+    for name, rs in sides:
+        for i, r in enumerate(rs):
+            p(f"| {name} | {i + 1} | " + " | ".join(fmt(get[k](r)) for k in
+              ("boot", "ka_rps", "ka_p99", "close_rps", "full_rps", "mb_rate", "rss", "heap")) + " |")
+    p("")
+    p("## Host CPU per unit of work (diagnostic, unipi-rs only)\n")
+    p("QEMU thread CPU time during each wrk run divided by its requests (1 MiB: by MiB): vCPU thread / "
+      "the other threads (main loop with slirp). The vCPU figure is a cost only when the subject idles "
+      "instead of busy-polling (otherwise it is simply the CPU share the thread got).\n")
+    p("| variant | test | vCPU ms/unit | other ms/unit |")
+    p("|---|---|---:|---:|")
+    for v, runs in ours.items():
+        for t in ("1k-keepalive", "1m-keepalive", "1k-conn-close", "1k-conn-close-full"):
+            units = []
+            for r in runs:
+                w = r.get(t) or {}
+                n = (w.get("bytes") or 0) / 1024**2 if t == "1m-keepalive" else w.get("requests")
+                if n and w.get("cpu_vcpu") is not None:
+                    units.append((w["cpu_vcpu"] * 1000 / n, w["cpu_rest"] * 1000 / n))
+            if units:
+                p(f"| {v} | {t} | {cell([u[0] for u in units])} | {cell([u[1] for u in units])} |")
+    p("")
+    if git:
+        p("---\n")
+        p(f"## Git: a {git['files']}-file site fetched at boot (for the Git issue's closing note)\n")
+        p(f"Repository: {git['repo']} ({git['site_bytes']:,} bytes in {git['files']} files; "
+          f"pack {fmt(median(git['pack']))} bytes). The guest fetches it over git:// from `git daemon --inetd` "
+          f"(scripts/git-inetd.sh via guestfwd cmd:); the host clones the same repository from the same "
+          f"script over git's ext:: transport (`git clone --depth 1`). Same invocation, alternated, "
+          f"{len(git['clone'])} run(s); median (min–max).\n")
+        p("| figure | value |")
+        p("|---|---:|")
+        p(f"| guest: QEMU start → first 200 of the fetched site (ms) | {cell(git['boot'])} |")
+        p(f"| guest: Git fetch + site build, from the subject's log (ms) | {cell(git['fetch'])} |")
+        p(f"| host: `git clone --depth 1` (ms) | {cell(git['clone'])} |")
+        mb, mf, mc = median(git["boot"]), median(git["fetch"]), median(git["clone"])
+        if mf and mc:
+            p(f"| ratio fetch / clone | {mf / mc:.1f}× |")
+        if mb and mc:
+            p(f"| ratio boot-to-serve / clone | {mb / mc:.1f}× |")
+        p(f"| subject heap peak after the fetch (KiB) | {cell([x / 1024 for x in git['heap_peak']])} |")
+        p(f"| heap in use while serving (KiB) | {cell([x / 1024 for x in git['heap_used']])} |")
+        p(f"| site size (KiB) | {fmt(git['site_bytes'] / 1024)} |")
+        hp = median(git["heap_peak"])
+        if hp:
+            p(f"| heap peak / site size | {hp / git['site_bytes']:.2f} |")
+        bp, bu = median(git["base_peak"]), median(git["base_used"])
+        if hp and bp:
+            p(f"| same server with a 1-file site: heap peak / in use (KiB) | {fmt(bp / 1024)} / {fmt(bu / 1024)} |")
+            p(f"| (heap peak − 1-file heap peak) / site size | {(hp - bp) / git['site_bytes']:.2f} |")
+            p(f"| (heap in use − 1-file heap in use) / site size | "
+              f"{(median(git['heap_used']) - bu) / git['site_bytes']:.2f} |")
+        p(f"| QEMU peak RSS (MiB) | {cell([x / 1024 for x in git['rss'] if x])} |")
+        p("")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------- main
+
+
+def rerender(a):
+    import json
+    rundir = Path(a.rerender)
+    data = json.loads((rundir / "results.json").read_text())
+    meta, args = data["meta"], data["meta"].get("args") or {}
+    for k, v in args.items():
+        setattr(a, k, v)
+    a.tests = a.tests.split() if isinstance(a.tests, str) else a.tests
+    peer = []
+    for f in sorted(rundir.glob("peer-r*-nginx-resume.txt"), key=lambda f: int(re.search(r"r(\d+)", f.name).group(1))):
+        r = parse_peer(f.read_text())
+        full = f.with_name(f.name.replace("-resume.txt", "-full.txt"))
+        if full.exists():
+            pf = parse_peer(full.read_text())
+            r["1k-conn-close-full"] = pf.get("1k-conn-close")
+            r["rss_full_kib"] = pf.get("rss_kib")
+        peer.append(r)
+    a.peer = Path(a.peer) if peer else None
+    a.peer_arg = str(a.peer)
+    text = report(a, Settings(a), data["ours"], peer, data["git"], data["images"], meta)
+    Path(a.out).write_text(text)
+    print(text)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dur", default="10s", help="wrk -d per run (bounded)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--conns", type=int, default=32)
+    ap.add_argument("--wrk-timeout", default="2s")
+    ap.add_argument("--tests", default="1k-keepalive 1m-keepalive 1k-conn-close 1k-conn-close-full",
+                    help="1k-conn-close-full boots a second system with --tls-resumption=off")
+    ap.add_argument("--accel", default="tcg", choices=["tcg", "kvm"])
+    ap.add_argument("--machine", default="microvm", choices=["microvm", "pc"])
+    ap.add_argument("--mem", default="256M")
+    ap.add_argument("--ram", type=int, default=128, help="subject RAM (MiB)")
+    ap.add_argument("--boot-timeout", type=int, default=180)
+    ap.add_argument("--peer", default=str(ROOT.parent / "shared" / "bench" / "peer-nginx"))
+    ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--git-files", type=int, default=1000, help="0: skip the Git section")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="NAME=SUBJECT_ELF[,KERNEL_ELF[,EXTRA BOOT PARAMETERS]] (repeatable; default: "
+                         "build/unipi.muen, build/muen-kernel.elf)")
+    ap.add_argument("--bootparams", default="", help="extra boot parameters for every variant")
+    ap.add_argument("--quiet-params", default="--log-level=warn",
+                    help="boot parameters of the second default variant, without the per-request access log "
+                         "(nginx runs with access_log off); empty: no second variant")
+    ap.add_argument("--minor-frame", type=int, default=1000,
+                    help="minor frame in microseconds (the Makefile's MINOR_FRAME)")
+    ap.add_argument("--yield-event", action="store_true",
+                    help="give the subject a 'yield' event (action yield) in the system description")
+    ap.add_argument("--tools", default=str(ROOT / "target" / "release" / "muen-tools"))
+    ap.add_argument("--out", default=str(BUILD / "bench.md"))
+    ap.add_argument("--rerender", metavar="RUNDIR",
+                    help="re-render the report of an earlier invocation (its results.json; the peer's "
+                         "reports are parsed again) to --out, without running anything")
+    a = ap.parse_args()
+    if a.rerender:
+        rerender(a)
+        return
+    a.tests = a.tests.split()
+    global YIELD_EVENT, MINOR_FRAME_US
+    YIELD_EVENT = a.yield_event
+    MINOR_FRAME_US = a.minor_frame
+    cfg = Settings(a)
+    cfg.dur_s()
+
+    for tool in ("qemu-system-x86_64", "wrk", "curl", "git"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing (Debian: qemu-system-x86 wrk curl git)")
+    variants = []
+    for v in a.variant:
+        name, _, spec = v.partition("=")
+        subj, _, rest = spec.partition(",")
+        kern, _, params = rest.partition(",")
+        variants.append(Variant(name, subj or BUILD / "unipi.muen", kern or BUILD / "muen-kernel.elf", params))
+    if not variants:
+        variants = [Variant("unipi-rs", BUILD / "unipi.muen", BUILD / "muen-kernel.elf")]
+        if a.quiet_params:
+            # nginx runs with access_log off; this is our closest setting.
+            variants.append(Variant("unipi-rs quiet", BUILD / "unipi.muen", BUILD / "muen-kernel.elf",
+                                    a.quiet_params))
+    tools = Path(a.tools)
+    for f in [tools, CERTS / "server.pem", CERTS / "server.key"] + [x for v in variants for x in (v.subject, v.kernel)]:
+        if not Path(f).exists():
+            raise SystemExit(f"{f} is missing: run 'make all' first")
+
+    a.peer_arg = a.peer
+    a.peer = None if a.no_peer else Path(a.peer)
+    if a.peer and not (a.peer / "bench.sh").exists():
+        log(f"peer NOT available: {a.peer} has no bench.sh; measuring unipi-rs only (no ratios)")
+        a.peer = None
+    a.peer_out = OUT / "peer"
+    OUT.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    rundir = OUT / "runs" / stamp
+    (rundir / "peer").mkdir(parents=True)
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_before": " ".join(loadavg()),
+            "host": f"{os.cpu_count()} CPUs",
+            "qemu": subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
+                                   text=True).stdout.splitlines()[0]}
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        meta["commit"] = head + (" + uncommitted changes" if dirty else "")
+    except OSError:
+        meta["commit"] = "?"
+    log(f"load average {meta['load_before']}; results in {rundir}")
+
+    htdocs = ensure_htdocs(a)
+    site_repo(htdocs, "site")
+    if a.peer:
+        ensure_peer_builds(a, htdocs)
+
+    systems = {}
+    for v in variants:
+        common = f"--ipv4={GUEST_IP}/24 --remote=git://{GIT_ADDR}/site.git --status-interval=1 {a.bootparams} {v.params}"
+        common = " ".join(common.split())
+        systems[v.name] = {
+            "resume": make_system(tools, v, f"{v.name}-resume", common, a.ram),
+            "full": make_system(tools, v, f"{v.name}-full", common + " --tls-resumption=off", a.ram),
+        }
+
+    meta["params"] = {v.name: " ".join(f"--ipv4={GUEST_IP}/24 --remote=git://{GIT_ADDR}/site.git "
+                                       f"--status-interval=1 {a.bootparams} {v.params}".split()) for v in variants}
+    ours = {v.name: [] for v in variants}
+    peer = []
+    for i in range(a.runs):
+        order = [("ours", v) for v in variants] + ([("peer", None)] if a.peer else [])
+        if i % 2 == 1:
+            order.reverse()
+        for side, v in order:
+            tag = slug(f"r{i + 1}-{v.name if v else 'nginx'}")
+            log(f"run {i + 1}/{a.runs}: {v.name if v else 'nginx (peer)'} (load {' '.join(loadavg())})")
+            if side == "ours":
+                ours[v.name].append(run_ours(a, cfg, v, systems[v.name], htdocs, rundir, tag))
+            else:
+                peer.append(run_peer(a, cfg, htdocs, rundir, tag))
+
+    git = None
+    if a.git_files > 0:
+        log(f"Git: {a.git_files}-file site")
+        site = make_site_1000(a.git_files)
+        name = f"site{a.git_files}"
+        repo = site_repo(site, name)
+        v = variants[0]
+        system = make_system(tools, v, f"{v.name}-git{a.git_files}",
+                             f"--ipv4={GUEST_IP}/24 --remote=git://{GIT_ADDR}/{name}.git", a.ram)
+        files = [f for f in site.rglob("*") if f.is_file()]
+        tiny = OUT / "site-tiny"
+        tiny.mkdir(exist_ok=True)
+        (tiny / "index.html").write_text("<!doctype html><title>tiny</title>\n")
+        site_repo(tiny, "tiny")
+        base_system = make_system(tools, v, f"{v.name}-tiny", f"--ipv4={GUEST_IP}/24 --remote=git://{GIT_ADDR}/tiny.git",
+                                  a.ram)
+        git = {"files": len(files), "site_bytes": sum(f.stat().st_size for f in files),
+               "repo": f"build/bench/git/{name}.git", "boot": [], "fetch": [], "clone": [], "pack": [],
+               "heap_peak": [], "heap_used": [], "rss": [], "base_peak": [], "base_used": []}
+        for i in range(a.runs):
+            git["clone"].append(host_clone(f"{name}.git", OUT / "clone-tmp"))
+            g = Guest(system, a, free_port(), OUT / "git", rundir, f"git{a.git_files}-r{i + 1}")
+            try:
+                boot = g.boot("/index.html")
+                if boot is not None:
+                    git["boot"].append(boot)
+                    fetched = g.wait_for(FETCHED_RX, 10)
+                    serving = g.wait_for(SERVING_RX, 10)
+                    if fetched:
+                        git["fetch"].append(int(fetched[-1][3]))
+                        git["pack"].append(int(fetched[-1][2]))
+                        if int(fetched[-1][0]) != git["files"]:
+                            log(f"WARNING: guest reports {fetched[-1][0]} files, expected {git['files']}")
+                    if serving:
+                        git["heap_used"].append(int(serving[-1][1]))
+                        git["heap_peak"].append(int(serving[-1][3]))
+                    git["rss"].append(g.rss_kib())
+            finally:
+                g.stop()
+            # The same server with a one-file site: the heap that is not the site's.
+            g = Guest(base_system, a, free_port(), OUT / "git", rundir, f"tiny-r{i + 1}")
+            try:
+                if g.boot("/index.html") is not None:
+                    serving = g.wait_for(SERVING_RX, 10)
+                    if serving:
+                        git["base_used"].append(int(serving[-1][1]))
+                        git["base_peak"].append(int(serving[-1][3]))
+            finally:
+                g.stop()
+
+    images = {
+        "unipi-rs subject (unipi.muen, stripped)": variants[0].subject.stat().st_size,
+        "unipi-rs minimal kernel (muen-kernel.elf, stripped)": variants[0].kernel.stat().st_size,
+        "unipi-rs system.elf (kernel + subject + certs)":
+            (OUT / "sys" / slug(f"{variants[0].name}-resume") / "system.elf").stat().st_size,
+    }
+    if a.peer:
+        pv = a.peer_out / "resume"
+        images["peer vmlinuz (Debian cloud kernel)"] = (pv / "vmlinuz").stat().st_size
+        images["peer initrd.img (busybox + nginx + libs + modules + htdocs)"] = (pv / "initrd.img").stat().st_size
+        images["peer vmlinuz + initrd.img"] = (pv / "vmlinuz").stat().st_size + (pv / "initrd.img").stat().st_size
+
+    meta["load_after"] = " ".join(loadavg())
+    meta["args"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()
+                    if k in ("runs", "dur", "threads", "conns", "wrk_timeout", "tests", "accel", "machine", "mem",
+                             "ram", "no_peer", "peer")}
+    import json
+    (rundir / "results.json").write_text(json.dumps({"ours": ours, "peer": peer, "git": git, "images": images,
+                                                     "meta": meta}, indent=1, default=str))
+    text = report(a, cfg, ours, peer, git, images, meta)
+    Path(a.out).write_text(text)
+    (rundir / "bench.md").write_text(text)
+    print(text)
+    log(f"wrote {a.out} (raw output in {rundir})")
+
+
+if __name__ == "__main__":
+    main()
