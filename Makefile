@@ -134,7 +134,7 @@ $(BUILD)/unipi.cspec.xml: $(BUILD)/unipi.muen $(TARGET)/release/muen-tools $(BUI
 	    --memory site:$(BUILD)/site.tar --memory tls_cert:$(CERT) --memory tls_key:$(KEY) \
 	    $(if $(REMOTE_CA),--memory remote_ca:$(REMOTE_CA)) -o $@
 
-$(BUILD)/system.xml: $(BUILD)/config.stamp
+$(BUILD)/system.xml: $(BUILD)/config.stamp Makefile
 	@printf '%s\n' \
 	  '<system minorFrameMicros="$(MINOR_FRAME)" debugExit="true">' \
 	  ' <subject name="$(NAME)" cspec="unipi.cspec.xml">' \
@@ -144,6 +144,7 @@ $(BUILD)/system.xml: $(BUILD)/config.stamp
 	  $(if $(REMOTE_CA),'  <memory logical="remote_ca" file="$(abspath $(REMOTE_CA))"/>') \
 	  '  <event id="0" logical="solo5_exit" action="exit"/>' \
 	  '  <event id="1" logical="net0|notify" action="netnotify"/>' \
+	  '  <event id="2" logical="yield" action="yield"/>' \
 	  ' </subject>' \
 	  '</system>' > $@
 

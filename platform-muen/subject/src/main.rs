@@ -23,6 +23,16 @@ fn main(rt: &mut Runtime) -> i32 {
         }
     };
     let notify = rt.sinfo.event("net0|notify");
-    let mut platform = MuenPlatform::new(rt, device, notify);
+    // With a notify event the peer reads the channel on every notification,
+    // at least 256 frames each time (the minimal kernel's bridge budget), so
+    // bursts up to that never overrun the 691-slot channel.
+    let device = device.map(|mut d| {
+        if notify.is_some() {
+            d.set_tx_burst(256);
+        }
+        d
+    });
+    let yield_event = rt.sinfo.event("yield");
+    let mut platform = MuenPlatform::new(rt, device, notify, yield_event);
     unipi::run(&mut platform)
 }

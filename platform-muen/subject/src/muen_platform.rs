@@ -13,20 +13,27 @@ pub struct MuenPlatform<'a> {
     /// reference Muen system has none and its NIC subject polls.
     notify_event: Option<u8>,
     notified_tx: u64,
+    /// Optional event with action `yield` (`yield` in sinfo): waiting then
+    /// gives the rest of the minor frame back instead of spinning, so an
+    /// idle subject leaves the CPU to others (under QEMU: to the host).
+    yield_event: Option<u8>,
 }
 
 impl<'a> MuenPlatform<'a> {
-    /// Wraps the runtime; `device` is the opened `net0` channel pair.
+    /// Wraps the runtime; `device` is the opened `net0` channel pair; the
+    /// events are the optional `net0|notify` and `yield` from sinfo.
     pub fn new(
         rt: &'a mut Runtime,
         device: Option<MuennetDevice>,
         notify_event: Option<u8>,
+        yield_event: Option<u8>,
     ) -> Self {
         MuenPlatform {
             rt,
             device,
             notify_event,
             notified_tx: 0,
+            yield_event,
         }
     }
 }
@@ -63,13 +70,18 @@ impl Platform for MuenPlatform<'_> {
     }
 
     fn wait(&mut self, deadline: Instant) {
-        // Solo5's muen yield: poll the input channel with `pause` until data
-        // is pending or the deadline passes (no hypercall; hlt is final).
+        // Solo5's muen yield: poll the input channel until data is pending or
+        // the deadline passes (hlt would be final). Between polls either give
+        // the rest of the minor frame back (a `yield` event, if the system
+        // grants one) or `pause`, as Solo5 does.
         loop {
             if self.device.as_mut().is_some_and(|d| d.has_pending()) || self.now() >= deadline {
                 return;
             }
-            muen_baremetal::cpu::pause();
+            match self.yield_event {
+                Some(ev) => muen_subject::exit::raise_event(ev),
+                None => muen_baremetal::cpu::pause(),
+            }
         }
     }
 
@@ -81,6 +93,10 @@ impl Platform for MuenPlatform<'_> {
         if tx != self.notified_tx {
             self.notified_tx = tx;
             muen_subject::exit::raise_event(n);
+            // The event's handler (the kernel's bridge) has read the channel.
+            if let Some(d) = self.device.as_mut() {
+                d.notified();
+            }
         }
     }
 
