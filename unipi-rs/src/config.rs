@@ -102,6 +102,8 @@ pub struct Config {
     pub tls_resumption: bool,
     /// Seconds between status log lines (connections, heap); 0: none.
     pub status_interval: u32,
+    /// One log line per HTTP response.
+    pub access_log: bool,
 }
 
 impl Default for Config {
@@ -132,6 +134,7 @@ impl Default for Config {
             log_level: LevelFilter::Info,
             tls_resumption: true,
             status_interval: 0,
+            access_log: true,
         }
     }
 }
@@ -261,6 +264,7 @@ const FLAGS: &[(&str, Kind)] = &[
     ("log-level", Kind::Value),
     ("tls-resumption", Kind::Value),
     ("status-interval", Kind::Value),
+    ("access-log", Kind::Value),
     ("tls", Kind::UnsupportedSwitch(LE)),
     ("production", Kind::UnsupportedSwitch(LE)),
     ("cert-seed", Kind::UnsupportedValue(LE)),
@@ -412,13 +416,8 @@ impl Config {
                     _ => return Err("expected error, warn, info, debug or trace"),
                 }
             }
-            "tls-resumption" => {
-                self.tls_resumption = match v.to_ascii_lowercase().as_str() {
-                    "on" | "true" | "yes" => true,
-                    "off" | "false" | "no" => false,
-                    _ => return Err("expected on or off"),
-                }
-            }
+            "tls-resumption" => self.tls_resumption = parse_switch(v)?,
+            "access-log" => self.access_log = parse_switch(v)?,
             "status-interval" => self.status_interval = parse_num(v, 0, 86400)? as u32,
             _ => return Err("unhandled flag"),
         }
@@ -434,6 +433,14 @@ impl Config {
         }
         self.dns.push(a);
         Ok(())
+    }
+}
+
+fn parse_switch(v: &str) -> Result<bool, &'static str> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err("expected on or off"),
     }
 }
 
@@ -816,6 +823,8 @@ mod tests {
     #[test]
     fn resumption_and_status() {
         assert_eq!(ok("--send-timeout=7").send_timeout, 7);
+        assert!(!ok("--access-log=off").access_log);
+        assert!(ok("").access_log);
         assert_eq!(ok("").send_timeout, 60);
         let c = ok("--tls-resumption=off --status-interval 5");
         assert!(!c.tls_resumption);

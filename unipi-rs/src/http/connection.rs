@@ -105,12 +105,14 @@ pub struct Connection {
 impl Connection {
     /// A fresh connection, accepted at `now`.
     pub fn new(config: Arc<HttpConfig>, role: Role, now: Instant) -> Self {
+        let mut out = Output::default();
+        out.set_quiet(!config.access_log);
         Connection {
             cfg: config,
             role,
             input: Vec::new(),
             state: State::Head,
-            out: Output::default(),
+            out,
             closing: false,
             dead: false,
             now,

@@ -263,6 +263,8 @@ pub struct HttpConfig {
     pub default_url: Option<String>,
     /// `Strict-Transport-Security: max-age=…` on TLS site connections.
     pub hsts_max_age: Option<u32>,
+    /// One log line per response (`--access-log`, default on).
+    pub access_log: bool,
     /// Request size limits.
     pub limits: HttpLimits,
     /// Connection timeouts.
@@ -281,6 +283,7 @@ impl Default for HttpConfig {
             hook_path: String::from("/hook"),
             default_url: None,
             hsts_max_age: None,
+            access_log: true,
             limits: HttpLimits::default(),
             timeouts: HttpTimeouts::default(),
             mime_overrides: Vec::new(),
@@ -298,6 +301,7 @@ impl HttpConfig {
             hook_path: c.hook.clone(),
             default_url: c.default_url.clone(),
             hsts_max_age: c.hsts,
+            access_log: c.access_log,
             ..HttpConfig::default()
         };
         h.limits.max_header_bytes = c.max_header_bytes;

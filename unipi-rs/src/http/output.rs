@@ -117,9 +117,16 @@ pub(crate) struct Output {
     holding: bool,
     held: usize,
     responses: usize,
+    /// No access-log lines (`--access-log=off`).
+    quiet: bool,
 }
 
 impl Output {
+    /// Turns access-log lines off (or on again).
+    pub(crate) fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
+    }
+
     /// Starts counting the bytes of a new response.
     pub(crate) fn begin(&mut self) {
         self.bytes = 0;
@@ -293,7 +300,9 @@ impl Output {
                 Some(Seg::Head(0)) => {}
                 Some(Seg::Body { start, end, .. }) if start == end => {}
                 Some(Seg::Done(log)) => {
-                    log.emit(now, "");
+                    if !self.quiet {
+                        log.emit(now, "");
+                    }
                     self.responses -= 1;
                 }
                 _ => break,
@@ -305,7 +314,9 @@ impl Output {
     /// Logs unfinished responses as aborted and drops everything.
     pub(crate) fn abandon(&mut self, now: Instant) {
         for seg in self.segs.iter() {
-            if let Seg::Done(log) = seg {
+            if let Seg::Done(log) = seg
+                && !self.quiet
+            {
                 log.emit(now, " (aborted)");
             }
         }
