@@ -779,7 +779,7 @@ def main():
                     help="NAME=SUBJECT_ELF[,KERNEL_ELF[,EXTRA BOOT PARAMETERS]] (repeatable; default: "
                          "build/unipi.muen, build/muen-kernel.elf)")
     ap.add_argument("--bootparams", default="", help="extra boot parameters for every variant")
-    ap.add_argument("--quiet-params", default="--log-level=warn",
+    ap.add_argument("--quiet-params", default="--access-log=off",
                     help="boot parameters of the second default variant, without the per-request access log "
                          "(nginx runs with access_log off); empty: no second variant")
     ap.add_argument("--minor-frame", type=int, default=1000,
