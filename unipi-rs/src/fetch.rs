@@ -380,7 +380,7 @@ fn drive(
                                 continue;
                             }
                         };
-                        flush_tls(t, s);
+                        t.write_to(s);
                         n
                     }
                     Conn::Open { tls: None } => s.send_slice(bytes).unwrap_or(0),
@@ -404,18 +404,12 @@ fn drive(
                 let s = net.sockets.get_mut::<tcp::Socket>(socket);
                 match &mut r.conn {
                     Conn::Open { tls: Some(t) } => {
-                        if s.can_recv() && t.receive_capacity() > 0 {
-                            let _ = s.recv(|b| {
-                                let n = b.len().min(t.receive_capacity());
-                                t.receive(&b[..n]);
-                                (n, ())
-                            });
-                        }
+                        t.read_from(s);
                         if let Err(e) = t.pump(&[]) {
                             r.fetch.transport_error(format!("TLS: {e}"));
                             continue;
                         }
-                        flush_tls(t, s);
+                        t.write_to(s);
                         let plain = t.plaintext();
                         if !plain.is_empty() {
                             let n = plain.len();
@@ -561,18 +555,12 @@ fn connect_step(
         }
         Conn::Handshaking { tls: t } => {
             let s = net.sockets.get_mut::<tcp::Socket>(socket);
-            if s.can_recv() && t.receive_capacity() > 0 {
-                let _ = s.recv(|b| {
-                    let n = b.len().min(t.receive_capacity());
-                    t.receive(&b[..n]);
-                    (n, ())
-                });
-            }
+            t.read_from(s);
             if let Err(e) = t.pump(&[]) {
-                flush_tls(t, s);
+                t.write_to(s);
                 return Step::Fail(format!("TLS handshake with {host}: {e}"));
             }
-            flush_tls(t, s);
+            t.write_to(s);
             if t.is_established() {
                 let Conn::Handshaking { tls } = core::mem::replace(&mut r.conn, Conn::None) else {
                     unreachable!()
@@ -618,15 +606,6 @@ fn tcp_connect(
             Step::Progress
         }
         Err(e) => Step::Fail(format!("cannot connect to {ip}:{port}: {e:?}")),
-    }
-}
-
-fn flush_tls(t: &mut ClientTls, s: &mut tcp::Socket<'_>) {
-    while s.can_send() && !t.output().is_empty() {
-        match s.send_slice(t.output()) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => t.consume_output(n),
-        }
     }
 }
 

@@ -385,7 +385,7 @@ fn drive(
         }
         if let Some(t) = &mut c.tls {
             let _ = t.pump(&[]);
-            send_tls(t, socket);
+            t.write_to(socket);
         }
         let drained =
             c.tls.as_ref().is_none_or(|t| t.output().is_empty()) && socket.send_queue() == 0;
@@ -410,19 +410,13 @@ fn drive(
     // 1. Input: socket -> (TLS) -> HTTP.
     match &mut c.tls {
         Some(t) => {
-            if socket.can_recv() && t.receive_capacity() > 0 {
-                let _ = socket.recv(|buf| {
-                    let n = buf.len().min(t.receive_capacity());
-                    t.receive(&buf[..n]);
-                    (n, ())
-                });
-            }
+            t.read_from(socket);
             if t.pump(&[]).is_err() {
                 if let Some(e) = t.error() {
                     debug!("TLS error: {e}");
                 }
                 // rustls queued an alert if it could; send it, then close.
-                send_tls(t, socket);
+                t.write_to(socket);
                 c.http.abort(now);
                 c.phase = Phase::Closing { since: now };
                 return true;
@@ -488,9 +482,9 @@ fn drive(
                             break;
                         }
                     }
-                    send_tls(t, socket);
+                    t.write_to(socket);
                 }
-                send_tls(t, socket);
+                t.write_to(socket);
                 moved
             }
             None => {
@@ -549,14 +543,4 @@ fn begin_close(c: &mut Conn, now: Instant) {
         let _ = t.pump(&[]);
     }
     c.phase = Phase::Closing { since: now };
-}
-
-/// Moves TLS output into the socket.
-fn send_tls(t: &mut ServerTls, socket: &mut tcp::Socket<'_>) {
-    while socket.can_send() && !t.output().is_empty() {
-        match socket.send_slice(t.output()) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => t.consume_output(n),
-        }
-    }
 }

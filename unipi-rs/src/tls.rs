@@ -43,6 +43,7 @@ use rustls::server::{ProducesTickets, UnbufferedServerConnection};
 use rustls::time_provider::TimeProvider;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use smoltcp::socket::tcp;
 
 /// Largest TLS record on the wire (16 KiB plaintext + expansion).
 const MAX_RECORD: usize = 16 * 1024 + 2048 + 5;
@@ -166,13 +167,7 @@ pub fn client_config(
             .add(cert)
             .map_err(|e| SetupError::Rustls(e.to_string()))?;
     }
-    let mut cfg = ClientConfig::builder_with_details(provider(), clock)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| SetupError::Rustls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    client_with_roots(roots, clock)
 }
 
 /// A client configuration that trusts the bundled Web PKI roots (Mozilla's
@@ -181,6 +176,14 @@ pub fn web_pki_client_config(clock: Arc<LoopClock>) -> Result<Arc<ClientConfig>,
     let roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    client_with_roots(roots, clock)
+}
+
+/// TLS 1.3 and 1.2, ALPN `http/1.1`, no client certificate.
+fn client_with_roots(
+    roots: RootCertStore,
+    clock: Arc<LoopClock>,
+) -> Result<Arc<ClientConfig>, SetupError> {
     let mut cfg = ClientConfig::builder_with_details(provider(), clock)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| SetupError::Rustls(e.to_string()))?
@@ -467,6 +470,28 @@ impl<C: Unbuffered> TlsConn<C> {
         if self.plain_read == self.plain.len() {
             self.plain.clear();
             self.plain_read = 0;
+        }
+    }
+
+    /// Moves as much ciphertext from `socket` as [`Self::receive_capacity`]
+    /// allows (the rest stays in the socket: TCP flow control).
+    pub fn read_from(&mut self, socket: &mut tcp::Socket<'_>) {
+        if socket.can_recv() && self.receive_capacity() > 0 {
+            let _ = socket.recv(|buf| {
+                let n = buf.len().min(self.receive_capacity());
+                self.receive(&buf[..n]);
+                (n, ())
+            });
+        }
+    }
+
+    /// Moves as much of [`Self::output`] into `socket` as it takes.
+    pub fn write_to(&mut self, socket: &mut tcp::Socket<'_>) {
+        while socket.can_send() && !self.output().is_empty() {
+            match socket.send_slice(self.output()) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.consume_output(n),
+            }
         }
     }
 
