@@ -189,6 +189,33 @@ def curl(url, *args, timeout=20, check=True):
     return subprocess.run(cmd, capture_output=True, check=check)
 
 
+CA = ROOT / "certs" / "dev" / "ca.pem"
+
+
+def https_request(port, path, *args, ca=CA):
+    """GET (or whatever *args say) https://127.0.0.1:port/path with curl,
+    verifying against `ca`; returns (status, {lower-case header: value}, body)."""
+    r = curl(f"https://127.0.0.1:{port}{path}", "--cacert", str(ca), "-i", *args, check=False)
+    head, _, body = r.stdout.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    if not lines[0].startswith("HTTP/"):
+        raise AssertionError(f"no HTTP response for {path}: {r.stderr.decode(errors='replace')}")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def start_guest(system, net, ready, timeout=90, **kw):
+    """Starts a Guest for a whole test class and waits for the `ready`
+    pattern; stops it again if that fails, so setUpClass never leaks QEMU."""
+    g = Guest(system, net=net, timeout=timeout, **kw).start()
+    try:
+        g.wait_for(ready)
+    except BaseException:
+        g.stop()
+        raise
+    return g
+
+
 def wait_https(port, path="/", timeout=120, insecure=True):
     """Polls https://127.0.0.1:port/path until it answers; returns seconds waited."""
     t0 = time.monotonic()

@@ -84,12 +84,8 @@ class GitRemote(h.QemuTestCase):
         cls.port = h.free_port()
         fwd = f"guestfwd=tcp:{GIT_ADDR}:9418-cmd:{h.ROOT}/scripts/git-inetd.sh {cls.tmp}"
         system = system_for("git", f"git://{GIT_ADDR}/site")
-        cls.guest = h.Guest(system, net=h.netdev([(cls.port, 4433)], extra=[fwd]), timeout=120).start()
-        try:
-            cls.guest.wait_for(r"^unipi\| serving [0-9a-f]{40};")
-        except Exception:
-            cls.guest.stop()
-            raise
+        cls.guest = h.start_guest(system, h.netdev([(cls.port, 4433)], extra=[fwd]), r"^unipi\| serving [0-9a-f]{40};",
+                                  timeout=120)
 
     @classmethod
     def tearDownClass(cls):
@@ -97,11 +93,7 @@ class GitRemote(h.QemuTestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def fetch(self, path, *args):
-        r = h.curl(f"https://127.0.0.1:{self.port}{path}", "--cacert", str(CERTS / "ca.pem"), "-i", *args)
-        head, _, body = r.stdout.partition(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
-        return int(lines[0].split()[1]), headers, body
+        return h.https_request(self.port, path, *args)
 
     def assert_serves(self, files):
         for path, want in sorted(files.items()):

@@ -28,13 +28,7 @@ class Https(h.QemuTestCase):
         cls.port = h.free_port()
         cls.hport = h.free_port()
         net = h.netdev([(cls.port, 4433), (cls.hport, 80)], extra=[git_guestfwd(h.BUILD)])
-        cls.guest = h.Guest(h.BUILD / "system.elf", net=net, timeout=90).start()
-        try:
-            cls.guest.wait_for(r"^unipi\| serving [0-9a-f]{40};")
-            h.wait_https(cls.port, timeout=30)
-        except Exception:
-            cls.guest.stop()
-            raise
+        cls.guest = h.start_guest(h.BUILD / "system.elf", net, r"^unipi\| serving [0-9a-f]{40};")
 
     @classmethod
     def tearDownClass(cls):
@@ -48,16 +42,7 @@ class Https(h.QemuTestCase):
         return h.curl(self.url(path), "--cacert", str(CA), *args)
 
     def head_and_body(self, path, *args):
-        r = h.curl(self.url(path), "--cacert", str(CA), "-i", *args, check=False)
-        raw = r.stdout
-        head, _, body = raw.partition(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        return status, headers, body
+        return h.https_request(self.port, path, *args)
 
     def test_every_file_is_byte_identical(self):
         files = sorted(p for p in HTDOCS.rglob("*") if p.is_file())
