@@ -80,6 +80,16 @@ def make_system(name, subjects, minor_frame_us=1000, debug_exit=True):
     return out / "system.elf"
 
 
+GIT_ADDR = "192.168.254.2"
+
+
+def git_guestfwd(base=BUILD):
+    """The guestfwd option that lets the guest reach `git daemon --inetd`
+    serving the repositories below `base` at git://192.168.254.2/ (a command,
+    started per connection; the netdev itself is restricted, see netdev)."""
+    return f"guestfwd=tcp:{GIT_ADDR}:9418-cmd:{ROOT}/scripts/git-inetd.sh {base}"
+
+
 def netdev(forwards, guest_ip="192.168.254.10", extra=()):
     """A restricted user netdev: forwards is a list of (host_port, guest_port)."""
     opts = ["user", "id=n0", "restrict=on", "net=192.168.254.0/24", "host=192.168.254.1"]

@@ -13,7 +13,6 @@ import time
 import urllib.request
 
 import harness as h
-from test_https import git_guestfwd
 
 
 class WebDriver:
@@ -89,7 +88,7 @@ class Browser(h.QemuTestCase):
     def test_chromium_renders_the_site(self):
         h.require(h.BUILD / "system.elf", h.BUILD / "site.git")
         port = h.free_port()
-        net = h.netdev([(port, 4433)], extra=[git_guestfwd(h.BUILD)])
+        net = h.netdev([(port, 4433)], extra=[h.git_guestfwd()])
         with h.Guest(h.BUILD / "system.elf", net=net, timeout=90) as g:
             g.wait_for(r"^unipi\| serving [0-9a-f]{40};")
             wd = WebDriver()

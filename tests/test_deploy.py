@@ -21,7 +21,7 @@ import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import BUILD, ROOT, Guest, QemuTestCase, free_port, netdev, require
+from harness import BUILD, ROOT, Guest, QemuTestCase, free_port, git_guestfwd, netdev, require
 
 ISO = BUILD / "unipi.iso"
 SYSTEM = BUILD / "system.elf"
@@ -73,7 +73,7 @@ def site_forwards():
     if "--remote=git://192.168.254.2/site.git" not in CSPEC.read_text():
         return []
     require(BUILD / "site.git")
-    return [f"guestfwd=tcp:192.168.254.2:9418-cmd:{ROOT}/scripts/git-inetd.sh {BUILD}"]
+    return [git_guestfwd(BUILD)]
 
 
 class Signatures(unittest.TestCase):

@@ -18,7 +18,7 @@ import harness as h
 CERTS = h.ROOT / "certs" / "dev"
 # harness.netdev builds every netdev with restrict=on; the guestfwd targets
 # below are commands that only ever connect to 127.0.0.1.
-GIT_ADDR = "192.168.254.2"
+GIT_ADDR = h.GIT_ADDR
 HTTPS_ADDR = "192.168.254.4"  # .2 serves git://, .3 is QEMU's DNS
 ENV = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
            GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
@@ -82,7 +82,7 @@ class GitRemote(h.QemuTestCase):
         cls.tmp = tempfile.mkdtemp(prefix="unipi-git-e2e-")
         cls.repo = make_repo(cls.tmp)
         cls.port = h.free_port()
-        fwd = f"guestfwd=tcp:{GIT_ADDR}:9418-cmd:{h.ROOT}/scripts/git-inetd.sh {cls.tmp}"
+        fwd = h.git_guestfwd(cls.tmp)
         system = system_for("git", f"git://{GIT_ADDR}/site")
         cls.guest = h.start_guest(system, h.netdev([(cls.port, 4433)], extra=[fwd]), r"^unipi\| serving [0-9a-f]{40};",
                                   timeout=120)

@@ -15,11 +15,6 @@ HTDOCS = h.ROOT / "htdocs"
 CA = h.ROOT / "certs" / "dev" / "ca.pem"
 
 
-def git_guestfwd(base):
-    """The guestfwd option for the git daemon; harness.netdev adds restrict=on."""
-    return f"guestfwd=tcp:192.168.254.2:9418-cmd:{h.ROOT}/scripts/git-inetd.sh {base}"
-
-
 class Https(h.QemuTestCase):
     @classmethod
     def setUpClass(cls):
@@ -27,7 +22,7 @@ class Https(h.QemuTestCase):
         h.require(h.BUILD / "system.elf", h.BUILD / "site.git", CA)
         cls.port = h.free_port()
         cls.hport = h.free_port()
-        net = h.netdev([(cls.port, 4433), (cls.hport, 80)], extra=[git_guestfwd(h.BUILD)])
+        net = h.netdev([(cls.port, 4433), (cls.hport, 80)], extra=[h.git_guestfwd()])
         cls.guest = h.start_guest(h.BUILD / "system.elf", net, r"^unipi\| serving [0-9a-f]{40};")
 
     @classmethod
@@ -223,7 +218,7 @@ class PcMachine(h.QemuTestCase):
     def test_https_on_pc(self):
         h.require(h.BUILD / "system.elf")
         port = h.free_port()
-        net = h.netdev([(port, 4433)], extra=[git_guestfwd(h.BUILD)])
+        net = h.netdev([(port, 4433)], extra=[h.git_guestfwd()])
         with h.Guest(h.BUILD / "system.elf", machine="pc", net=net, timeout=90) as g:
             g.wait_for(r"^unipi\| serving [0-9a-f]{40};")
             self.assertRegex(g.log(), r"(?m)^kernel: bridge: 1 subject port\(s\), NIC: virtio-net pci")
