@@ -181,9 +181,8 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             }
         }
 
-        if let Some(done) = fetcher.as_mut().and_then(|f| f.poll(&mut net, now, unix)) {
+        if let Some(done) = fetcher.as_mut().and_then(|f| f.poll(&mut net, now)) {
             let outcome = match done.event {
-                FetchEvent::None => None,
                 FetchEvent::Updated {
                     site: new_site,
                     commit,
@@ -194,21 +193,19 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
                         "serving {commit}; heap {} of {} bytes in use, peak {}",
                         heap.used, heap.size, heap.peak
                     );
-                    Some(HookOutcome::Updated { commit })
+                    HookOutcome::Updated { commit }
                 }
-                FetchEvent::Unchanged => Some(HookOutcome::Unchanged),
-                FetchEvent::Failed(reason) => Some(HookOutcome::Failed { reason }),
+                FetchEvent::Unchanged => HookOutcome::Unchanged,
+                FetchEvent::Failed(reason) => HookOutcome::Failed { reason },
             };
-            if let Some(outcome) = outcome {
-                waiting_hooks.retain(|&(generation, h)| {
-                    if generation <= done.generation {
-                        server.complete_hook(h, outcome.clone(), now, unix);
-                        false
-                    } else {
-                        true
-                    }
-                });
-            }
+            waiting_hooks.retain(|&(generation, h)| {
+                if generation <= done.generation {
+                    server.complete_hook(h, outcome.clone(), now, unix);
+                    false
+                } else {
+                    true
+                }
+            });
         }
 
         // Flush what the sockets queued, then tell the peer.

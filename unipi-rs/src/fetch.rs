@@ -38,11 +38,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const RX_BUFFER: usize = 64 * 1024;
 const TX_BUFFER: usize = 16 * 1024;
 
-/// What a call to [`Fetcher::poll`] produced.
+/// How a fetch ended ([`Fetcher::poll`] returns it in [`Finished`]).
 #[derive(Debug)]
 pub enum FetchEvent {
-    /// Nothing finished.
-    None,
     /// A new commit is ready to be served.
     Updated {
         /// The new site.
@@ -174,8 +172,7 @@ impl Fetcher {
     }
 
     /// Runs the fetch as far as the network allows.
-    pub fn poll(&mut self, net: &mut Net, now: Instant, unix: u64) -> Option<Finished> {
-        let _ = unix;
+    pub fn poll(&mut self, net: &mut Net, now: Instant) -> Option<Finished> {
         if self.running.is_none() {
             if self.requested <= self.started || now < self.next_attempt {
                 return None;
@@ -363,7 +360,7 @@ fn drive(
             }
             Io::Connect { host, port, tls } => {
                 let (host, tls) = (host.to_string(), tls);
-                match connect_step(r, net, socket, local_port, tls_cfg, &host, port, tls, now) {
+                match connect_step(r, net, socket, local_port, tls_cfg, &host, port, tls) {
                     Step::Progress => r.active = now,
                     Step::Wait => return None,
                     Step::Fail(e) => r.fetch.transport_error(e),
@@ -459,9 +456,7 @@ fn connect_step(
     host: &str,
     port: u16,
     tls: bool,
-    now: Instant,
 ) -> Step {
-    let _ = now;
     match &mut r.conn {
         Conn::None | Conn::Open { .. } => {
             if let Ok(ip) = Ipv4Address::from_str(host) {
