@@ -184,7 +184,7 @@ run: all
 # Test subjects for the kernel-behaviour tests.
 TEST_SUBJECTS := hello fault fault-noidt hlt badevent rdtsc rogue
 subjects: $(RUST_SOURCES)
-	$(CARGO) build --release --locked -p muen-testsubjects
+	RUSTFLAGS='$(baremetal_rustflags)' $(CARGO) build --release --locked -p muen-testsubjects
 	@mkdir -p $(BUILD)/subjects
 	@for s in $(TEST_SUBJECTS); do strip --strip-all -o $(BUILD)/subjects/$$s.muen $(TARGET)/release/$$s; done
 
