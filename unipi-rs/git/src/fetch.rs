@@ -853,31 +853,11 @@ impl Fetch {
         let target = target.ok_or_else(|| Error::RefNotFound {
             name: self.url.wanted_ref(),
         })?;
-        if self.check_unchanged(&target) {
-            return Ok(());
-        }
         let caps = self.v2caps.clone().unwrap_or_default();
-        if !caps.fetch_shallow {
-            log::warn!("git remote does not support shallow fetches; fetching full history");
-        }
-        let (wanted, no_progress) = self.params();
-        let mut body = Vec::new();
-        protocol::v2_fetch(
-            &mut body,
-            &caps,
-            &RequestParams {
-                agent: &self.agent,
-                wanted_ref: &wanted,
-                no_progress,
-            },
-            target.commit(),
-        )?;
-        self.target = Some(target);
-        self.send_request(body);
-        self.session.step = Step::Fetch(FetchResponse::v2());
-        self.session.pack = Some(PackReader::new(self.opts.limits.clone()));
-        self.phase = Phase::Negotiating;
-        Ok(())
+        let shallow = caps.fetch_shallow;
+        self.request_pack(target, shallow, FetchResponse::v2(), |out, p, want| {
+            protocol::v2_fetch(out, &caps, p, want)
+        })
     }
 
     fn on_v0_refs(&mut self, caps: V0Caps, wanted: Option<RefTarget>) -> Result<(), Error> {
@@ -890,17 +870,35 @@ impl Fetch {
         let target = wanted.ok_or_else(|| Error::RefNotFound {
             name: self.url.wanted_ref(),
         })?;
+        let shallow = caps.shallow;
+        self.request_pack(
+            target,
+            shallow,
+            FetchResponse::v0(shallow),
+            |out, p, want| protocol::v0_request(out, &caps, p, want),
+        )
+    }
+
+    /// What both protocol versions do once the wanted ref is known: stop if
+    /// it still points at the commit being served, otherwise send the fetch
+    /// request `encode` builds and get ready for the pack.
+    fn request_pack(
+        &mut self,
+        target: RefTarget,
+        shallow: bool,
+        response: FetchResponse,
+        encode: impl FnOnce(&mut Vec<u8>, &RequestParams<'_>, ObjectId) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         if self.check_unchanged(&target) {
             return Ok(());
         }
-        if !caps.shallow {
+        if !shallow {
             log::warn!("git remote does not support shallow fetches; fetching full history");
         }
         let (wanted, no_progress) = self.params();
         let mut body = Vec::new();
-        protocol::v0_request(
+        encode(
             &mut body,
-            &caps,
             &RequestParams {
                 agent: &self.agent,
                 wanted_ref: &wanted,
@@ -910,7 +908,7 @@ impl Fetch {
         )?;
         self.target = Some(target);
         self.send_request(body);
-        self.session.step = Step::Fetch(FetchResponse::v0(caps.shallow));
+        self.session.step = Step::Fetch(response);
         self.session.pack = Some(PackReader::new(self.opts.limits.clone()));
         self.phase = Phase::Negotiating;
         Ok(())
