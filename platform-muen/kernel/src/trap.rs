@@ -189,6 +189,25 @@ static KERNEL_MXCSR: u32 = 0x1F80;
 
 global_asm!(
     r#"
+/* All fifteen general-purpose registers, in the order the saved frame uses. */
+.macro push_gprs
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+.endm
+
 .section .text.trap, "ax"
 .balign 16
 .globl trap_stubs
@@ -216,21 +235,7 @@ trap_common:
     je fatal_trap
     testb $3, 24(%rsp)
     jz kernel_trap
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    push_gprs
     fxsave64 -512(%rsp)
     movq KERNEL_RSP(%rip), %rsp
     cld
@@ -255,21 +260,7 @@ kernel_trap:
     iretq
 
 fatal_trap:
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    push_gprs
     movq %rsp, %rdi
     andq $-16, %rsp
     cld
