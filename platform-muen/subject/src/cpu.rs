@@ -12,9 +12,12 @@
 use core::arch::{asm, global_asm};
 use core::ptr::addr_of_mut;
 
-const CODE_SEL: u16 = 0x08;
-const DATA_SEL: u16 = 0x10;
-const TSS_SEL: u16 = 0x18;
+/// 64-bit code segment selector of the runtime's GDT.
+pub const CODE_SEL: u16 = 0x08;
+/// Data segment selector.
+pub const DATA_SEL: u16 = 0x10;
+/// TSS selector.
+pub const TSS_SEL: u16 = 0x18;
 const IST_STACK_SIZE: usize = 32 * 1024;
 
 #[repr(C, align(16))]
@@ -206,14 +209,34 @@ pub fn init() {
             *entry = gate(stubs + v as u64 * STUB_SIZE, ist);
         }
 
-        let gdtr = TablePointer {
-            limit: (core::mem::size_of::<[u64; 5]>() - 1) as u16,
-            base: gdt.as_ptr() as u64,
-        };
-        let idtr = TablePointer {
-            limit: (core::mem::size_of::<[[u64; 2]; 32]>() - 1) as u16,
-            base: idt.as_ptr() as u64,
-        };
+        load_tables(
+            gdt.as_ptr() as u64,
+            (core::mem::size_of::<[u64; 5]>() - 1) as u16,
+            idt.as_ptr() as u64,
+            (core::mem::size_of::<[[u64; 2]; 32]>() - 1) as u16,
+        );
+    }
+}
+
+/// Loads GDTR and IDTR, reloads CS with a far return and DS/ES/SS with the
+/// data selector, and loads TR with [`TSS_SEL`] (as Solo5 does at start).
+///
+/// # Safety
+/// Both tables must be valid for these selectors and stay where they are
+/// for as long as the CPU uses them; the TSS descriptor must be available
+/// (not busy).
+pub unsafe fn load_tables(gdt_base: u64, gdt_limit: u16, idt_base: u64, idt_limit: u16) {
+    let gdtr = TablePointer {
+        limit: gdt_limit,
+        base: gdt_base,
+    };
+    let idtr = TablePointer {
+        limit: idt_limit,
+        base: idt_base,
+    };
+    // SAFETY: the caller guarantees valid, stable tables; the sequence only
+    // changes descriptor-table registers and segment selectors.
+    unsafe {
         asm!(
             "lgdt [{gdtr}]",
             // Reload CS with a far return to the next instruction.

@@ -38,9 +38,7 @@ const KERNEL_DATA: u64 = 0xFFFF_FFFF_8014_0000;
 /// The lowest non-canonical address.
 const NON_CANONICAL: u64 = 0x0000_8000_0000_0000;
 
-const CODE_SEL: u16 = 0x08;
-const DATA_SEL: u16 = 0x10;
-const TSS_SEL: u16 = 0x18;
+use muen_subject::cpu::CODE_SEL;
 /// A TSS descriptor whose base is kernel memory.
 const EVIL_TSS_SEL: u16 = 0x28;
 /// The selectors the CPU really runs the subject with (ring 3).
@@ -226,36 +224,17 @@ fn load_tables() {
         let gdt = &mut *addr_of_mut!(GDT);
         gdt[3] &= !(0x2 << 40); // busy -> available, so ltr accepts it again
         gdt[5] &= !(0x2 << 40);
-        let gdtr = TablePointer {
-            limit: (7 * 8 - 1) as u16,
-            base: gdt.as_ptr() as u64,
-        };
-        let idtr = TablePointer {
-            limit: (256 * 16 - 1) as u16,
-            base: addr_of!(IDT) as u64,
-        };
+        muen_subject::cpu::load_tables(
+            gdt.as_ptr() as u64,
+            (7 * 8 - 1) as u16,
+            addr_of!(IDT) as u64,
+            (256 * 16 - 1) as u16,
+        );
         asm!(
-            "lgdt [{gdtr}]",
-            "push {code}",
-            "lea {tmp}, [rip + 2f]",
-            "push {tmp}",
-            "retfq",
-            "2:",
-            "mov ds, {data:x}",
-            "mov es, {data:x}",
-            "mov ss, {data:x}",
-            "ltr {tss:x}",
-            "lidt [{idtr}]",
             "xor eax, eax",
             "xor edx, edx",
             "mov ecx, 0xC0000100",
             "wrmsr",
-            gdtr = in(reg) &gdtr,
-            idtr = in(reg) &idtr,
-            code = in(reg) u64::from(CODE_SEL),
-            data = in(reg) u64::from(DATA_SEL),
-            tss = in(reg) u64::from(TSS_SEL),
-            tmp = out(reg) _,
             out("eax") _,
             out("ecx") _,
             out("edx") _,
