@@ -29,25 +29,43 @@ static mut IST2: Stack = Stack([0; IST_STACK_SIZE]);
 
 /// The 64-bit TSS (104 bytes): only the IST pointers matter here.
 #[repr(C, packed)]
-struct Tss {
+pub struct Tss {
     reserved0: u32,
     rsp: [u64; 3],
     reserved1: u64,
-    ist: [u64; 7],
+    /// IST1..IST7 stack tops.
+    pub ist: [u64; 7],
     reserved2: u64,
     reserved3: u16,
     iomap_base: u16,
 }
 
-static mut TSS: Tss = Tss {
-    reserved0: 0,
-    rsp: [0; 3],
-    reserved1: 0,
-    ist: [0; 7],
-    reserved2: 0,
-    reserved3: 0,
-    iomap_base: 104,
-};
+impl Tss {
+    /// A TSS with no stacks and no I/O permission bitmap.
+    pub const fn empty() -> Tss {
+        Tss {
+            reserved0: 0,
+            rsp: [0; 3],
+            reserved1: 0,
+            ist: [0; 7],
+            reserved2: 0,
+            reserved3: 0,
+            iomap_base: 104,
+        }
+    }
+}
+
+/// The two GDT slots of an available 64-bit TSS descriptor.
+pub fn tss_descriptor(base: u64, limit: u64) -> [u64; 2] {
+    let low = (limit & 0xffff)
+        | (base & 0xff_ffff) << 16
+        | 0x89 << 40 // present, 64-bit available TSS
+        | ((limit >> 16) & 0xf) << 48
+        | ((base >> 24) & 0xff) << 56;
+    [low, base >> 32]
+}
+
+static mut TSS: Tss = Tss::empty();
 
 /// null, code64 (0x08), data (0x10), TSS (0x18, two slots).
 static mut GDT: [u64; 5] = [0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff, 0, 0];
@@ -192,15 +210,10 @@ pub fn init() {
         (*tss).ist[0] = ist1;
         (*tss).ist[1] = ist2;
 
-        let base = tss as u64;
-        let limit = (core::mem::size_of::<Tss>() - 1) as u64;
         let gdt = &mut *addr_of_mut!(GDT);
-        gdt[3] = (limit & 0xffff)
-            | (base & 0xff_ffff) << 16
-            | 0x89 << 40 // present, 64-bit available TSS
-            | ((limit >> 16) & 0xf) << 48
-            | ((base >> 24) & 0xff) << 56;
-        gdt[4] = base >> 32;
+        let [lo, hi] = tss_descriptor(tss as u64, (core::mem::size_of::<Tss>() - 1) as u64);
+        gdt[3] = lo;
+        gdt[4] = hi;
 
         let stubs = &raw const exception_stubs as u64;
         let idt = &mut *addr_of_mut!(IDT);

@@ -38,7 +38,7 @@ const KERNEL_DATA: u64 = 0xFFFF_FFFF_8014_0000;
 /// The lowest non-canonical address.
 const NON_CANONICAL: u64 = 0x0000_8000_0000_0000;
 
-use muen_subject::cpu::CODE_SEL;
+use muen_subject::cpu::{CODE_SEL, Tss, tss_descriptor};
 /// A TSS descriptor whose base is kernel memory.
 const EVIL_TSS_SEL: u16 = 0x28;
 /// The selectors the CPU really runs the subject with (ring 3).
@@ -58,31 +58,12 @@ static ROGUE_FAULT_ERROR: AtomicU64 = AtomicU64::new(0);
 #[unsafe(no_mangle)]
 static ROGUE_PROBE_RSP: AtomicU64 = AtomicU64::new(0);
 
-#[repr(C, packed)]
-struct Tss {
-    reserved0: u32,
-    rsp: [u64; 3],
-    reserved1: u64,
-    ist: [u64; 7],
-    reserved2: u64,
-    reserved3: u16,
-    iomap_base: u16,
-}
-
 const IST_SIZE: usize = 16 * 1024;
 #[repr(C, align(16))]
 struct Stack([u8; IST_SIZE]);
 static mut IST1: Stack = Stack([0; IST_SIZE]);
 
-static mut TSS: Tss = Tss {
-    reserved0: 0,
-    rsp: [0; 3],
-    reserved1: 0,
-    ist: [0; 7],
-    reserved2: 0,
-    reserved3: 0,
-    iomap_base: 104,
-};
+static mut TSS: Tss = Tss::empty();
 /// null, code64 0x08, data 0x10, TSS 0x18 (2 slots), evil TSS 0x28 (2 slots).
 static mut GDT: [u64; 7] = [0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff, 0, 0, 0, 0];
 static mut IDT: [[u64; 2]; 256] = [[0; 2]; 256];
@@ -180,15 +161,6 @@ fn gate(handler: u64) -> [u64; 2] {
     [low, handler >> 32]
 }
 
-fn tss_descriptor(base: u64, limit: u64) -> (u64, u64) {
-    let low = (limit & 0xffff)
-        | (base & 0xff_ffff) << 16
-        | 0x89 << 40
-        | ((limit >> 16) & 0xf) << 48
-        | ((base >> 24) & 0xff) << 56;
-    (low, base >> 32)
-}
-
 /// Builds the tables (once).
 fn build_tables() {
     // SAFETY: single-threaded; the statics are only touched here and by
@@ -197,10 +169,10 @@ fn build_tables() {
         let ist1 = addr_of_mut!(IST1) as u64 + IST_SIZE as u64;
         (*addr_of_mut!(TSS)).ist[0] = ist1;
         let gdt = &mut *addr_of_mut!(GDT);
-        let (lo, hi) = tss_descriptor(addr_of!(TSS) as u64, 103);
+        let [lo, hi] = tss_descriptor(addr_of!(TSS) as u64, 103);
         gdt[3] = lo;
         gdt[4] = hi;
-        let (lo, hi) = tss_descriptor(KERNEL_IMAGE, 103);
+        let [lo, hi] = tss_descriptor(KERNEL_IMAGE, 103);
         gdt[5] = lo;
         gdt[6] = hi;
         let stubs = &raw const rogue_vectors as u64;
