@@ -95,7 +95,7 @@ RUST_SOURCES := $(shell find platform-muen unipi-rs -name '*.rs' -o -name 'Cargo
 # --remap-path-prefix out of its metadata hashes; docs/deploy.md).
 baremetal_rustflags := --remap-path-prefix=$(CURDIR)=. --remap-path-prefix=$(or $(CARGO_HOME),$(HOME)/.cargo)=/cargo
 $(TARGET)/release/unipi $(TARGET)/release/muen-kernel &: $(RUST_SOURCES)
-	RUSTFLAGS='$(baremetal_rustflags)' $(CARGO) build --release --locked -p muen-subject -p muen-kernel
+	RUSTFLAGS='$(baremetal_rustflags)' $(CARGO) build --release --locked -p unipi-muen -p muen-kernel
 	@touch $(TARGET)/release/unipi $(TARGET)/release/muen-kernel
 
 $(TARGET)/release/muen-tools: $(RUST_SOURCES)

@@ -14,11 +14,11 @@ use log::{error, info, warn};
 use smoltcp::time::Duration;
 
 use crate::config::Config;
-use crate::fetch::{FetchEvent, Fetcher};
 use crate::http::{HookOutcome, HttpConfig};
 use crate::net::{Net, mac_from_name};
 use crate::platform::Platform;
-use crate::server::{HookRequest, Server};
+use crate::pull::{PullResult, Puller};
+use crate::server::{HookRequest, Listen, Server};
 use crate::site::{Site, SiteLimits, tar};
 use crate::tls::{LoopClock, Ticketer, server_config};
 
@@ -102,23 +102,22 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
     let mut net = Net::new(dev, mac, &cfg, now, u64::from_le_bytes(seed));
 
     let http_cfg = Arc::new(HttpConfig::from_config(&cfg));
-    let mut server = Server::new(
-        &mut net,
-        http_cfg,
+    let listen = Listen {
+        port: cfg.port,
+        https_port: cfg.https_port,
         tls,
-        cfg.port,
-        cfg.https_port,
-        cfg.max_connections,
-    );
+        max_connections: cfg.max_connections,
+    };
+    let mut server = Server::new(&mut net, http_cfg, listen);
 
-    let mut fetcher = match Fetcher::new(&cfg, p, clock.clone()) {
+    let mut puller = match Puller::new(&cfg, p, clock.clone()) {
         Ok(f) => f,
         Err(e) => {
             error!("{e}");
             None
         }
     };
-    if site.is_none() && fetcher.is_none() {
+    if site.is_none() && puller.is_none() {
         warn!(
             "no site: neither a --remote nor a '{}' region; answering 503",
             cfg.site_region
@@ -168,7 +167,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
 
         let hooks = server.poll(&mut net, site.as_deref(), now, unix);
         for h in hooks {
-            match &mut fetcher {
+            match &mut puller {
                 Some(f) => waiting_hooks.push((f.request_pull(), h)),
                 None => server.complete_hook(
                     h,
@@ -181,9 +180,9 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             }
         }
 
-        if let Some(done) = fetcher.as_mut().and_then(|f| f.poll(&mut net, now)) {
-            let outcome = match done.event {
-                FetchEvent::Updated {
+        if let Some(done) = puller.as_mut().and_then(|f| f.poll(&mut net, now)) {
+            let outcome = match done.result {
+                PullResult::Updated {
                     site: new_site,
                     commit,
                 } => {
@@ -195,8 +194,8 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
                     );
                     HookOutcome::Updated { commit }
                 }
-                FetchEvent::Unchanged => HookOutcome::Unchanged,
-                FetchEvent::Failed(reason) => HookOutcome::Failed { reason },
+                PullResult::Unchanged => HookOutcome::Unchanged,
+                PullResult::Failed(reason) => HookOutcome::Failed { reason },
             };
             waiting_hooks.retain(|&(generation, h)| {
                 if generation <= done.generation {
@@ -222,7 +221,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         for d in [
             net.poll_at(now),
             server.deadline(),
-            fetcher.as_ref().and_then(|f| f.deadline()),
+            puller.as_ref().and_then(|f| f.deadline()),
         ]
         .into_iter()
         .flatten()

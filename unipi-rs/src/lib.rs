@@ -7,8 +7,10 @@
 //! subject, and host tests implement it in memory.
 //!
 //! Data flow: boot parameters ([`config`]) → network ([`net`], smoltcp) →
-//! site snapshot ([`site`], from Git or from a read-only archive region) →
-//! TLS ([`tls`], rustls unbuffered) → HTTP/1.1 ([`http`]) → snapshot.
+//! site snapshot ([`site`], pulled from Git by [`pull`] or read from an
+//! archive region) → connections ([`server`]) → [`transport`] (TCP, TLS by
+//! [`tls`]) → HTTP ([`http`]) → snapshot. `docs/architecture.md` walks
+//! through it with file and function names.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -19,12 +21,13 @@ extern crate std;
 
 pub mod app;
 pub mod config;
-pub mod fetch;
 pub mod http;
 pub mod net;
 pub mod platform;
+pub mod pull;
 pub mod server;
 pub mod site;
 pub mod tls;
+pub mod transport;
 
 pub use app::run;

@@ -1,32 +1,106 @@
 //! The network interface: smoltcp over the platform's Ethernet device, with
 //! a static IPv4 address (`--ipv4`, `--ipv4-gateway`) or DHCP, and a DNS
-//! resolver socket (servers from `--dns` or from the DHCP lease).
+//! resolver (servers from `--dns` or from the DHCP lease).
+//!
+//! [`Net`] owns the interface and every socket of the application. The rest
+//! of the application holds socket handles and reaches the sockets through
+//! [`Net::tcp`]; outgoing connections are opened with [`Net::connect`] (which
+//! picks the ephemeral port) and host names are looked up with
+//! [`Net::resolve`]. Nothing else touches smoltcp's interface.
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::fmt;
 use log::{info, warn};
 use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, TxToken};
-use smoltcp::socket::{dhcpv4, dns};
+use smoltcp::socket::dns::{self, GetQueryResultError, QueryHandle, StartQueryError};
+use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr,
+    ArpOperation, ArpPacket, ArpRepr, DnsQueryType, EthernetAddress, EthernetFrame,
+    EthernetProtocol, EthernetRepr, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address,
+    Ipv4Cidr,
 };
 
 use crate::config::Config;
 
+/// First port of the ephemeral range (RFC 6335).
+const EPHEMERAL_FIRST: u16 = 49152;
+
 /// The interface, its sockets and the addressing state.
 pub struct Net {
-    /// The smoltcp interface.
-    pub iface: Interface,
-    /// Every socket of the application.
-    pub sockets: SocketSet<'static>,
-    mac: EthernetAddress,
+    iface: Interface,
+    sockets: SocketSet<'static>,
     dhcp: Option<SocketHandle>,
     dns: SocketHandle,
     static_dns: Vec<Ipv4Address>,
+    /// A gratuitous ARP is due (new static or leased address).
     announce: bool,
+    /// The last ephemeral port handed out.
+    last_port: u16,
+}
+
+/// Why an outgoing connection could not be started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The interface has no address yet (DHCP has not answered).
+    NoAddress,
+    /// smoltcp refused the endpoint (unspecified address or port 0).
+    Unaddressable(IpEndpoint),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::NoAddress => f.write_str("no IP address yet (waiting for DHCP)"),
+            ConnectError::Unaddressable(ep) => write!(f, "cannot connect to {ep}"),
+        }
+    }
+}
+
+/// Why a name could not be resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResolveError {
+    /// The name is not a valid DNS name.
+    InvalidName,
+    /// No resolver is known (no `--dns`, and DHCP gave none).
+    NoServer,
+    /// The servers did not answer, or answered with an error.
+    Failed,
+    /// The answer held no address of the kind asked for.
+    NoAddress,
+}
+
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ResolveError::InvalidName => "not a valid DNS name",
+            ResolveError::NoServer => "no DNS server known (set --dns, or use DHCP)",
+            ResolveError::Failed => "the DNS servers gave no answer",
+            ResolveError::NoAddress => "the name has no IPv4 address",
+        })
+    }
+}
+
+/// A name lookup in progress (see [`Net::resolve`]). Not `Clone`: the
+/// resolver frees its slot when the answer is taken, which
+/// [`Net::answer`] does exactly once by consuming it.
+pub struct Lookup(QueryHandle);
+
+impl fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Lookup")
+    }
+}
+
+/// What [`Net::answer`] found.
+#[derive(Debug)]
+pub enum Answer {
+    /// No answer yet: ask again later with the lookup given back.
+    Pending(Lookup),
+    /// The lookup is over.
+    Done(Result<IpAddress, ResolveError>),
 }
 
 /// A locally administered unicast MAC derived from the instance name, so
@@ -45,7 +119,7 @@ pub fn mac_from_name(name: &str) -> EthernetAddress {
 impl Net {
     /// Creates the interface on `device` with `mac`; static addressing when
     /// `cfg.ipv4` is set, DHCP otherwise. `seed` randomises smoltcp's
-    /// initial sequence numbers and ports.
+    /// initial sequence numbers and the ephemeral ports.
     pub fn new<D: Device>(
         device: &mut D,
         mac: EthernetAddress,
@@ -83,14 +157,15 @@ impl Net {
                 Some(sockets.add(dhcpv4::Socket::new()))
             }
         };
+        let span = u64::from(u16::MAX - EPHEMERAL_FIRST) + 1;
         Net {
             iface,
             sockets,
-            mac,
             dhcp,
             dns,
             static_dns,
             announce: cfg.ipv4.is_some(),
+            last_port: EPHEMERAL_FIRST + ((seed >> 16) % span) as u16,
         }
     }
 
@@ -103,14 +178,73 @@ impl Net {
         })
     }
 
-    /// The MAC address.
-    pub fn mac(&self) -> EthernetAddress {
-        self.mac
+    /// Adds a TCP socket with the given buffers.
+    pub fn add_tcp(&mut self, rx: Vec<u8>, tx: Vec<u8>) -> SocketHandle {
+        let s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+        self.sockets.add(s)
     }
 
-    /// The DNS socket (for the Git client's name lookups).
-    pub fn dns(&self) -> SocketHandle {
-        self.dns
+    /// The TCP socket behind `h`.
+    ///
+    /// # Panics
+    ///
+    /// If `h` is not a TCP socket of this interface (a bug in the caller,
+    /// never a consequence of network input).
+    pub fn tcp(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(h)
+    }
+
+    /// Opens a connection from socket `h` to `remote`, from the next
+    /// ephemeral port. Whatever the socket did before is aborted.
+    pub fn connect(&mut self, h: SocketHandle, remote: IpEndpoint) -> Result<(), ConnectError> {
+        if self.iface.ip_addrs().is_empty() {
+            return Err(ConnectError::NoAddress);
+        }
+        self.last_port = if self.last_port == u16::MAX {
+            EPHEMERAL_FIRST
+        } else {
+            self.last_port + 1
+        };
+        let port = self.last_port;
+        let s = self.sockets.get_mut::<tcp::Socket>(h);
+        s.abort();
+        s.connect(self.iface.context(), remote, port)
+            .map_err(|_| ConnectError::Unaddressable(remote))
+    }
+
+    /// Starts looking up the IPv4 address of `name`; poll the answer with
+    /// [`Net::answer`].
+    pub fn resolve(&mut self, name: &str) -> Result<Lookup, ResolveError> {
+        let s = self.sockets.get_mut::<dns::Socket>(self.dns);
+        match s.start_query(self.iface.context(), name, DnsQueryType::A) {
+            Ok(q) => Ok(Lookup(q)),
+            Err(StartQueryError::InvalidName | StartQueryError::NameTooLong) => {
+                Err(ResolveError::InvalidName)
+            }
+            Err(StartQueryError::NoFreeSlot) => Err(ResolveError::Failed),
+        }
+    }
+
+    /// The answer to `lookup`, or the lookup back while it is pending.
+    pub fn answer(&mut self, lookup: Lookup) -> Answer {
+        let s = self.sockets.get_mut::<dns::Socket>(self.dns);
+        Answer::Done(match s.get_query_result(lookup.0) {
+            Err(GetQueryResultError::Pending) => return Answer::Pending(lookup),
+            Err(GetQueryResultError::Failed) => Err(if self.has_dns_server() {
+                ResolveError::Failed
+            } else {
+                ResolveError::NoServer
+            }),
+            Ok(addrs) => addrs
+                .iter()
+                .find(|a| matches!(a, IpAddress::Ipv4(_)))
+                .copied()
+                .ok_or(ResolveError::NoAddress),
+        })
+    }
+
+    fn has_dns_server(&self) -> bool {
+        !self.static_dns.is_empty() || self.dhcp.is_some() && self.ipv4().is_some()
     }
 
     /// Runs the interface: ingress, egress, timers and DHCP. Returns true
@@ -121,8 +255,10 @@ impl Net {
         self.poll_dhcp();
         if self.announce {
             self.announce = false;
-            if let Some(cidr) = self.ipv4() {
-                gratuitous_arp(device, now, self.mac, cidr.address());
+            if let (Some(cidr), HardwareAddress::Ethernet(mac)) =
+                (self.ipv4(), self.iface.hardware_addr())
+            {
+                gratuitous_arp(device, now, mac, cidr.address());
             }
         }
         changed
@@ -253,5 +389,26 @@ mod tests {
                 _ => panic!("not an ARP request"),
             }
         });
+    }
+
+    #[test]
+    fn ephemeral_ports_wrap_inside_the_range() {
+        use smoltcp::phy::{Loopback, Medium};
+        let mut dev = Loopback::new(Medium::Ethernet);
+        let (cfg, _) = Config::parse("--ipv4=10.0.0.2/24");
+        let mut net = Net::new(&mut dev, mac_from_name("t"), &cfg, Instant::ZERO, 0);
+        let h = net.add_tcp(vec![0; 64], vec![0; 64]);
+        net.last_port = u16::MAX;
+        let remote = IpEndpoint::new(IpAddress::v4(10, 0, 0, 1), 80);
+        net.connect(h, remote).unwrap();
+        assert_eq!(
+            net.tcp(h).local_endpoint().map(|e| e.port),
+            Some(EPHEMERAL_FIRST)
+        );
+        net.connect(h, remote).unwrap();
+        assert_eq!(
+            net.tcp(h).local_endpoint().map(|e| e.port),
+            Some(EPHEMERAL_FIRST + 1)
+        );
     }
 }

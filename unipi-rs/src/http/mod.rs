@@ -1,6 +1,9 @@
-//! HTTP/1.1 server (sans-IO).
+//! The HTTP server (sans-IO).
 //!
-//! One [`Connection`] per TCP (or TLS) connection. It never touches a socket
+//! Serving ([`serve`]: from a [`request::Request`] and the site to a
+//! [`response::Response`]) is separate from the framing that carries it:
+//! [`h1`] reads HTTP/1.1 requests off a byte stream and writes the
+//! responses back. One [`Connection`] per TCP (or TLS) connection. It never touches a socket
 //! or a clock: the caller moves plaintext bytes in and out and passes the
 //! time in (`smoltcp::time::Instant` for monotonic time, unix seconds for the
 //! `Date` header). TLS, if any, is the caller's business: it decrypts into
@@ -118,13 +121,14 @@
 //! - One access-log line per response (`log::info!`) once its last byte has
 //!   been consumed: `GET /css/site.css 200 1234B 3ms`.
 
-pub mod body;
 pub mod conditional;
-mod connection;
 pub mod date;
+pub mod h1;
 pub mod mime;
-mod output;
 pub mod path;
+pub mod request;
+pub mod response;
+pub mod serve;
 
 #[cfg(test)]
 mod tests;
@@ -134,7 +138,8 @@ use alloc::vec::Vec;
 
 use smoltcp::time::Duration;
 
-pub use connection::Connection;
+pub use h1::Connection;
+pub use h1::body;
 
 use crate::config::Config;
 

@@ -3,11 +3,11 @@
 #![no_std]
 #![no_main]
 
-mod muen_platform;
+mod platform;
 
 use muen_abi::muennet::MuennetDevice;
-use muen_platform::MuenPlatform;
 use muen_subject::Runtime;
+use platform::MuenPlatform;
 
 muen_subject::subject_main!(main);
 

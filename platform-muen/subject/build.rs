@@ -1,3 +1,0 @@
-fn main() {
-    muen_buildsupport::bare_metal_bins("link.ld");
-}

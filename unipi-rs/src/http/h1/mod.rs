@@ -1,0 +1,618 @@
+//! HTTP/1.1 framing: one [`Connection`] per TCP (or TLS) connection. See
+//! the [module documentation](super) for the driving protocol and the
+//! behaviour.
+//!
+//! - [`head`]: parsing and checking a request's header block;
+//! - [`body`]: finding where a request body ends;
+//! - [`output`]: the queue of response bytes, in request order;
+//! - here: the state machine, and writing a [`Response`] as HTTP/1.1.
+
+pub mod body;
+pub(crate) mod head;
+pub(crate) mod output;
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use smoltcp::time::Instant;
+
+use self::body::{BodyError, BodyReader};
+use self::head::{Framing, bad_version_is_http, in_target};
+use self::output::{LogRecord, Output};
+use super::request::{Method, Request};
+use super::response::{Content, Response, reason};
+use super::serve::{self, Context, Reply, Scratch};
+use super::{Event, HookOutcome, HttpConfig, MAX_HEADERS, Role, SERVER, date};
+use crate::site::Site;
+
+/// The facts of a request that its response needs, from the end of its
+/// header block until the response is queued.
+#[derive(Clone, Debug)]
+struct Exchange {
+    /// `0` for HTTP/1.0, `1` for HTTP/1.1.
+    version: u8,
+    keep_alive: bool,
+    /// `HEAD`: header block only.
+    head_only: bool,
+    log: LogRecord,
+}
+
+impl Exchange {
+    /// For a request whose header block could not be understood.
+    fn unparsed(start: Instant) -> Exchange {
+        Exchange {
+            version: 1,
+            keep_alive: false,
+            head_only: false,
+            log: LogRecord::new("-", "-", start),
+        }
+    }
+}
+
+/// What the connection is doing.
+#[derive(Debug)]
+enum State {
+    /// Waiting for (more of) a request header block; `since`: when its
+    /// first byte arrived.
+    Head { since: Option<Instant> },
+    /// Discarding a request body; the response is held until it ends (or,
+    /// for the webhook, the pull follows).
+    Body {
+        reader: BodyReader,
+        hook: bool,
+        exchange: Exchange,
+        since: Instant,
+    },
+    /// The webhook was requested; `announced` once [`Event::HookRequested`]
+    /// was returned. Waits for [`Connection::complete_hook`].
+    Hook { exchange: Exchange, announced: bool },
+    /// No more requests are read; close once the output has drained.
+    Closing,
+    /// Close now; nothing more will be sent.
+    Dead,
+}
+
+/// One HTTP/1.1 server connection. See the [module documentation](super).
+pub struct Connection {
+    cfg: Arc<HttpConfig>,
+    role: Role,
+    input: Vec<u8>,
+    state: State,
+    out: Output,
+    /// Latest time seen.
+    now: Instant,
+    /// Output was consumed since the last time observation.
+    progressed: bool,
+    /// Last request completion or output progress.
+    last_activity: Instant,
+    scratch: Scratch,
+    /// Wall clock (unix seconds) at monotonic time `.1`, from the latest
+    /// call that passed both.
+    wall: (u64, Instant),
+}
+
+enum Step {
+    Progress,
+    Stall,
+}
+
+impl Connection {
+    /// A fresh connection, accepted at `now`.
+    pub fn new(config: Arc<HttpConfig>, role: Role, now: Instant) -> Self {
+        let mut out = Output::default();
+        out.set_quiet(!config.access_log);
+        Connection {
+            cfg: config,
+            role,
+            input: Vec::new(),
+            state: State::Head { since: None },
+            out,
+            now,
+            progressed: false,
+            last_activity: now,
+            scratch: Scratch::default(),
+            wall: (0, now),
+        }
+    }
+
+    /// Wall-clock estimate for timers (which get monotonic time only).
+    fn unix_now(&self) -> u64 {
+        let (unix, at) = self.wall;
+        if self.now > at {
+            unix + (self.now - at).secs()
+        } else {
+            unix
+        }
+    }
+
+    fn observe(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+        if self.progressed {
+            self.progressed = false;
+            self.last_activity = self.now;
+        }
+    }
+
+    fn reading(&self) -> bool {
+        !matches!(self.state, State::Closing | State::Dead)
+    }
+
+    /// Offers received plaintext; returns how many bytes were taken (at most
+    /// the free space of the bounded input buffer — keep the rest and offer
+    /// it again after [`poll`](Self::poll)). Once the connection is closing,
+    /// everything is taken and dropped.
+    pub fn receive(&mut self, data: &[u8], now: Instant) -> usize {
+        self.observe(now);
+        if !self.reading() {
+            return data.len();
+        }
+        let room = self
+            .cfg
+            .limits
+            .input_capacity()
+            .saturating_sub(self.input.len());
+        let n = room.min(data.len());
+        if n > 0
+            && self.input.is_empty()
+            && let State::Head {
+                since: since @ None,
+            } = &mut self.state
+        {
+            *since = Some(self.now);
+        }
+        self.input.extend_from_slice(&data[..n]);
+        n
+    }
+
+    /// Processes buffered input: parses requests and queues responses, in
+    /// order. Call repeatedly until it returns `None`. `site` is the current
+    /// snapshot (`None`: not available yet, site requests get `503`);
+    /// `unix_time` is the wall clock for `Date` headers.
+    pub fn poll(&mut self, site: Option<&Site>, now: Instant, unix_time: u64) -> Option<Event> {
+        self.observe(now);
+        self.wall = (unix_time, self.now);
+        loop {
+            let full = self.output_full();
+            let step = match &mut self.state {
+                State::Closing | State::Dead => return None,
+                State::Hook { announced, .. } => {
+                    if *announced {
+                        return None;
+                    }
+                    *announced = true;
+                    return Some(Event::HookRequested);
+                }
+                State::Body { .. } => self.step_body(),
+                State::Head { .. } if full => {
+                    // We are the bottleneck, not the client: the header
+                    // clock restarts when parsing resumes.
+                    if let State::Head { since: Some(s) } = &mut self.state {
+                        *s = self.now;
+                    }
+                    return None;
+                }
+                State::Head { .. } => self.step_head(site, unix_time),
+            };
+            if let Step::Stall = step {
+                return None;
+            }
+        }
+    }
+
+    /// Too many responses are queued to parse another request.
+    fn output_full(&self) -> bool {
+        let limits = &self.cfg.limits;
+        self.out.queued_responses() >= limits.max_queued_responses.max(1)
+            || self.out.queued_head_bytes() >= limits.input_capacity()
+    }
+
+    /// The next contiguous bytes to send; empty when there is nothing to
+    /// send right now. Never contains bytes of a response whose request is
+    /// still being received.
+    pub fn output(&self) -> &[u8] {
+        if matches!(self.state, State::Dead) {
+            &[]
+        } else {
+            self.out.peek()
+        }
+    }
+
+    /// Copies as much pending output as fits into `buf` (across chunk
+    /// boundaries) without consuming it; returns the number of bytes
+    /// copied. Follow with [`consume`](Self::consume) for what was sent.
+    pub fn copy_output(&self, buf: &mut [u8]) -> usize {
+        if matches!(self.state, State::Dead) {
+            0
+        } else {
+            self.out.copy_to(buf)
+        }
+    }
+
+    /// Marks the first `n` bytes of pending output as sent. `n` larger than
+    /// what is pending is clamped.
+    pub fn consume(&mut self, n: usize) {
+        if self.out.consume(n, self.now) > 0 {
+            self.progressed = true;
+        }
+    }
+
+    /// True when the transport should be closed now: the connection decided
+    /// to close and all its output has been consumed (or it timed out).
+    pub fn wants_close(&self) -> bool {
+        match self.state {
+            State::Dead => true,
+            State::Closing => self.out.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// True while the connection waits for [`complete_hook`](Self::complete_hook).
+    pub fn awaiting_hook(&self) -> bool {
+        matches!(self.state, State::Hook { .. })
+    }
+
+    /// The transport is gone: drop pending output (logging unfinished
+    /// responses as aborted). Afterwards [`wants_close`](Self::wants_close)
+    /// is true.
+    pub fn abort(&mut self, now: Instant) {
+        self.observe(now);
+        self.out.abandon(self.now);
+        self.state = State::Dead;
+    }
+
+    /// When [`on_timeout`](Self::on_timeout) must be called next, if ever.
+    pub fn deadline(&self) -> Option<Instant> {
+        if self.wants_close() {
+            return None;
+        }
+        let t = &self.cfg.timeouts;
+        let activity = if self.progressed {
+            self.now
+        } else {
+            self.last_activity
+        };
+        let send = self.out.has_visible().then(|| activity + t.send);
+        let state = match self.state {
+            State::Head { since: Some(s) } if !self.output_full() => Some(s + t.header),
+            State::Head { since: None } if self.out.is_empty() => Some(activity + t.idle),
+            State::Body { since, .. } => Some(since + t.body),
+            _ => None,
+        };
+        [send, state].into_iter().flatten().min()
+    }
+
+    /// Applies every timeout that has expired at `now`: a stalled request
+    /// header or body gets `408` and the connection closes; an idle
+    /// connection closes silently; stalled output drops the connection.
+    /// Calling it early is harmless.
+    pub fn on_timeout(&mut self, now: Instant) {
+        self.observe(now);
+        if self.wants_close() {
+            return;
+        }
+        let t = self.cfg.timeouts;
+        if self.out.has_visible() && self.now >= self.last_activity + t.send {
+            log::info!("http: output stalled, dropping connection");
+            self.out.abandon(self.now);
+            self.state = State::Dead;
+            return;
+        }
+        match self.state {
+            State::Head { since: Some(s) } if self.now >= s + t.header && !self.output_full() => {
+                self.fail(408, Exchange::unparsed(s));
+            }
+            State::Head { since: None }
+                if self.out.is_empty() && self.now >= self.last_activity + t.idle =>
+            {
+                self.close_after_output();
+            }
+            State::Body { since, .. } if self.now >= since + t.body => {
+                self.out.discard_held();
+                let State::Body { exchange, .. } =
+                    core::mem::replace(&mut self.state, State::Closing)
+                else {
+                    return;
+                };
+                self.fail(408, exchange);
+            }
+            _ => {}
+        }
+    }
+
+    /// Answers the pending webhook request: `200 pulled <commit>`, `200
+    /// pulled, no changes`, or `500 <reason>`. Ignored (with a warning) when
+    /// no hook is pending. Call [`poll`](Self::poll) afterwards: pipelined
+    /// requests may be waiting.
+    pub fn complete_hook(&mut self, outcome: HookOutcome, now: Instant, unix_time: u64) {
+        self.observe(now);
+        self.wall = (unix_time, self.now);
+        if !self.awaiting_hook() {
+            log::warn!("http: complete_hook without a pending hook request");
+            return;
+        }
+        let State::Hook { exchange, .. } =
+            core::mem::replace(&mut self.state, State::Head { since: None })
+        else {
+            return;
+        };
+        let response = serve::hook_response(outcome);
+        self.write(&exchange, &response);
+        self.after_response(exchange.keep_alive);
+    }
+
+    /// Bookkeeping after a response has been queued in full.
+    fn after_response(&mut self, keep_alive: bool) {
+        if keep_alive {
+            self.last_activity = self.now;
+            self.state = State::Head {
+                since: (!self.input.is_empty()).then_some(self.now),
+            };
+        } else {
+            self.close_after_output();
+        }
+    }
+
+    /// No more requests: what is queued is sent, then the connection closes.
+    fn close_after_output(&mut self) {
+        self.state = State::Closing;
+        self.input = Vec::new();
+    }
+
+    /// Sends an error for a request that could not be handled, and closes.
+    fn fail(&mut self, status: u16, mut exchange: Exchange) {
+        exchange.keep_alive = false;
+        self.write(&exchange, &Response::error(status));
+        self.close_after_output();
+    }
+
+    /// Queues `response` to the request `exchange` describes.
+    fn write(&mut self, exchange: &Exchange, response: &Response<'_>) {
+        let cx = WriteContext {
+            cfg: &self.cfg,
+            role: self.role,
+            unix: self.unix_now(),
+            now: self.now,
+        };
+        write_response(&mut self.out, &cx, exchange, response);
+    }
+
+    fn step_body(&mut self) -> Step {
+        let State::Body { reader, hook, .. } = &mut self.state else {
+            return Step::Stall;
+        };
+        let hook = *hook;
+        match reader.feed(&self.input, self.cfg.limits.max_body_bytes) {
+            Ok(used) => {
+                let done = reader.is_done();
+                self.input.drain(..used);
+                if !done {
+                    return Step::Stall;
+                }
+                let State::Body { exchange, .. } =
+                    core::mem::replace(&mut self.state, State::Head { since: None })
+                else {
+                    return Step::Stall;
+                };
+                if hook {
+                    self.state = State::Hook {
+                        exchange,
+                        announced: false,
+                    };
+                    return Step::Progress;
+                }
+                self.out.release(self.now);
+                self.after_response(exchange.keep_alive);
+                Step::Progress
+            }
+            Err(e) => {
+                self.out.discard_held();
+                let State::Body { exchange, .. } =
+                    core::mem::replace(&mut self.state, State::Closing)
+                else {
+                    return Step::Stall;
+                };
+                let status = match e {
+                    BodyError::TooLarge => 413,
+                    BodyError::Malformed => 400,
+                };
+                self.fail(status, exchange);
+                Step::Stall
+            }
+        }
+    }
+
+    fn step_head(&mut self, site: Option<&Site>, unix: u64) -> Step {
+        // Empty lines before a request line are ignored (RFC 9112 §2.2).
+        let blank = self
+            .input
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        if blank > 0 {
+            self.input.drain(..blank);
+            if self.input.is_empty() {
+                self.state = State::Head { since: None };
+            }
+        }
+        if self.input.is_empty() {
+            return Step::Stall;
+        }
+        let start = match self.state {
+            State::Head { since: Some(s) } => s,
+            _ => self.now,
+        };
+        let limits = self.cfg.limits;
+        let capacity = limits.input_capacity();
+        let line_limit = limits.max_request_line.clamp(16, capacity);
+        let too_long = match self.input.iter().position(|b| *b == b'\n') {
+            Some(i) => i + 1 > line_limit,
+            None => self.input.len() >= line_limit,
+        };
+        if too_long {
+            let status = if in_target(&self.input) { 414 } else { 400 };
+            self.fail(status, Exchange::unparsed(start));
+            return Step::Stall;
+        }
+
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let max_headers = limits.max_headers.clamp(1, MAX_HEADERS);
+        let mut req = httparse::Request::new(&mut headers[..max_headers]);
+        let consumed = match req.parse(&self.input) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                if self.input.len() >= capacity {
+                    self.fail(431, Exchange::unparsed(start));
+                }
+                return Step::Stall;
+            }
+            Err(e) => {
+                let status = match e {
+                    httparse::Error::TooManyHeaders => 431,
+                    httparse::Error::Version if bad_version_is_http(&self.input) => 505,
+                    _ => 400,
+                };
+                self.fail(status, Exchange::unparsed(start));
+                return Step::Stall;
+            }
+        };
+        let method_token = req.method.unwrap_or("-");
+        let target = req.path.unwrap_or("");
+        let version = req.version.unwrap_or(1);
+        let request = Request {
+            method_token,
+            method: Method::parse(method_token),
+            target,
+            host: super::request::values(req.headers, "host")
+                .next()
+                .and_then(|h| core::str::from_utf8(h.trim_ascii()).ok()),
+            fields: req.headers,
+        };
+        let log_path = target.split(['?', ';']).next().unwrap_or("");
+        let mut exchange = Exchange {
+            version,
+            keep_alive: false,
+            head_only: request.method == Method::Head,
+            log: LogRecord::new(method_token, log_path, start),
+        };
+        let framing = match Framing::check(version, req.headers, &limits) {
+            Ok(f) => f,
+            Err(status) => {
+                self.fail(status, exchange);
+                self.input = Vec::new();
+                return Step::Stall;
+            }
+        };
+        exchange.keep_alive = framing.keep_alive;
+
+        if framing.body.is_some() {
+            if framing.continue_expected {
+                self.out.write(b"HTTP/1.1 100 Continue\r\n\r\n");
+                self.out.flush();
+            }
+            self.out.hold();
+        }
+        let cfg = self.cfg.clone();
+        let cx = Context {
+            cfg: &cfg,
+            role: self.role,
+            site,
+            unix,
+        };
+        let served = serve::serve(&cx, &request, &mut self.scratch);
+        if served.secret_path {
+            exchange.log = LogRecord::new(method_token, "<hook>", start);
+        }
+        let hook = match served.reply {
+            Reply::Respond(response) => {
+                let wcx = WriteContext {
+                    cfg: &cfg,
+                    role: self.role,
+                    unix,
+                    now: self.now,
+                };
+                write_response(&mut self.out, &wcx, &exchange, &response);
+                false
+            }
+            Reply::Hook => true,
+        };
+        self.input.drain(..consumed);
+        self.state = match (hook, framing.body) {
+            (_, Some(reader)) => {
+                if hook {
+                    self.out.release(self.now);
+                }
+                State::Body {
+                    reader,
+                    hook,
+                    exchange,
+                    since: self.now,
+                }
+            }
+            (true, None) => State::Hook {
+                exchange,
+                announced: false,
+            },
+            (false, None) => {
+                self.after_response(exchange.keep_alive);
+                return Step::Progress;
+            }
+        };
+        Step::Progress
+    }
+}
+
+/// What writing a response needs besides the response.
+struct WriteContext<'a> {
+    cfg: &'a HttpConfig,
+    role: Role,
+    unix: u64,
+    now: Instant,
+}
+
+/// Queues `response` as HTTP/1.1: status line, `Date`, `Server`, the
+/// response's fields, `Content-Length`, connection management and the
+/// site's security fields, the empty line, then the content (unless the
+/// request was `HEAD`).
+fn write_response(
+    out: &mut Output,
+    cx: &WriteContext<'_>,
+    exchange: &Exchange,
+    response: &Response<'_>,
+) {
+    let status = response.status;
+    out.begin();
+    let _ = write!(out, "HTTP/1.1 {} {}\r\nDate: ", status, reason(status));
+    out.write(&date::format(cx.unix));
+    out.write(b"\r\nServer: ");
+    out.write(SERVER.as_bytes());
+    out.write(b"\r\n");
+    for (name, value) in response.fields() {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    if response.has_content_length() {
+        let _ = write!(out, "Content-Length: {}\r\n", response.content.len());
+    }
+    if !exchange.keep_alive {
+        out.write(b"Connection: close\r\n");
+    } else if exchange.version == 0 {
+        out.write(b"Connection: keep-alive\r\n");
+    }
+    if let Role::Site { secure } = cx.role {
+        if secure && let Some(age) = cx.cfg.hsts_max_age {
+            let _ = write!(out, "Strict-Transport-Security: max-age={}\r\n", age);
+        }
+        out.write(b"X-Content-Type-Options: nosniff\r\n");
+    }
+    out.write(b"\r\n");
+    if !exchange.head_only {
+        match &response.content {
+            Content::Empty => {}
+            Content::Text(t) => out.write(t.as_bytes()),
+            Content::File { body, start, end } => out.push_body(body, *start, *end),
+        }
+    }
+    out.finish(exchange.log.clone(), status, cx.now);
+}

@@ -1,0 +1,526 @@
+//! One transport for every TCP connection of the application: a smoltcp
+//! socket, optionally inside a security [`Layer`] (TLS today; an SSH
+//! channel slots in the same way).
+//!
+//! The server's connections and the clients (Git, ACME) all move bytes the
+//! same way, through a [`Stream`]:
+//!
+//! 1. [`Stream::exchange`] moves bytes between the socket and the layer and
+//!    runs the layer's protocol (handshake, records, alerts);
+//! 2. [`Stream::read`] offers received application bytes to a consumer,
+//!    which says how many it took (the rest waits: back-pressure reaches the
+//!    peer through TCP flow control);
+//! 3. [`Stream::write`] hands application bytes to the layer and the socket
+//!    and says how many were taken.
+//!
+//! Outgoing connections start with [`Dial`]: resolve the host name, connect,
+//! then the layer's handshake, one step per call, never blocking.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::fmt;
+use core::str::FromStr;
+
+use rustls::ClientConfig;
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+use smoltcp::wire::{IpAddress, IpEndpoint};
+
+use crate::net::{Answer, ConnectError, Lookup, Net, ResolveError};
+use crate::tls::{ClientTls, TlsSession, Unbuffered};
+
+/// Why a layer gave up on its connection.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerError {
+    /// TLS failed (handshake, certificate, record or alert); rustls' alert
+    /// has been queued for the peer.
+    Tls(rustls::Error),
+}
+
+impl fmt::Display for LayerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayerError::Tls(e) => write!(f, "TLS: {e}"),
+        }
+    }
+}
+
+/// What sits between a TCP socket and the application.
+pub trait Layer {
+    /// Moves bytes between `socket` and the layer and processes them
+    /// (handshake, decryption, queued alerts). An error is final; whatever
+    /// the layer queued for the peer (an alert) is still sent.
+    fn exchange(&mut self, socket: &mut tcp::Socket<'_>) -> Result<(), LayerError>;
+
+    /// Offers received application bytes to `take`, which returns how many
+    /// it used; returns that number.
+    fn read(&mut self, socket: &mut tcp::Socket<'_>, take: &mut dyn FnMut(&[u8]) -> usize)
+    -> usize;
+
+    /// Sends application bytes; returns how many were taken (0 while the
+    /// handshake runs or the buffers are full).
+    fn write(&mut self, socket: &mut tcp::Socket<'_>, data: &[u8]) -> Result<usize, LayerError>;
+
+    /// Starts an orderly close at this layer (TLS close_notify); the next
+    /// [`Layer::exchange`] sends it.
+    fn close(&mut self);
+
+    /// The layer carries application data (its handshake is done).
+    fn is_ready(&self) -> bool;
+
+    /// The peer ended its side at this layer (TLS close_notify).
+    fn peer_closed(&self) -> bool;
+
+    /// Bytes are queued in the layer that the socket has not taken yet.
+    fn has_output(&self) -> bool;
+
+    /// Gives back spare buffer memory; called when the connection is idle.
+    fn trim(&mut self) {}
+
+    /// Buffer memory the layer holds, in bytes.
+    fn buffered(&self) -> usize {
+        0
+    }
+
+    /// The application protocol agreed on in the handshake (TLS ALPN).
+    fn alpn(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// No layer: application bytes are the TCP payload.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Plain;
+
+impl Layer for Plain {
+    fn exchange(&mut self, _: &mut tcp::Socket<'_>) -> Result<(), LayerError> {
+        Ok(())
+    }
+
+    fn read(
+        &mut self,
+        socket: &mut tcp::Socket<'_>,
+        take: &mut dyn FnMut(&[u8]) -> usize,
+    ) -> usize {
+        socket
+            .recv(|buf| {
+                let n = take(buf).min(buf.len());
+                (n, n)
+            })
+            .unwrap_or(0)
+    }
+
+    fn write(&mut self, socket: &mut tcp::Socket<'_>, data: &[u8]) -> Result<usize, LayerError> {
+        Ok(socket.send_slice(data).unwrap_or(0))
+    }
+
+    fn close(&mut self) {}
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+
+    fn peer_closed(&self) -> bool {
+        false
+    }
+
+    fn has_output(&self) -> bool {
+        false
+    }
+}
+
+impl<C: Unbuffered> TlsSession<C> {
+    /// Moves as much ciphertext from `socket` as the session accepts (the
+    /// rest stays in the socket: TCP flow control).
+    fn fill_from(&mut self, socket: &mut tcp::Socket<'_>) {
+        while socket.can_recv() && self.receive_capacity() > 0 {
+            let got = socket.recv(|buf| {
+                let n = buf.len().min(self.receive_capacity());
+                self.receive(&buf[..n]);
+                (n, n)
+            });
+            if !matches!(got, Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
+
+    /// Moves as much of the session's output into `socket` as it takes.
+    fn flush_to(&mut self, socket: &mut tcp::Socket<'_>) {
+        while socket.can_send() && !self.output().is_empty() {
+            match socket.send_slice(self.output()) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.consume_output(n),
+            }
+        }
+    }
+}
+
+impl<C: Unbuffered> Layer for TlsSession<C> {
+    fn exchange(&mut self, socket: &mut tcp::Socket<'_>) -> Result<(), LayerError> {
+        self.fill_from(socket);
+        let r = self.pump(&[]);
+        self.flush_to(socket);
+        r.map(|_| ()).map_err(LayerError::Tls)
+    }
+
+    fn read(
+        &mut self,
+        socket: &mut tcp::Socket<'_>,
+        take: &mut dyn FnMut(&[u8]) -> usize,
+    ) -> usize {
+        let mut total = 0;
+        loop {
+            let plain = self.plaintext();
+            if plain.is_empty() {
+                break;
+            }
+            let n = take(plain).min(plain.len());
+            self.consume_plaintext(n);
+            total += n;
+            if n == 0 {
+                break;
+            }
+            // Room for more decrypted data: process what is buffered.
+            self.fill_from(socket);
+            if self.pump(&[]).is_err() {
+                self.flush_to(socket);
+                break;
+            }
+            self.flush_to(socket);
+        }
+        total
+    }
+
+    fn write(&mut self, socket: &mut tcp::Socket<'_>, data: &[u8]) -> Result<usize, LayerError> {
+        let r = self.pump(data);
+        self.flush_to(socket);
+        r.map_err(LayerError::Tls)
+    }
+
+    fn close(&mut self) {
+        TlsSession::close(self);
+    }
+
+    fn is_ready(&self) -> bool {
+        self.is_established()
+    }
+
+    fn peer_closed(&self) -> bool {
+        TlsSession::peer_closed(self)
+    }
+
+    fn has_output(&self) -> bool {
+        !self.output().is_empty()
+    }
+
+    fn trim(&mut self) {
+        TlsSession::trim(self);
+    }
+
+    fn buffered(&self) -> usize {
+        self.buffered_capacity()
+    }
+
+    fn alpn(&self) -> Option<&[u8]> {
+        TlsSession::alpn(self)
+    }
+}
+
+/// A TCP connection and the layer on it.
+pub struct Stream {
+    socket: SocketHandle,
+    layer: Box<dyn Layer>,
+}
+
+impl Stream {
+    /// The connection on `socket` through `layer`.
+    pub fn new(socket: SocketHandle, layer: Box<dyn Layer>) -> Stream {
+        Stream { socket, layer }
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> SocketHandle {
+        self.socket
+    }
+
+    /// The layer.
+    pub fn layer(&self) -> &dyn Layer {
+        &*self.layer
+    }
+
+    /// See [`Layer::exchange`].
+    pub fn exchange(&mut self, net: &mut Net) -> Result<(), LayerError> {
+        self.layer.exchange(net.tcp(self.socket))
+    }
+
+    /// See [`Layer::read`].
+    pub fn read(&mut self, net: &mut Net, mut take: impl FnMut(&[u8]) -> usize) -> usize {
+        self.layer.read(net.tcp(self.socket), &mut take)
+    }
+
+    /// See [`Layer::write`].
+    pub fn write(&mut self, net: &mut Net, data: &[u8]) -> Result<usize, LayerError> {
+        self.layer.write(net.tcp(self.socket), data)
+    }
+
+    /// Starts an orderly close of the layer; the TCP FIN follows once the
+    /// layer's last bytes are in the socket ([`Stream::finish_close`]).
+    pub fn close(&mut self) {
+        self.layer.close();
+    }
+
+    /// Sends the FIN once everything queued has gone into the socket;
+    /// returns true once the socket no longer carries the connection.
+    pub fn finish_close(&mut self, net: &mut Net) -> bool {
+        let _ = self.layer.exchange(net.tcp(self.socket));
+        let s = net.tcp(self.socket);
+        // Discard what the peer still sends (the rest of an oversized
+        // request, records after a TLS error). Otherwise its data fills our
+        // window, its FIN can never arrive, and the connection lingers.
+        while s.can_recv() {
+            match s.recv(|b| (b.len(), b.len())) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        // Send our FIN once everything is out: from Established, or from
+        // CloseWait when the peer closed first (the common case for a
+        // client that is done).
+        if !self.layer.has_output()
+            && s.send_queue() == 0
+            && matches!(s.state(), tcp::State::Established | tcp::State::CloseWait)
+        {
+            s.close();
+        }
+        matches!(s.state(), tcp::State::Closed | tcp::State::TimeWait)
+    }
+
+    /// The TCP connection still exists (not reset, not fully closed).
+    pub fn is_open(&self, net: &mut Net) -> bool {
+        net.tcp(self.socket).is_open()
+    }
+
+    /// The peer will send nothing more (TCP FIN, or the layer's close).
+    pub fn peer_done(&self, net: &mut Net) -> bool {
+        !net.tcp(self.socket).may_recv() || self.layer.peer_closed()
+    }
+}
+
+/// How to secure an outgoing connection.
+#[derive(Clone)]
+pub enum Security {
+    /// Plain TCP.
+    Plain,
+    /// TLS with this configuration, checking the certificate against the
+    /// host name.
+    Tls(Arc<ClientConfig>),
+}
+
+/// Where an outgoing connection goes.
+#[derive(Clone)]
+pub struct Target {
+    /// Host name or IP literal.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// The layer to run on top.
+    pub security: Security,
+}
+
+/// Why an outgoing connection failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DialError {
+    /// The host name could not be resolved.
+    Resolve {
+        /// The host name.
+        host: String,
+        /// Why.
+        reason: ResolveError,
+    },
+    /// The connection could not be started.
+    Connect(ConnectError),
+    /// The remote refused or reset the connection.
+    Refused {
+        /// Where we tried to connect.
+        remote: IpEndpoint,
+    },
+    /// The security layer failed (e.g. the TLS certificate was not trusted).
+    Layer {
+        /// The host name.
+        host: String,
+        /// Why.
+        error: LayerError,
+    },
+    /// The connection closed during the handshake.
+    ClosedInHandshake {
+        /// The host name.
+        host: String,
+    },
+}
+
+impl fmt::Display for DialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DialError::Resolve { host, reason } => write!(f, "cannot resolve {host}: {reason}"),
+            DialError::Connect(e) => write!(f, "{e}"),
+            DialError::Refused { remote } => {
+                write!(f, "TCP connection to {remote} refused or reset")
+            }
+            DialError::Layer { host, error } => write!(f, "handshake with {host}: {error}"),
+            DialError::ClosedInHandshake { host } => {
+                write!(f, "handshake with {host}: connection closed")
+            }
+        }
+    }
+}
+
+/// Progress of a [`Dial`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialStatus {
+    /// Waiting for the network (DNS answer, SYN-ACK, handshake records).
+    Pending,
+    /// The stream carries application data.
+    Open,
+}
+
+enum DialState {
+    Resolving(Lookup),
+    Connecting(IpEndpoint),
+    Handshaking,
+    Open,
+}
+
+/// An outgoing connection: resolve, connect, handshake, then a [`Stream`].
+pub struct Dial {
+    target: Target,
+    state: DialState,
+    stream: Stream,
+}
+
+impl Dial {
+    /// Starts connecting `socket` to `target`.
+    pub fn start(net: &mut Net, socket: SocketHandle, target: Target) -> Result<Dial, DialError> {
+        let state = match IpAddress::from_str(&target.host) {
+            Ok(ip) => Self::connect(net, socket, IpEndpoint::new(ip, target.port))?,
+            Err(_) => match net.resolve(&target.host) {
+                Ok(l) => {
+                    log::debug!("resolving {}", target.host);
+                    DialState::Resolving(l)
+                }
+                Err(reason) => {
+                    return Err(DialError::Resolve {
+                        host: target.host,
+                        reason,
+                    });
+                }
+            },
+        };
+        let stream = Stream::new(socket, Box::new(Plain));
+        Ok(Dial {
+            target,
+            state,
+            stream,
+        })
+    }
+
+    fn connect(
+        net: &mut Net,
+        socket: SocketHandle,
+        remote: IpEndpoint,
+    ) -> Result<DialState, DialError> {
+        net.connect(socket, remote).map_err(DialError::Connect)?;
+        log::debug!("connecting to {remote}");
+        Ok(DialState::Connecting(remote))
+    }
+
+    /// The host name (or address) being connected to.
+    pub fn host(&self) -> &str {
+        &self.target.host
+    }
+
+    /// Takes the next steps the network allows.
+    pub fn poll(&mut self, net: &mut Net) -> Result<DialStatus, DialError> {
+        loop {
+            match core::mem::replace(&mut self.state, DialState::Handshaking) {
+                DialState::Resolving(lookup) => match net.answer(lookup) {
+                    Answer::Pending(l) => {
+                        self.state = DialState::Resolving(l);
+                        return Ok(DialStatus::Pending);
+                    }
+                    Answer::Done(Ok(ip)) => {
+                        log::debug!("{} is {ip}", self.target.host);
+                        let remote = IpEndpoint::new(ip, self.target.port);
+                        self.state = Self::connect(net, self.stream.socket, remote)?;
+                    }
+                    Answer::Done(Err(reason)) => {
+                        return Err(DialError::Resolve {
+                            host: self.target.host.clone(),
+                            reason,
+                        });
+                    }
+                },
+                DialState::Connecting(remote) => match net.tcp(self.stream.socket).state() {
+                    tcp::State::SynSent | tcp::State::SynReceived => {
+                        self.state = DialState::Connecting(remote);
+                        return Ok(DialStatus::Pending);
+                    }
+                    tcp::State::Established => {
+                        self.stream.layer = match &self.target.security {
+                            Security::Plain => Box::new(Plain),
+                            Security::Tls(cfg) => {
+                                match ClientTls::client(cfg.clone(), &self.target.host) {
+                                    Ok(t) => Box::new(t),
+                                    Err(e) => {
+                                        return Err(DialError::Layer {
+                                            host: self.target.host.clone(),
+                                            error: LayerError::Tls(e),
+                                        });
+                                    }
+                                }
+                            }
+                        };
+                        self.state = DialState::Handshaking;
+                    }
+                    _ => return Err(DialError::Refused { remote }),
+                },
+                DialState::Handshaking => {
+                    if let Err(error) = self.stream.exchange(net) {
+                        return Err(DialError::Layer {
+                            host: self.target.host.clone(),
+                            error,
+                        });
+                    }
+                    if self.stream.layer.is_ready() {
+                        self.state = DialState::Open;
+                    } else if !self.stream.is_open(net) {
+                        return Err(DialError::ClosedInHandshake {
+                            host: self.target.host.clone(),
+                        });
+                    } else {
+                        return Ok(DialStatus::Pending);
+                    }
+                }
+                DialState::Open => {
+                    self.state = DialState::Open;
+                    return Ok(DialStatus::Open);
+                }
+            }
+        }
+    }
+
+    /// The stream, once [`Dial::poll`] said [`DialStatus::Open`].
+    pub fn stream(&mut self) -> Option<&mut Stream> {
+        match self.state {
+            DialState::Open => Some(&mut self.stream),
+            _ => None,
+        }
+    }
+
+    /// Describes the target for messages: `host:port`.
+    pub fn describe(&self) -> String {
+        format!("{}:{}", self.target.host, self.target.port)
+    }
+}
