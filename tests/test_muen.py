@@ -10,6 +10,7 @@ does). Environment (exported by make; relative paths are relative to the
 repository root):
   MUEN_SCHEMA_ddece096   Muen's XSD files, generation ddece096 (default ../shared/muen-schema)
   MUEN_SCHEMA_eb7b089b   the same, generation eb7b089b (default ../shared/muen-schema-b7d6da0e)
+  MUEN_TEMPLATE          optional: Muen's mirage-solo5.xml, to check the facts below against it
 Where a schema directory is missing its checks are skipped, not failed.
 """
 
@@ -122,12 +123,13 @@ TEMPLATE_SUBJECTS = {"vt", "nic_sm", "storage_sm", "time", "nic_sl", "ps2", "con
 # ... and only where unikernel_resettable is true.
 TEMPLATE_MEMORY_IF_RESETTABLE = {"control_unikernel", "status_unikernel"}
 TEMPLATE_EVENTS_IF_RESETTABLE = {"unikernel_reset": "self"}
-# Components the Muen build joins for this system (bob-muen recipes/muen/x86-systems.yaml)
-# that the fragments may refer to; sm is the subject monitor.
+# Components the template's other subjects instantiate (the Muen build joins their
+# specs); sm is the subject monitor.
 BUILD_COMPONENTS = {"sm", "dbgserver", "time", "vt", "ps2_drv", "controller", "sl", "linux"}
 # What the template's unikernel_sm maps into component sm (the monitor's requirements).
 SM_LOGICALS = {"time_info", "debuglog", "resume_subject", "handle_subject_trap", "status", "control"}
-# The subject nic_linux: its channels below the compose script's base address, its first bootparams.
+# The subject nic_linux: where its own channels end (testchannel_3, 1 MiB at
+# 16#000e_0100_2000#), below the compose script's base; its first <bootparams>.
 NIC_CHANNELS_END = 0xE_0110_2000
 NIC_BOOTPARAMS = "console=hvc console=ttyS0 hostname=lnx1"
 
@@ -424,6 +426,65 @@ class TemplateReferences(unittest.TestCase):
         r = tool("system", self.policy, d / "other.xml", d / "out", check=False)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("has no subject 'unikernel' to replace", r.stderr)
+
+
+@unittest.skipUnless(os.environ.get("MUEN_TEMPLATE"),
+                     "checks the facts against Muen's own template: set MUEN_TEMPLATE=…/mirage-solo5.xml")
+class RealTemplate(unittest.TestCase):
+    """The facts above against a copy of Muen's template (not in this
+    repository), and the merge on it: MUEN_TEMPLATE names mirage-solo5.xml of
+    a Muen policy tree; its includes are looked up next to it and one level up."""
+
+    @classmethod
+    def setUpClass(cls):
+        h.require(CSPEC)
+        cls.template = Path(os.environ["MUEN_TEMPLATE"]).resolve()
+        cls.dirs = [cls.template.parent, cls.template.parent.parent]
+
+    def find(self, href):
+        for d in self.dirs:
+            if (d / href).exists():
+                return d / href
+        raise AssertionError(f"include {href} not found in {self.dirs}")
+
+    def walk(self, elem, file, uses, defines):
+        """Collects (variable, construct, file) uses and defined names, following <include>."""
+        for e in elem.iter():
+            # scheduling_plans.xml is written by the Muen build (a copy of the plan).
+            if e.tag == "include" and e.get("href") not in (None, "scheduling_plans.xml"):
+                path = self.find(e.get("href"))
+                self.walk(ET.parse(path).getroot(), path.name, uses, defines)
+            elif e.tag in ("if", "case"):
+                uses[(e.get("variable"), "if", file)] += 1
+            elif e.tag == "expression":
+                defines.add(e.get("name"))
+                for v in e.iter("variable"):
+                    uses[(v.get("name"), "expr", file)] += 1
+            for value in e.attrib.values():
+                m = re.fullmatch(r"\$([A-Za-z_]\w*)", value)
+                if m:
+                    uses[(m.group(1), "$", file)] += 1
+
+    def test_facts_match_the_template(self):
+        uses, defines = Counter(), set()
+        root = ET.parse(self.template).getroot()
+        self.walk(root, "mirage-solo5.xml", uses, defines)
+        facts = Counter()
+        for var, construct, file, _place, n in TEMPLATE_USES:
+            facts[(var, construct, file)] += n
+        self.assertEqual(dict(uses), dict(facts))
+        self.assertEqual(defines, TEMPLATE_EXPRESSIONS)
+        config = {v.get("name"): (v.tag, v.get("value")) for v in root.iterfind("config/*")}
+        self.assertEqual(config, TEMPLATE_CONFIG)
+
+    def test_merge_into_the_template(self):
+        with tempfile.TemporaryDirectory(prefix="unipi-muen-") as d:
+            policy = Path(d) / "muen-policy.xml"
+            tool("fragments", CSPEC, policy)
+            r = tool("system", policy, self.template, Path(d) / "out")
+            self.assertIn("the system policy with subjects", r.stdout)
+            merged = ET.parse(Path(d) / "out" / self.template.name)
+            self.assertEqual(conditional_errors(merged, TEMPLATE_EXPRESSIONS | PLATFORM_CONFIG | SYSTEM_CONFIG), [])
 
 
 class SinfoVersions(h.QemuTestCase):
