@@ -79,13 +79,14 @@ help:
 	@echo "  HTTPS_PORT=$(HTTPS_PORT) HTTP_PORT=$(HTTP_PORT) (host ports on 127.0.0.1)"
 	@echo "  QEMU_NETDEV_EXTRA_OPTS=$(QEMU_NETDEV_EXTRA_OPTS) MINOR_FRAME=$(MINOR_FRAME) (us)"
 	@echo "  REPO=$(REPO) REPO_BRANCH=$(REPO_BRANCH) REMOTE=$(REMOTE) REMOTE_CA=$(REMOTE_CA)"
+	@echo "  MUEN_GENERATION=$(MUEN_GENERATION) (ddece096|eb7b089b) MUEN_SINFO=$(MUEN_SINFO) (v04|v05) (docs/muen.md)"
 	@echo "targets: all run test test-host test-e2e deps clean iso run-iso sign verify ipxe"
-	@echo "  muen-policy schema-check repro-check fuzz bench (docs/deploy.md, docs/fuzzing.md, docs/bench.md)"
+	@echo "  muen-policy muen-system schema-check repro-check fuzz bench (docs/deploy.md, docs/fuzzing.md, docs/bench.md)"
 
 # Rebuild what depends on the configuration when a variable changes.
 $(BUILD)/config.stamp: FORCE
 	@mkdir -p $(BUILD)
-	@printf '%s\n' "$(NAME)|$(boot_params)|$(RAM)|$(SITE)|$(CERT)|$(KEY)|$(REMOTE_CA)|$(MINOR_FRAME)" > $@.new
+	@printf '%s\n' "$(NAME)|$(boot_params)|$(RAM)|$(SITE)|$(CERT)|$(KEY)|$(REMOTE_CA)|$(MINOR_FRAME)|$(MUEN_GENERATION)|$(MUEN_SINFO)" > $@.new
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
 # --- binaries ------------------------------------------------------------------
@@ -128,15 +129,17 @@ $(BUILD)/site.tar: $(shell find $(SITE) 2>/dev/null) $(BUILD)/config.stamp
 	tar --format=ustar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 \
 	    --numeric-owner --mode='u+rw,go+r,go-w' -C $(SITE) -cf $@ .
 
-$(BUILD)/unipi.cspec.xml: $(BUILD)/unipi.muen $(TARGET)/release/muen-tools $(BUILD)/site.tar $(CERT) $(KEY) $(BUILD)/config.stamp
-	$(TARGET)/release/muen-tools cspec --elf $(BUILD)/unipi.muen --name $(NAME) --ram $(RAM) --net net0 \
-	    --bootparams "$(boot_params)" \
-	    --memory site:$(BUILD)/site.tar --memory tls_cert:$(CERT) --memory tls_key:$(KEY) \
-	    $(if $(REMOTE_CA),--memory remote_ca:$(REMOTE_CA)) -o $@
+# The cspec for the Muen toolchain generation MUEN_GENERATION (mk/deploy.mk, docs/muen.md).
+cspec_inputs := $(BUILD)/unipi.muen $(TARGET)/release/muen-tools $(BUILD)/site.tar $(CERT) $(KEY) $(BUILD)/config.stamp
+cspec_args = --elf $(BUILD)/unipi.muen --name $(NAME) --ram $(RAM) --net net0 --bootparams "$(boot_params)" \
+	--memory site:$(BUILD)/site.tar --memory tls_cert:$(CERT) --memory tls_key:$(KEY) \
+	$(if $(REMOTE_CA),--memory remote_ca:$(REMOTE_CA))
+$(BUILD)/unipi.cspec.xml: $(cspec_inputs)
+	$(TARGET)/release/muen-tools cspec $(cspec_args) --generation $(MUEN_GENERATION) -o $@
 
 $(BUILD)/system.xml: $(BUILD)/config.stamp Makefile
 	@printf '%s\n' \
-	  '<system minorFrameMicros="$(MINOR_FRAME)" debugExit="true">' \
+	  '<system minorFrameMicros="$(MINOR_FRAME)" debugExit="true" sinfo="$(MUEN_SINFO)">' \
 	  ' <subject name="$(NAME)" cspec="unipi.cspec.xml">' \
 	  '  <memory logical="site" file="site.tar"/>' \
 	  '  <memory logical="tls_cert" file="$(abspath $(CERT))"/>' \

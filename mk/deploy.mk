@@ -5,8 +5,9 @@
 #   make sign SIGN_CERT=… SIGN_KEY=… CA=…      build/*.sig (detached DER CMS, for iPXE)
 #   make verify CA=…                           check them with openssl cms -verify
 #   make ipxe IPXE_URL=… [NET_IP=… NET_MASK=… NET_GATEWAY=…]   build/unipi.ipxe
-#   make schema-check                          cspec against Muen's component.xsd
 #   make muen-policy                           build/muen-policy.xml (Muen policy fragments)
+#   make muen-system MUEN_TEMPLATE=…/mirage-solo5.xml   the fragments merged into Muen's template
+#   make schema-check                          cspec + fragments against both Muen schema generations
 #   make repro-check [REPRO=worktree]          two clean builds, compare sha256
 
 ISO         ?= $(BUILD)/unipi.iso
@@ -25,7 +26,29 @@ NET_IP      ?=
 NET_MASK    ?=
 NET_GATEWAY ?=
 NET_DNS     ?=
-MUEN_SCHEMA ?= ../shared/muen-schema
+# The Muen toolchain generation the cspec and the policy are written for
+# (docs/muen.md, "Muen toolchain generations"): ddece096 = muen-tools up to
+# ddece096, eb7b089b = muen-tools eb7b089b (2026-03-12) and later.
+MUEN_GENERATION ?= ddece096
+MUEN_GENERATIONS := ddece096 eb7b089b
+# sinfo layout of the subject info pages in build/system.elf: v04 is what
+# mugensinfo of both generations writes, v05 the layout of Solo5's newest bindings.
+MUEN_SINFO  ?= v04
+# Muen's XSD files of each generation (reference data outside the project).
+MUEN_SCHEMA_ddece096 ?= ../shared/muen-schema
+MUEN_SCHEMA_eb7b089b ?= ../shared/muen-schema-b7d6da0e
+export MUEN_SCHEMA_ddece096 MUEN_SCHEMA_eb7b089b
+# Muen's mirage-solo5 template and the scheduling plans of that system (muen-system).
+MUEN_TEMPLATE ?=
+MUEN_PLANS  ?= $(if $(MUEN_TEMPLATE),$(wildcard $(dir $(MUEN_TEMPLATE))../../scheduling/static/$(basename $(notdir $(MUEN_TEMPLATE)))*.xml))
+MUEN_SYSTEM_DIR ?= $(BUILD)/muen-system
+
+ifeq ($(filter $(MUEN_GENERATION),$(MUEN_GENERATIONS)),)
+  $(error MUEN_GENERATION=$(MUEN_GENERATION) is not a Muen toolchain generation: use ddece096 or eb7b089b (docs/muen.md says how to tell))
+endif
+ifeq ($(filter $(MUEN_SINFO),v04 v05),)
+  $(error MUEN_SINFO=$(MUEN_SINFO): use v04 or v05)
+endif
 REPRO       ?= clone
 
 # What these targets need from Debian (make deps installs the list).
@@ -34,7 +57,7 @@ DEB_PACKAGES += $(filter-out $(DEB_PACKAGES),grub-pc-bin grub-common xorriso sys
 # The end-to-end tests boot the ISO too (tests/test_deploy.py).
 test-e2e: $(ISO)
 
-.PHONY: iso run-iso run-memdisk sign verify ipxe schema-check muen-policy repro-check
+.PHONY: iso run-iso run-memdisk sign verify ipxe schema-check muen-policy muen-system repro-check
 
 # --- bootable ISO ----------------------------------------------------------------
 iso: $(ISO)
@@ -82,6 +105,9 @@ endif
 ifneq ($(filter verify,$(MAKECMDGOALS)),)
   $(call need,CA,the CA certificate(s) (PEM) the signatures must chain to)
 endif
+ifneq ($(filter muen-system,$(MAKECMDGOALS)),)
+  $(call need,MUEN_TEMPLATE,the mirage-solo5 template of your Muen policy (policy/xml/mirageos/mirage-solo5.xml) - see docs/muen.md)
+endif
 ifneq ($(filter ipxe,$(MAKECMDGOALS)),)
   $(call need,IPXE_URL,the http(s) directory serving memdisk$(comma) $(notdir $(ISO)) and their .sig files)
 endif
@@ -102,14 +128,33 @@ ipxe:
 
 # --- Muen integration -----------------------------------------------------------------
 # Policy fragments for Muen's mirage-solo5 system, from the cspec (docs/muen.md).
+muen_files = site=site.tar tls_cert=$(notdir $(CERT)) tls_key=$(notdir $(KEY)) \
+	$(if $(REMOTE_CA),remote_ca=$(notdir $(REMOTE_CA)))
 muen-policy: $(BUILD)/muen-policy.xml
 $(BUILD)/muen-policy.xml: $(BUILD)/unipi.cspec.xml deploy/muen-policy.py
-	deploy/muen-policy.py $(BUILD)/unipi.cspec.xml $@ site=site.tar tls_cert=$(notdir $(CERT)) tls_key=$(notdir $(KEY)) \
-	    $(if $(REMOTE_CA),remote_ca=$(notdir $(REMOTE_CA)))
-	@echo "  $@: merge into the Muen system policy (docs/muen.md)"
+	deploy/muen-policy.py fragments --generation $(MUEN_GENERATION) $(BUILD)/unipi.cspec.xml $@ $(muen_files)
+	@echo "  $@: Muen policy fragments (generation $(MUEN_GENERATION)); make muen-system merges them (docs/muen.md)"
 
-schema-check: $(BUILD)/unipi.cspec.xml $(BUILD)/muen-policy.xml
-	@deploy/schema-check.sh $(MUEN_SCHEMA) $(BUILD)/unipi.cspec.xml $(BUILD)/muen-policy.xml
+# The fragments merged into Muen's template, and its scheduling plans with our
+# subject names: files that replace the template's in the Muen build.
+muen-system: $(BUILD)/muen-policy.xml
+	@test -f "$(MUEN_TEMPLATE)" || { echo "MUEN_TEMPLATE=$(MUEN_TEMPLATE) does not exist" >&2; exit 1; }
+	@test -n "$(strip $(MUEN_PLANS))" || { echo "no scheduling plans: none at $(dir $(MUEN_TEMPLATE))../../scheduling/static/; set MUEN_PLANS to the system's plan files (docs/muen.md)" >&2; exit 1; }
+	deploy/muen-policy.py system $(BUILD)/muen-policy.xml $(MUEN_TEMPLATE) $(MUEN_SYSTEM_DIR) $(MUEN_PLANS)
+
+# Both generations' cspec and fragments, each against its generation's schema.
+$(BUILD)/schema-check/%/unipi.cspec.xml: $(cspec_inputs)
+	@mkdir -p $(@D)
+	$(TARGET)/release/muen-tools cspec $(cspec_args) --generation $* -o $@
+$(BUILD)/schema-check/%/muen-policy.xml: $(BUILD)/schema-check/%/unipi.cspec.xml deploy/muen-policy.py
+	deploy/muen-policy.py fragments --generation $* $< $@ $(muen_files)
+schema_check_files := $(foreach g,$(MUEN_GENERATIONS),$(BUILD)/schema-check/$(g)/unipi.cspec.xml $(BUILD)/schema-check/$(g)/muen-policy.xml)
+.SECONDARY: $(schema_check_files)
+
+schema-check: $(schema_check_files)
+	@status=0; $(foreach g,$(MUEN_GENERATIONS),deploy/schema-check.sh --generation $(g) $(MUEN_SCHEMA_$(g)) \
+	    $(BUILD)/schema-check/$(g)/unipi.cspec.xml $(BUILD)/schema-check/$(g)/muen-policy.xml || status=1;) \
+	exit $$status
 
 # --- reproducible builds ----------------------------------------------------------------
 repro-check:

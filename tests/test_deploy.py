@@ -1,6 +1,6 @@
-"""Deployment: Muen component spec, bootable ISO (CD and memdisk), signatures
-for iPXE, the iPXE script and reproducible builds (docs/deploy.md,
-docs/muen.md).
+"""Deployment: bootable ISO (CD and memdisk), signatures for iPXE, the iPXE
+script and reproducible builds (docs/deploy.md); the Muen side is in
+tests/test_muen.py.
 
 Run from the repository root after `make all subjects iso` (what
 `make test-e2e` does). Environment:
@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 import unittest
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness import BUILD, ROOT, Guest, QemuTestCase, free_port, git_guestfwd, netdev, require
@@ -28,7 +27,6 @@ SYSTEM = BUILD / "system.elf"
 SYSTEM_MB = BUILD / "system-multiboot.elf"
 CSPEC = BUILD / "unipi.cspec.xml"
 MEMDISK = Path("/usr/lib/syslinux/memdisk")
-SCHEMA_DIR = ROOT.parent / "shared" / "muen-schema"
 BOOT_TIMEOUT = float(os.environ.get("UNIPI_BOOT_TIMEOUT", "90"))
 
 
@@ -223,66 +221,6 @@ class IpxeScript(unittest.TestCase):
             self.assertNotEqual(r.returncode, 0, settings)
             self.assertIn(message, r.stderr, settings)
             self.assertFalse(self.out.exists())
-
-
-class MuenSchema(unittest.TestCase):
-    """build/unipi.cspec.xml against Muen's own component schema."""
-
-    def setUp(self):
-        if not (SCHEMA_DIR / "component.xsd").exists():
-            self.skipTest(f"Muen's schema (reference data outside the project) is not at {SCHEMA_DIR}")
-        require(CSPEC)
-        if shutil.which("xmllint") is None:
-            raise AssertionError("xmllint is missing: run 'make deps' (libxml2-utils)")
-
-    def xmllint(self, path):
-        return subprocess.run(["xmllint", "--noout", "--schema", str(SCHEMA_DIR / "component.xsd"), str(path)],
-                              capture_output=True, text=True)
-
-    def test_cspec_validates(self):
-        r = self.xmllint(CSPEC)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stderr.strip(), f"{CSPEC} validates")
-
-    def test_schema_rejects_a_broken_cspec(self):
-        # The check has teeth: Muen numbers need 4-digit groups.
-        broken = Path(tempfile.mkdtemp(prefix="unipi-cspec-")) / "broken.xml"
-        try:
-            broken.write_text(re.sub(r"<rdi>[^<]*</rdi>", "<rdi>16#1_000#</rdi>", CSPEC.read_text()))
-            self.assertNotEqual(self.xmllint(broken).returncode, 0)
-        finally:
-            shutil.rmtree(broken.parent)
-
-    def test_policy_fragments_validate(self):
-        tmp = Path(tempfile.mkdtemp(prefix="unipi-policy-"))
-        try:
-            policy = tmp / "muen-policy.xml"
-            subprocess.run([sys.executable, str(ROOT / "deploy" / "muen-policy.py"), str(CSPEC), str(policy)],
-                           check=True)
-            r = subprocess.run([str(ROOT / "deploy" / "schema-check.sh"), str(SCHEMA_DIR), str(CSPEC), str(policy)],
-                               capture_output=True, text=True)
-            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-            for section in ("memory", "channels", "components", "subjects"):
-                self.assertIn(f"<{section}> validates (system_src)", r.stdout)
-            # Every logical resource the component requires is mapped in the subject.
-            comp = ET.parse(CSPEC).getroot()
-            wanted = {m.get("logical") for m in comp.iterfind("requires/memory/memory")}
-            wanted |= {c.get("logical") for c in comp.iterfind("requires/channels/*")}
-            wanted |= {"time_info", "debuglog"}
-            subject = ET.parse(policy).getroot().find(f"subjects/subject[@name='{comp.get('name')}']")
-            self.assertEqual({m.get("logical") for m in subject.iterfind("component/map")}, wanted)
-            params = comp.find("config/string[@name='bootparams']").get("value")
-            self.assertEqual(subject.findtext("bootparams"), params)
-        finally:
-            shutil.rmtree(tmp)
-
-    def test_cspec_has_what_docs_muen_md_wires(self):
-        x = CSPEC.read_text()
-        for needle in ['<library ref="libmudebuglog"/>', '<library ref="libmutime"/>',
-                       '<reader logical="net0|in"', '<writer logical="net0|out"',
-                       '<memory logical="site"', '<memory logical="tls_cert"', '<memory logical="tls_key"',
-                       '<string name="bootparams" value="', 'type="subject_solo5_boot_info"']:
-            self.assertIn(needle, x)
 
 
 class IsoImage(unittest.TestCase):

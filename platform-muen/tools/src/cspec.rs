@@ -2,9 +2,9 @@
 //! Solo5's `solo5-gencspec.py` does (muen-abi.md §7), and read one back for
 //! the packer.
 //!
-//! The generated XML uses the vCPU schema of the Muen toolchain in
-//! `../shared/muen-schema` (vmx/msrs/registers directly below `<vcpu>`) and
-//! numbers in Muen's `16#xxxx_xxxx#` form.
+//! The generated XML follows the vCPU layout of the Muen toolchain
+//! [`Generation`] it is made for (docs/muen.md, "Muen toolchain generations")
+//! and writes numbers in Muen's `16#xxxx_xxxx#` form.
 
 use crate::elf::Elf;
 use std::fmt::Write as _;
@@ -19,6 +19,48 @@ pub const EXTRA_MEMORY_BASE: u64 = 0x10_0000_0000;
 pub const BOOT_INFO_VA: u64 = 0x1000;
 
 const PAGE: u64 = 0x1000;
+
+/// The Muen toolchain generation a component spec is written for. The two
+/// generations differ, for a component like this one, only in where the vCPU
+/// settings sit (muen-tools commit eb7b089b moved them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Generation {
+    /// muen-tools up to ddece096 (2026-01): `<vmx>`, `<msrs>` and
+    /// `<registers>` directly below `<vcpu>`.
+    #[default]
+    Ddece096,
+    /// muen-tools eb7b089b (2026-03-12) and later: the same three elements
+    /// inside `<vcpu><x86_64>`.
+    Eb7b089b,
+}
+
+impl Generation {
+    /// Every generation, oldest first.
+    pub const ALL: [Generation; 2] = [Generation::Ddece096, Generation::Eb7b089b];
+
+    /// The name used on the command line and in `MUEN_GENERATION`: the
+    /// muen-tools commit that starts (or last has) the layout.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Generation::Ddece096 => "ddece096",
+            Generation::Eb7b089b => "eb7b089b",
+        }
+    }
+
+    /// The generation called `name` (see [`Generation::name`]).
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        Generation::ALL
+            .into_iter()
+            .find(|g| g.name() == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown Muen toolchain generation '{name}': expected ddece096 (vCPU settings \
+                     directly in <vcpu>) or eb7b089b (inside <vcpu><x86_64>); docs/muen.md says \
+                     how to tell which one you have"
+                )
+            })
+    }
+}
 
 /// Content of a provided memory region.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +112,8 @@ pub struct Channel {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Component {
     pub name: String,
+    /// The vCPU layout the spec is (to be) written in.
+    pub generation: Generation,
     pub resettable: bool,
     pub bootparams: String,
     pub libraries: Vec<String>,
@@ -97,6 +141,8 @@ pub struct GenOptions {
     pub bootparams: String,
     /// Extra read-only memory the subject expects: (logical, size in bytes).
     pub memory: Vec<(String, u64)>,
+    /// The Muen toolchain generation the spec is for.
+    pub generation: Generation,
 }
 
 fn round_up(v: u64) -> u64 {
@@ -256,6 +302,7 @@ pub fn generate(elf: &Elf, opts: &GenOptions) -> Result<Component, String> {
     }
     Ok(Component {
         name: opts.name.clone(),
+        generation: opts.generation,
         resettable: false,
         bootparams: opts.bootparams.clone(),
         libraries: vec!["libmudebuglog".into(), "libmutime".into()],
@@ -335,7 +382,41 @@ fn bool_str(b: bool) -> &'static str {
     if b { "true" } else { "false" }
 }
 
-/// Serialises a component as cspec XML (element order per Muen's schema).
+/// `<vmx>`, `<msrs>` and `<registers>` of the vCPU, indented by `depth` spaces
+/// (their place differs between the generations, their content does not).
+fn vcpu_settings(w: &mut String, c: &Component, depth: usize) {
+    let mut line = |extra: usize, text: &str| {
+        let _ = writeln!(w, "{:width$}{text}", "", width = depth + extra);
+    };
+    line(0, "<vmx>");
+    line(1, "<masks>");
+    line(2, "<exception>");
+    for e in EXCEPTIONS {
+        line(3, &format!("<{e}>0</{e}>"));
+    }
+    line(2, "</exception>");
+    line(1, "</masks>");
+    line(0, "</vmx>");
+    line(0, "<msrs>");
+    line(
+        1,
+        "<msr start=\"16#c000_0100#\" end=\"16#c000_0100#\" mode=\"rw\"/>",
+    );
+    line(0, "</msrs>");
+    line(0, "<registers>");
+    line(1, "<gpr>");
+    line(2, &format!("<rip>{}</rip>", hex(c.rip)));
+    line(2, &format!("<rsp>{}</rsp>", hex(c.rsp)));
+    line(2, &format!("<rdi>{}</rdi>", hex(c.rdi)));
+    line(1, "</gpr>");
+    line(1, "<cr4>");
+    line(2, "<OSSupportSIMDExceptions>1</OSSupportSIMDExceptions>");
+    line(1, "</cr4>");
+    line(0, "</registers>");
+}
+
+/// Serialises a component as cspec XML (element order per Muen's schema, vCPU
+/// layout per `c.generation`).
 pub fn to_xml(c: &Component) -> String {
     let mut x = String::new();
     let w = &mut x;
@@ -370,34 +451,14 @@ pub fn to_xml(c: &Component) -> String {
     }
     let _ = writeln!(w, " <requires>");
     let _ = writeln!(w, "  <vcpu>");
-    let _ = writeln!(w, "   <vmx>");
-    let _ = writeln!(w, "    <masks>");
-    let _ = writeln!(w, "     <exception>");
-    for e in EXCEPTIONS {
-        let _ = writeln!(w, "      <{e}>0</{e}>");
+    match c.generation {
+        Generation::Ddece096 => vcpu_settings(w, c, 3),
+        Generation::Eb7b089b => {
+            let _ = writeln!(w, "   <x86_64>");
+            vcpu_settings(w, c, 4);
+            let _ = writeln!(w, "   </x86_64>");
+        }
     }
-    let _ = writeln!(w, "     </exception>");
-    let _ = writeln!(w, "    </masks>");
-    let _ = writeln!(w, "   </vmx>");
-    let _ = writeln!(w, "   <msrs>");
-    let _ = writeln!(
-        w,
-        "    <msr start=\"16#c000_0100#\" end=\"16#c000_0100#\" mode=\"rw\"/>"
-    );
-    let _ = writeln!(w, "   </msrs>");
-    let _ = writeln!(w, "   <registers>");
-    let _ = writeln!(w, "    <gpr>");
-    let _ = writeln!(w, "     <rip>{}</rip>", hex(c.rip));
-    let _ = writeln!(w, "     <rsp>{}</rsp>", hex(c.rsp));
-    let _ = writeln!(w, "     <rdi>{}</rdi>", hex(c.rdi));
-    let _ = writeln!(w, "    </gpr>");
-    let _ = writeln!(w, "    <cr4>");
-    let _ = writeln!(
-        w,
-        "     <OSSupportSIMDExceptions>1</OSSupportSIMDExceptions>"
-    );
-    let _ = writeln!(w, "    </cr4>");
-    let _ = writeln!(w, "   </registers>");
     let _ = writeln!(w, "  </vcpu>");
     if !c.memory.is_empty() {
         let _ = writeln!(w, "  <memory>");
@@ -511,6 +572,7 @@ pub fn from_xml(text: &str) -> Result<Component, String> {
     }
     let mut c = Component {
         name: attr(root, "name")?.to_string(),
+        generation: Generation::default(),
         resettable: false,
         bootparams: String::new(),
         libraries: Vec::new(),
@@ -537,12 +599,16 @@ pub fn from_xml(text: &str) -> Result<Component, String> {
         }
     }
     if let Some(req) = child(root, "requires") {
-        if let Some(gpr) = child(req, "vcpu")
-            .and_then(|v| {
-                // Both vCPU schema variants: registers directly or below <x86_64>.
-                child(v, "registers")
-                    .or_else(|| child(v, "x86_64").and_then(|x| child(x, "registers")))
-            })
+        // Both generations: the vCPU settings directly in <vcpu> or in <x86_64>.
+        let settings = child(req, "vcpu").map(|v| match child(v, "x86_64") {
+            Some(x) => (Generation::Eb7b089b, x),
+            None => (Generation::Ddece096, v),
+        });
+        if let Some((generation, _)) = settings {
+            c.generation = generation;
+        }
+        if let Some(gpr) = settings
+            .and_then(|(_, s)| child(s, "registers"))
             .and_then(|r| child(r, "gpr"))
         {
             for r in elements(gpr) {
@@ -662,6 +728,7 @@ mod tests {
             nets: vec!["net0".into()],
             bootparams: "--ipv4=192.168.254.10/24 --x=\"&<>\"".into(),
             memory: vec![("tls_cert".into(), 1000)],
+            generation: Generation::Ddece096,
         };
         let c = generate(&elf, &opts).unwrap();
         // text, data, data|fill, boot_info, ram
@@ -675,5 +742,57 @@ mod tests {
         let xml = to_xml(&c);
         let back = from_xml(&xml).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn vcpu_layout_follows_the_generation() {
+        let f = crate::elf::tests_support::tiny_elf();
+        let elf = Elf::parse(&f).unwrap();
+        let mut opts = GenOptions {
+            name: "unipi".into(),
+            elf_filename: "unipi.muen".into(),
+            ram_bytes: 0x10_0000,
+            channel_size: DEFAULT_CHANNEL_SIZE,
+            nets: vec![],
+            bootparams: String::new(),
+            memory: vec![],
+            generation: Generation::Ddece096,
+        };
+        let old = to_xml(&generate(&elf, &opts).unwrap());
+        opts.generation = Generation::Eb7b089b;
+        let new_c = generate(&elf, &opts).unwrap();
+        let new = to_xml(&new_c);
+        let doc = roxmltree::Document::parse(&old).unwrap();
+        let vcpu = doc.descendants().find(|n| n.has_tag_name("vcpu")).unwrap();
+        let names: Vec<_> = elements(vcpu).map(|n| n.tag_name().name()).collect();
+        assert_eq!(names, ["vmx", "msrs", "registers"]);
+        let doc = roxmltree::Document::parse(&new).unwrap();
+        let vcpu = doc.descendants().find(|n| n.has_tag_name("vcpu")).unwrap();
+        let names: Vec<_> = elements(vcpu).map(|n| n.tag_name().name()).collect();
+        assert_eq!(names, ["x86_64"]);
+        let x = child(vcpu, "x86_64").unwrap();
+        let names: Vec<_> = elements(x).map(|n| n.tag_name().name()).collect();
+        assert_eq!(names, ["vmx", "msrs", "registers"]);
+        // Apart from the wrapper (and its indentation) the two are the same.
+        let strip = |s: &str| -> Vec<String> {
+            s.lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.contains("x86_64"))
+                .collect()
+        };
+        assert_eq!(strip(&old), strip(&new));
+        // Reading either back gives the generation and the registers.
+        let back = from_xml(&new).unwrap();
+        assert_eq!(back, new_c);
+        assert_eq!(from_xml(&old).unwrap().generation, Generation::Ddece096);
+    }
+
+    #[test]
+    fn generation_names() {
+        for g in Generation::ALL {
+            assert_eq!(Generation::from_name(g.name()), Ok(g));
+        }
+        let e = Generation::from_name("b7d6da0e").unwrap_err();
+        assert!(e.contains("ddece096") && e.contains("eb7b089b"), "{e}");
     }
 }

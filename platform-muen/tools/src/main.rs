@@ -3,6 +3,7 @@
 //! ```text
 //! muen-tools cspec --elf ELF --name NAME -o CSPEC [--ram MIB] [--net DEV]...
 //!                  [--channel-size BYTES] [--bootparams S] [--memory LOGICAL:FILE_OR_SIZE]...
+//!                  [--generation ddece096|eb7b089b]
 //! muen-tools pack  --kernel KERNEL_ELF --system SYSTEM_XML -o SYSTEM_ELF [--multiboot true]
 //! muen-tools image --system SYSTEM_XML -o IMAGE        (the image alone)
 //! ```
@@ -19,6 +20,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage:\n  muen-tools cspec --elf ELF --name NAME -o CSPEC [--ram MIB] [--net DEV]... \\\n\
          \x20                  [--channel-size BYTES] [--bootparams S] [--memory LOGICAL:FILE|SIZE]...\n\
+         \x20                  [--generation ddece096|eb7b089b]   (Muen toolchain generation; docs/muen.md)\n\
          \x20 muen-tools pack --kernel KERNEL_ELF --system SYSTEM_XML -o SYSTEM_ELF [--multiboot true]\n\
          \x20 muen-tools image --system SYSTEM_XML -o IMAGE"
     );
@@ -111,6 +113,10 @@ fn run(argv: &[String]) -> Result<(), String> {
                 nets: a.all("net").map(str::to_string).collect(),
                 bootparams: a.one("bootparams").unwrap_or("").to_string(),
                 memory,
+                generation: match a.one("generation") {
+                    Some(g) => cspec::Generation::from_name(g)?,
+                    None => cspec::Generation::default(),
+                },
             };
             let comp = cspec::generate(&elf, &opts)?;
             write(Path::new(a.req("o")?), cspec::to_xml(&comp).as_bytes())

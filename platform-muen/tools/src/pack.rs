@@ -10,7 +10,7 @@
 
 use crate::cspec::{self, Component, Content};
 use crate::system::{SubjectDesc, SystemDesc};
-use muen_abi::sinfo::{self, MemoryKind, MemoryRegion, SinfoWriter, Version};
+use muen_abi::sinfo::{self, MemoryKind, MemoryRegion, SinfoWriter};
 use muen_image::{Backing, Builder, EventSpec, MappingSpec, Peer, Settings, SubjectRegs};
 use std::collections::BTreeMap;
 use std::fs;
@@ -308,11 +308,7 @@ fn subject(
     }
 
     // sinfo (mugensinfo): every mapping in order, then the vmcall events.
-    let version = if sys.sinfo_v05 {
-        Version::V05
-    } else {
-        Version::V04
-    };
+    let version = sys.sinfo;
     let mut page = vec![0u8; sinfo::SINFO_REGION_SIZE];
     // tsc_khz is patched by the kernel with the rate it measured at boot.
     let mut w =
@@ -454,4 +450,68 @@ pub fn append_to_kernel(kernel: &[u8], image: &[u8], multiboot: bool) -> Result<
         None => {}
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cspec::{GenOptions, Generation};
+    use muen_abi::sinfo::{Sinfo, Version};
+
+    /// A one-subject system in a fresh directory: the test ELF, its cspec
+    /// (of generation `generation`) and the system description.
+    fn system(dir: &Path, sinfo: &str, generation: Generation) -> SystemDesc {
+        let elf_bytes = crate::elf::tests_support::tiny_elf();
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("s.elf"), &elf_bytes).unwrap();
+        let elf = crate::elf::Elf::parse(&elf_bytes).unwrap();
+        let opts = GenOptions {
+            name: "s".into(),
+            elf_filename: "s.elf".into(),
+            ram_bytes: 0x10_0000,
+            channel_size: cspec::DEFAULT_CHANNEL_SIZE,
+            nets: vec!["net0".into()],
+            bootparams: "--x".into(),
+            memory: vec![],
+            generation,
+        };
+        let comp = cspec::generate(&elf, &opts).unwrap();
+        fs::write(dir.join("s.cspec.xml"), cspec::to_xml(&comp)).unwrap();
+        let text =
+            format!(r#"<system sinfo="{sinfo}"><subject name="s" cspec="s.cspec.xml"/></system>"#);
+        SystemDesc::parse(&text, dir).unwrap()
+    }
+
+    #[test]
+    fn sinfo_page_has_the_version_the_system_asks_for() {
+        let base = std::env::temp_dir().join(format!("muen-tools-pack-{}", std::process::id()));
+        for (attr, version) in [("v04", Version::V04), ("v05", Version::V05)] {
+            for generation in Generation::ALL {
+                let dir = base.join(format!("{attr}-{}", generation.name()));
+                let image = build_image(&system(&dir, attr, generation)).unwrap();
+                let image = muen_image::Image::parse(&image).unwrap();
+                let subject = image.subjects().next().unwrap();
+                let m = image
+                    .mappings(&subject)
+                    .find(|m| m.name == "sinfo")
+                    .unwrap();
+                let Backing::File { offset, len } = m.backing else {
+                    panic!("sinfo is not file-backed: {:?}", m.backing);
+                };
+                let sinfo = Sinfo::parse(image.file(offset, len)).unwrap();
+                assert_eq!(sinfo.version(), version);
+                assert_eq!(sinfo.name(), "s");
+                // Every mapping is in it, and the default exit event.
+                for m in image.mappings(&subject) {
+                    assert!(
+                        sinfo.memory(m.name).is_some(),
+                        "{} missing in {attr}",
+                        m.name
+                    );
+                }
+                assert_eq!(sinfo.event("solo5_exit"), Some(0));
+            }
+        }
+        fs::remove_dir_all(&base).unwrap();
+    }
 }

@@ -13,6 +13,11 @@
 //! </system>
 //! ```
 //!
+//! `sinfo="v04"` (default) or `sinfo="v05"` selects the layout of the subject
+//! info pages the packer writes: v04 is what mugensinfo of both Muen toolchain
+//! generations writes (muen-tools ddece096 and b7d6da0e), v05 the layout of
+//! Solo5's newest Muen bindings (docs/muen.md, "Muen toolchain generations").
+//!
 //! `netRestartMillis="N"` (1..65535, default 0 = never) makes the minimal
 //! kernel restart its network channels to the subjects with a new epoch
 //! every N ms, as a restarting NIC subject would (a test aid, docs/kernel.md).
@@ -22,6 +27,7 @@
 //! mirage-solo5 policy declares it.
 
 use crate::cspec::parse_number;
+use muen_abi::sinfo::Version;
 use muen_image::Action;
 use std::path::{Path, PathBuf};
 
@@ -42,7 +48,8 @@ pub struct SubjectDesc {
 pub struct SystemDesc {
     pub minor_frame_us: u32,
     pub debug_exit: bool,
-    pub sinfo_v05: bool,
+    /// Layout of the sinfo pages (v04 or v05).
+    pub sinfo: Version,
     /// Network-channel restart period in ms (0: never).
     pub net_restart_ms: u16,
     pub subjects: Vec<SubjectDesc>,
@@ -69,9 +76,9 @@ impl SystemDesc {
                 .map_err(|_| "netRestartMillis must be at most 65535")?,
             None => 0,
         };
-        let sinfo_v05 = match root.attribute("sinfo") {
-            None | Some("v04") => false,
-            Some("v05") => true,
+        let sinfo = match root.attribute("sinfo") {
+            None | Some("v04") => Version::V04,
+            Some("v05") => Version::V05,
             Some(v) => return Err(format!("sinfo='{v}': expected v04 or v05")),
         };
         let mut subjects = Vec::new();
@@ -144,7 +151,7 @@ impl SystemDesc {
         Ok(SystemDesc {
             minor_frame_us,
             debug_exit,
-            sinfo_v05,
+            sinfo,
             net_restart_ms,
             subjects,
         })
@@ -174,6 +181,18 @@ mod tests {
         assert_eq!(s.subjects[0].memory[0].1, Path::new("/b/c.pem"));
         assert_eq!(s.subjects[1].events[0].2, Action::NetNotify);
         assert_eq!(s.net_restart_ms, 0);
+        assert_eq!(s.sinfo, Version::V04);
+        for (attr, version) in [
+            ("v04", Some(Version::V04)),
+            ("v05", Some(Version::V05)),
+            ("v03", None),
+        ] {
+            let r = SystemDesc::parse(
+                &format!(r#"<system sinfo="{attr}"><subject name="a" cspec="a.xml"/></system>"#),
+                Path::new("/"),
+            );
+            assert_eq!(r.ok().map(|s| s.sinfo), version, "sinfo=\"{attr}\"");
+        }
         assert!(SystemDesc::parse("<system/>", Path::new("/")).is_err());
         let r = SystemDesc::parse(
             r#"<system netRestartMillis="2000"><subject name="a" cspec="a.xml"/></system>"#,
