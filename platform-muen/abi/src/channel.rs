@@ -1,4 +1,4 @@
-//! SHMStream v2 channels (muen-abi.md §4): a lossy single-writer ring in one
+//! SHMStream v2 channels (docs/muen-abi.md §4): a lossy single-writer ring in one
 //! shared memory region, read by any number of readers in other domains.
 //!
 //! Layout: a 64-byte header of eight little-endian u64 words (transport,

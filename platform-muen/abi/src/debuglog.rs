@@ -1,4 +1,4 @@
-//! The debuglog protocol (muen-abi.md §5.3): 64-byte elements of a u64
+//! The debuglog protocol (docs/muen-abi.md §5.3): 64-byte elements of a u64
 //! timestamp and 56 bytes of text, carried on an SHMStream v2 channel.
 //!
 //! [`LogWriter`] splits text into elements exactly like Solo5 and Ada

@@ -1,7 +1,7 @@
 //! The binary interface of a Muen native subject, as used by Solo5/MirageOS
 //! unikernels and by the unipi-rs subject and minimal kernel.
 //!
-//! The specification is `shared/muen-abi.md`; section numbers (§) below refer
+//! The specification is `docs/muen-abi.md`; section numbers (§) below refer
 //! to it. Everything is little-endian x86-64, `no_std`, and needs no heap.
 //!
 //! Modules:
@@ -29,30 +29,33 @@
 //!
 //! # API notes
 //!
-//! Deviations from (and additions to) the API agreed in the brief:
+//! What the API does beyond a plain transcription of the layouts in
+//! `docs/muen-abi.md` (whose "*Here:*" paragraphs say where the behaviour
+//! differs from Muen and Solo5):
 //!
-//! * `sinfo::MemoryKind::to_raw(self, Version) -> Option<u8>` (not `u8`):
+//! * `sinfo::MemoryKind::to_raw(self, Version)` returns `Option<u8>`:
 //!   `SubjectDeviceTree` has no number in sinfo v03.
 //! * `sinfo::Sinfo::resources()` returns the nameable iterator type
 //!   `sinfo::Resources<'a>` (an `Iterator<Item = Result<Resource<'a>, SinfoError>>`).
 //! * Resource names must be valid UTF-8 without NUL (≤ 63 bytes); otherwise the record is
 //!   reported as `SinfoError::BadName` (lookups by name compare raw bytes and
 //!   simply do not match such records).
-//! * Added: `Sinfo::from_ptr`, `Sinfo::find`, `Sinfo::resource_count`,
-//!   `sinfo::patch_tsc_khz`, `SinfoWriter::{device, dev_mem, dev_port, resource}`.
+//! * Besides parsing and building, sinfo offers `Sinfo::from_ptr`, `Sinfo::find`,
+//!   `Sinfo::resource_count`, `sinfo::patch_tsc_khz` and
+//!   `SinfoWriter::{device, dev_mem, dev_port, resource}`.
 //! * `sched::SchedulingInfo::encode`, `sched::TimedEvent::encode` and
 //!   `time::TimeInfo::encode` panic if `out` is shorter than the record
 //!   (a programming error, like `copy_from_slice`); `to_bytes()` variants exist.
-//!   Added `sched::TimedEventPage` and `time::wall_clock_ns`.
-//! * `channel::ChannelError` has the extra variants `ZeroElementSize`,
-//!   `DataTooLarge`, `BadParts` and `Inactive`. `Writer::write`/`write_at` on a
+//!   `sched::TimedEventPage` and `time::wall_clock_ns` complete the page types.
+//! * `channel::ChannelError` also covers `ZeroElementSize`, `DataTooLarge`,
+//!   `BadParts` and `Inactive`. `Writer::write`/`write_at` on a
 //!   deactivated writer return `Err(Inactive)`. `Writer::restart(0)` is the same
 //!   as `deactivate()`. `write_at` parts must be in increasing offset order and
 //!   must not overlap (else `BadParts`).
 //! * `channel::Reader::has_pending_data` returns `true` when a new compatible
 //!   epoch is waiting to be synchronised (so a poll loop calls `read`, which
 //!   reports `EpochChanged`); it never synchronises itself.
-//! * `muennet::FrameError` has the extra variant `Channel(ChannelError)`
+//! * `muennet::FrameError::Channel(ChannelError)` reports a refused write
 //!   (e.g. the writer was deactivated). `muennet::NetReader` also has
 //!   `lost_elements()` and `epoch()`.
 //! * `debuglog::LogReader` also has `take_partial()` (flush an unterminated
@@ -61,7 +64,7 @@
 //!   the device (no heap allocation, one copy) instead of handing smoltcp a
 //!   `&mut [u8]` into the channel slot: a Rust reference into memory that a
 //!   peer reads concurrently is not allowed by the safety model above.
-//! * Added accessors (no behaviour change): `SchedInfoPage::{start, end}`,
+//! * Accessors without behaviour of their own: `SchedInfoPage::{start, end}`,
 //!   `SchedInfoWriter::read`, `Writer::{protocol, write_count, memory, header}`,
 //!   `Reader::{read_count, element_size, memory, header}`, `ChannelMemory::{base,
 //!   is_empty}`, `LogWriter::{buffered, inner, inner_mut}`, `NetWriter::deactivate`,

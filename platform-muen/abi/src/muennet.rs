@@ -1,4 +1,4 @@
-//! The muennet network protocol (muen-abi.md §5.2) in `eth_dev` mode: each
+//! The muennet network protocol (docs/muen-abi.md §5.2) in `eth_dev` mode: each
 //! 1516-byte element holds one Ethernet II frame (no FCS) at offset 0 and
 //! its length as a u16 LE in the last two bytes (1514..1516); the rest is zero.
 //!

@@ -1,4 +1,4 @@
-//! Scheduling info page (muen-abi.md §2.4) and timed event page (§2.6).
+//! Scheduling info page (docs/muen-abi.md §2.4) and timed event page (§2.6).
 //!
 //! The record types ([`SchedulingInfo`], [`TimedEvent`]) are plain values
 //! with byte encoders/decoders. The page types ([`SchedInfoPage`],

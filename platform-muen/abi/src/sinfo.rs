@@ -1,4 +1,4 @@
-//! The subject info page ("sinfo", muen-abi.md §2.1–§2.3).
+//! The subject info page ("sinfo", docs/muen-abi.md §2.1–§2.3).
 //!
 //! [`Sinfo`] is a validated read-only view over the page bytes; it never
 //! panics on hostile input. [`SinfoWriter`] builds a page (as Muen's

@@ -1,4 +1,4 @@
-//! The `time_info` page (muen-abi.md §2.5) and Solo5's coarse monotonic
+//! The `time_info` page (docs/muen-abi.md §2.5) and Solo5's coarse monotonic
 //! clock for Muen.
 //!
 //! `time_info` layout: `tsc_time_base` u64 @0 (µs since the Unix epoch at

@@ -45,7 +45,7 @@ pub struct VirtCpu {
 }
 
 impl VirtCpu {
-    /// Muen native profile at reset (muen-abi.md §3.1).
+    /// Muen native profile at reset (docs/muen-abi.md §3.1).
     pub fn reset() -> Self {
         VirtCpu {
             gdt_base: 0,

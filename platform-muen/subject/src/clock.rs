@@ -1,4 +1,4 @@
-//! Time as a Solo5 unikernel sees it on Muen (muen-abi.md §2.4, §2.5): the
+//! Time as a Solo5 unikernel sees it on Muen (docs/muen-abi.md §2.4, §2.5): the
 //! monotonic clock advances with the scheduling plan (the start of the
 //! current minor frame, plus a minimal step per call so it never stands
 //! still), and wall-clock time adds the `tsc_time_base` published in
@@ -12,7 +12,7 @@ use muen_abi::time::{MonotonicClock, TimeInfo, TimeInfoPage};
 
 fn sched_page() -> SchedInfoPage {
     // SAFETY: Muen maps the scheduling info page read-only at SCHED_INFO_VA
-    // for every subject (muen-abi.md §1.1); the kernel writes it between
+    // for every subject (docs/muen-abi.md §1.1); the kernel writes it between
     // minor frames and SchedInfoPage only reads it with volatile loads.
     unsafe { SchedInfoPage::new(sinfo::SCHED_INFO_VA as *const u8) }
 }

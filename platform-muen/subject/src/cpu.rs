@@ -1,4 +1,4 @@
-//! The subject's own descriptor tables, as Solo5 sets them up (muen-abi.md
+//! The subject's own descriptor tables, as Solo5 sets them up (docs/muen-abi.md
 //! §3.1): Muen starts a subject with GDTR/IDTR limit 0 and TR pointing at
 //! VA 0, so before the first exception can be delivered the subject needs a
 //! GDT (null, 64-bit code 0x08, data 0x10, TSS 0x18), a TSS with IST stacks

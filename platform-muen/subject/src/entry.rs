@@ -45,7 +45,7 @@ extern "C" fn rust_start(boot_info_va: u64) -> ! {
 
     // 2. sinfo: everything else is found through it.
     // SAFETY: Muen maps the sinfo region read-only at SINFO_VA for the whole
-    // life of the subject (muen-abi.md §1.1) and never changes it.
+    // life of the subject (docs/muen-abi.md §1.1) and never changes it.
     let page = unsafe { regions::static_bytes(sinfo::SINFO_VA, sinfo::SINFO_SIZE) };
     let sinfo = match Sinfo::parse(page) {
         Ok(s) => s,
@@ -73,7 +73,7 @@ extern "C" fn rust_start(boot_info_va: u64) -> ! {
         );
     }
     // SAFETY: the boot info page is mapped read-only at BOOT_INFO_VA (cspec
-    // `boot_info`, muen-abi.md §6.1) and never changes.
+    // `boot_info`, docs/muen-abi.md §6.1) and never changes.
     let bi_page =
         unsafe { regions::static_bytes(bootinfo::BOOT_INFO_VA, bootinfo::BOOT_INFO_SIZE) };
     let boot = match bootinfo::parse(bi_page) {

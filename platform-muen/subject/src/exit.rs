@@ -1,4 +1,4 @@
-//! Ending the subject, as Solo5 does on Muen (muen-abi.md §3.5): log the
+//! Ending the subject, as Solo5 does on Muen (docs/muen-abi.md §3.5): log the
 //! status, raise the `solo5_exit` event with `vmcall` if sinfo has one
 //! (Muen then stops or resets the subject), otherwise — or if that returns —
 //! `cli; hlt` forever.

@@ -3,7 +3,7 @@
 //!
 //! Muen starts the subject at its ELF entry point in 64-bit mode with
 //! `RDI` = the Solo5 boot-info page (0x1000) and `RSP` = the top of `ram`
-//! − 8 (muen-abi.md §3.1). From there this crate:
+//! − 8 (docs/muen-abi.md §3.1). From there this crate:
 //!
 //! 1. loads its own GDT, TSS (with IST stacks) and IDT ([`cpu`]), so every
 //!    exception is reported with vector, RIP and CR2 before the subject exits;

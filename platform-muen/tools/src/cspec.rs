@@ -1,5 +1,5 @@
 //! Component specifications (cspec): generate one from a subject ELF the way
-//! Solo5's `solo5-gencspec.py` does (muen-abi.md §7), and read one back for
+//! Solo5's `solo5-gencspec.py` does (docs/muen-abi.md §7), and read one back for
 //! the packer.
 //!
 //! The generated XML follows the vCPU layout of the Muen toolchain
@@ -156,7 +156,7 @@ fn check_name(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the component spec for a subject ELF (muen-abi.md §7.1 steps 2–7).
+/// Builds the component spec for a subject ELF (docs/muen-abi.md §7.1 steps 2–7).
 pub fn generate(elf: &Elf, opts: &GenOptions) -> Result<Component, String> {
     check_name("component", &opts.name)?;
     if opts.ram_bytes == 0 || !opts.ram_bytes.is_multiple_of(PAGE) {
