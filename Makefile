@@ -120,7 +120,14 @@ cert-check: $(CERT) $(KEY)
 	@deploy/cert-check.sh $(CERT) $(KEY)
 
 # --- site, component spec, system image ------------------------------------------
-$(BUILD)/site.git.stamp: $(shell find $(SITE) 2>/dev/null)
+# Which directory SITE names: switching SITE rebuilds the site repository
+# even when the other directory's files are older than the last build.
+$(BUILD)/site.name: FORCE
+	@mkdir -p $(BUILD)
+	@printf '%s\n' "$(abspath $(SITE))" > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+$(BUILD)/site.git.stamp: $(shell find $(SITE) 2>/dev/null) $(BUILD)/site.name
 	@mkdir -p $(BUILD)
 	scripts/site-repo.sh $(SITE) $(BUILD)/site.git
 	@touch $@

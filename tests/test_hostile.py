@@ -19,6 +19,7 @@ Every guest uses QEMU's restricted user network with hostfwd on 127.0.0.1
 only; no traffic goes anywhere but loopback.
 """
 
+import collections
 import hashlib
 import json
 import os
@@ -55,9 +56,12 @@ ATTACK_SECONDS = 4
 PER_CONNECTION = 192 * 1024
 
 STATUS = re.compile(
-    r"^unipi\| status: (\d+) connections open, (\d+) accepted, (\d+) failed; "
+    r"^unipi\| status: (\d+) connections open, (\d+) accepted, (\d+) refused, (\d+) evicted idle, "
+    r"(\d+) evicted slow, (\d+) too slow, (\d+) failed; "
     r"heap (\d+) used, (\d+) peak, (\d+) size; "
     r"net rx (\d+) tx (\d+) frames, (\d+) lost, (\d+) epoch changes, (\d+) tx dropped$", re.M)
+Status = collections.namedtuple("Status", "open accepted refused evicted_idle evicted_slow too_slow failed "
+                                          "used peak size rx tx lost epochs tx_dropped")
 
 
 def log(msg):
@@ -207,7 +211,7 @@ class Guest:
         self.g = guest
 
     def statuses(self):
-        return [tuple(int(x) for x in m.groups()) for m in STATUS.finditer(self.g.log())]
+        return [Status(*(int(x) for x in m.groups())) for m in STATUS.finditer(self.g.log())]
 
     def wait_status(self, pred, timeout=30, after=0):
         """Waits for a status line (index >= after) satisfying pred; returns it."""
@@ -223,7 +227,7 @@ class Guest:
     def wait_idle(self, timeout=30):
         """Waits until the server reports no open connection (a fresh line)."""
         n = len(self.statuses())
-        return self.wait_status(lambda s: s[0] == 0, timeout, after=n)
+        return self.wait_status(lambda s: s.open == 0, timeout, after=n)
 
 
 class HostileClients(h.QemuTestCase):
@@ -246,8 +250,8 @@ class HostileClients(h.QemuTestCase):
             good.start()
             time.sleep(2)
             good.stop()
-            cls.baseline = cls.st.wait_idle()[3]
-            cls.heap_size = cls.st.statuses()[-1][5]
+            cls.baseline = cls.st.wait_idle().used
+            cls.heap_size = cls.st.statuses()[-1].size
             log(f"heap baseline {cls.baseline} bytes in use of {cls.heap_size}")
         except Exception:
             cls.guest.stop()
@@ -283,13 +287,13 @@ class HostileClients(h.QemuTestCase):
         baseline; back to the baseline once idle."""
         during = self.st.statuses()[self.mark:]
         idle = self.st.wait_idle()
-        peak_used = max(s[3] for s in during + [idle])
+        peak_used = max(s.used for s in during + [idle])
         log(f"{name}: heap in use peaked at {peak_used} (baseline {self.baseline}, "
-            f"+{(peak_used - self.baseline) // 1024} KiB), {idle[3]} once idle; "
-            f"{idle[1]} accepted, {idle[2]} failed so far")
+            f"+{(peak_used - self.baseline) // 1024} KiB), {idle.used} once idle; "
+            f"{idle.accepted} accepted, {idle.failed} failed so far")
         self.assertLessEqual(peak_used - self.baseline, PER_CONNECTION * connections,
                              f"heap grew beyond {connections} x {PER_CONNECTION} bytes")
-        self.assertLessEqual(abs(idle[3] - self.baseline), 64 * 1024,
+        self.assertLessEqual(abs(idle.used - self.baseline), 64 * 1024,
                              "heap in use must return to its baseline once the attack is over")
         return peak_used
 
@@ -396,15 +400,18 @@ class HostileClients(h.QemuTestCase):
                             if c["kind"] == "tls"), [c["data"][:40] for c in ended if c["kind"] == "tls"][:3])
         self.check_heap("slowloris", n_raw + n_tls)
 
-    def test_connection_flood_is_refused_not_queued(self):
-        """200 connections, opened 5 ms apart, each sending a ClientHello:
-        exactly --max-connections get a ServerHello, the rest are reset at
-        once (slirp then closes the host socket without data), not queued;
-        a request while the pool is full fails fast; freed slots accept
-        again. (slirp listens with a backlog of 1, so a burst of host
-        connects would only trickle in; the pacing keeps the flood honest.)"""
+    def test_connection_flood_does_not_lock_out_clients(self):
+        """200 connections, opened 20 ms apart, each sending a ClientHello
+        and then nothing: more than --max-connections (64). Every one gets
+        its ServerHello: handshakes stalled for over a second are reset to
+        make room for new ones (fresh ones are protected, so the pool holds
+        50 new connections a second of this kind); a good client is served
+        throughout and the server counts the evictions. (slirp listens with
+        a backlog of 1, so a burst of host connects would only trickle in;
+        the pacing keeps the flood honest.)"""
         n = 200
         hello = client_hello()
+        good = self.good_client()
         socks = []
         t0 = time.monotonic()
         for _ in range(n):
@@ -412,9 +419,9 @@ class HostileClients(h.QemuTestCase):
             send_quietly(s, hello)
             s.setblocking(False)
             socks.append(s)
-            time.sleep(0.005)
+            time.sleep(0.02)
         t_opened = time.monotonic() - t0
-        # Classify: a ServerHello (accepted) or EOF without data (refused).
+        # Classify: a ServerHello (served), or EOF/reset without one.
         state = {s: None for s in socks}
         deadline = time.monotonic() + 6
         while time.monotonic() < deadline and any(v is None for v in state.values()):
@@ -425,51 +432,18 @@ class HostileClients(h.QemuTestCase):
                     data = s.recv(65536)
                 except OSError:
                     data = b""
-                state[s] = "accepted" if data[:1] == b"\x16" else "refused"
-        accepted = [s for s, v in state.items() if v == "accepted"]
-        refused = [s for s, v in state.items() if v == "refused"]
-        t_classified = time.monotonic() - t0
-        # While the pool is full, a real client is refused quickly.
-        t_curl = time.monotonic()
-        r = h.curl(f"https://127.0.0.1:{self.port}/", "--cacert", str(CA), timeout=10, check=False)
-        t_curl = time.monotonic() - t_curl
-        status_full = self.st.wait_status(lambda s: s[0] >= MAX_CONNECTIONS, timeout=5, after=self.mark)
-        log(f"flood: {n} connections: {len(accepted)} accepted, {len(refused)} refused "
-            f"(opened in {t_opened:.1f} s, classified after {t_classified:.1f} s); curl while full: rc {r.returncode} "
-            f"after {t_curl:.2f} s; server: {status_full[0]} open, "
-            f"'{self.refusal_warning()}'")
-        self.assertEqual(len(accepted), MAX_CONNECTIONS)
-        self.assertEqual(len(refused), n - MAX_CONNECTIONS)
-        self.assertNotEqual(r.returncode, 0, "a request beyond the pool must be refused, not served")
-        self.assertLess(t_curl, 3, "refused at once, not queued")
-
-        # Free 16 slots: new connections are accepted again (and served).
-        for s in accepted[:16]:
-            s.close()
-        time.sleep(1)
-        good = self.good_client()
-        time.sleep(3)
+                state[s] = "served" if data[:1] == b"\x16" else "refused"
+        served = [s for s, v in state.items() if v == "served"]
         summary = good.stop()
-        self.check_good("flood (after freeing 16 slots)", summary)
-        # The accepted ones that stay idle are ended by the handshake
-        # timeout, with a reset (the host sees EOF).
-        still = accepted[16:]
-        deadline = t0 + t_opened + HANDSHAKE_TIMEOUT + 5
-        ended = 0
-        for s in still:
-            closed, _, _ = read_until_closed(s, max(0.1, deadline - time.monotonic()))
-            ended += closed
+        for s in socks:
             s.close()
-        for s in refused:
-            s.close()
-        log(f"flood: {ended} of {len(still)} idle accepted connections ended by the handshake timeout")
-        self.assertEqual(ended, len(still))
-        self.check_heap("flood", MAX_CONNECTIONS)
-
-    def refusal_warning(self):
-        m = re.findall(r"^unipi\| warning: (port 4433: all \d+ connections busy; refusing new ones)$",
-                       self.guest.log(), re.M)
-        return m[-1] if m else "(no warning)"
+        status = self.st.wait_status(lambda s: s.evicted_slow > 0, timeout=5, after=self.mark)
+        log(f"flood: {n} connections opened in {t_opened:.1f} s: {len(served)} got a ServerHello; "
+            f"server: {status.evicted_slow} stalled connections reset to make room, {status.refused} refused")
+        self.check_good("flood", summary)
+        self.assertEqual(len(served), n, "every connection gets its handshake answered")
+        self.assertGreaterEqual(status.evicted_slow, n - MAX_CONNECTIONS - 16)
+        self.check_heap("flood", MAX_CONNECTIONS + 16)
 
     def test_oversized_headers(self):
         """Header blocks beyond the limits get 431/414/400 and a close, over
@@ -618,16 +592,17 @@ class HostileClients(h.QemuTestCase):
         time.sleep(hold / 2)
         summary = good.stop()
         samples = self.st.statuses()
-        first_half = [s[3] for s in samples[mark:mid]]
-        second_half = [s[3] for s in samples[mid:]]
-        open_now = samples[-1][0]
+        first_half = [s.used for s in samples[mark:mid]]
+        second_half = [s.used for s in samples[mid:]]
+        open_now = samples[-1].open
         for s in socks:
             s.close()
         log(f"never-reading clients: {n} x {requests} pipelined 256 KiB requests held {time.monotonic() - t0:.0f} s; "
             f"heap in use {min(first_half + second_half)}..{max(first_half + second_half)}; "
             f"{open_now} connections open at the end")
         self.check_good("never-reading clients", summary)
-        self.assertGreaterEqual(open_now, n, "the stalled connections are kept (send timeout 60 s)")
+        self.assertGreaterEqual(open_now, n, "stalled connections are kept while they made progress in "
+                                             "their last 10-s window (the minimum send rate)")
         # Stalled output costs no more memory over time. Compare the floors:
         # the good client's own downloads (~140 KiB each) come and go.
         self.assertLessEqual(min(second_half) - min(first_half), 32 * 1024, (first_half, second_half))

@@ -13,12 +13,13 @@ use alloc::vec::Vec;
 use log::{error, info, warn};
 use smoltcp::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, redact};
+use crate::http::hook::Secret;
 use crate::http::{HookOutcome, HttpConfig};
 use crate::net::{Net, mac_from_name};
 use crate::platform::Platform;
 use crate::pull::{PullResult, Puller};
-use crate::server::{HookRequest, Listen, Server};
+use crate::server::{HookRequest, IDLE_CONNECTION_COST, Listen, Server, Tick};
 use crate::site::{Site, SiteLimits, tar};
 use crate::tls::{LoopClock, Ticketer, server_config};
 
@@ -28,6 +29,7 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Runs the server until the platform stops it ([`Platform::running`]);
 /// returns 0 then, or 1 when it cannot start at all.
 pub fn run<P: Platform>(p: &mut P) -> i32 {
+    info!("command line: '{}'", redact(p.cmdline()));
     let (cfg, errors) = Config::parse(p.cmdline());
     for e in &errors {
         warn!("boot parameter: {e}");
@@ -101,12 +103,36 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
     };
     let mut net = Net::new(dev, mac, &cfg, now, u64::from_le_bytes(seed));
 
-    let http_cfg = Arc::new(HttpConfig::from_config(&cfg));
+    let mut http_cfg = HttpConfig::from_config(&cfg);
+    if let Some(region) = &cfg.hook_secret_region {
+        match p.region(region) {
+            Some(bytes) => {
+                let secret = bytes
+                    .iter()
+                    .position(|&b| b == 0)
+                    .map_or(bytes, |end| &bytes[..end])
+                    .trim_ascii();
+                http_cfg.hook_secret = Some(Secret::new(secret));
+            }
+            None => error!("--hook-secret-region: no memory region '{region}'; webhook disabled"),
+        }
+    }
+    if http_cfg.hook_secret.is_some() {
+        info!(
+            "webhook requests must be signed (GitHub, Gitea/Forgejo) or carry the token (GitLab)"
+        );
+    }
+    let http_cfg = Arc::new(http_cfg);
+    let heap = p.heap();
+    let max_connections = cfg
+        .max_connections
+        .unwrap_or((heap.size.saturating_sub(heap.used) * 3 / 4 / IDLE_CONNECTION_COST).max(64));
     let listen = Listen {
         port: cfg.port,
         https_port: cfg.https_port,
         tls,
-        max_connections: cfg.max_connections,
+        max_connections,
+        min_send_rate: cfg.min_send_rate,
     };
     let mut server = Server::new(&mut net, http_cfg, listen);
 
@@ -138,21 +164,31 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             ticketer.rotate(unix);
         }
 
+        let tick = Tick {
+            now,
+            unix,
+            heap: p.heap(),
+        };
         if cfg.status_interval > 0
             && now >= last_status + Duration::from_secs(u64::from(cfg.status_interval))
         {
             last_status = now;
-            let (heap, st) = (p.heap(), server.stats());
+            let st = server.stats();
             let net = p.net_stats().unwrap_or_default();
             info!(
-                "status: {} connections open, {} accepted, {} failed; heap {} used, {} peak, {} size; \
+                "status: {} connections open, {} accepted, {} refused, {} evicted idle, {} evicted slow, \
+                 {} too slow, {} failed; heap {} used, {} peak, {} size; \
                  net rx {} tx {} frames, {} lost, {} epoch changes, {} tx dropped",
                 server.open_connections(),
                 st.accepted,
+                st.refused,
+                st.evicted_idle,
+                st.evicted_slow,
+                st.too_slow,
                 st.failed,
-                heap.used,
-                heap.peak,
-                heap.size,
+                tick.heap.used,
+                tick.heap.peak,
+                tick.heap.size,
                 net.rx_frames,
                 net.tx_frames,
                 net.rx_lost,
@@ -162,11 +198,11 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         }
 
         if let Some(dev) = p.device() {
-            net.poll(now, dev);
+            net.poll_with(now, dev, |net| server.replenish(net, now));
         }
 
-        let hooks = server.poll(&mut net, site.as_deref(), now, unix);
-        for h in hooks {
+        let polled = server.poll(&mut net, site.as_deref(), &tick);
+        for h in polled.hooks {
             match &mut puller {
                 Some(f) => waiting_hooks.push((f.request_pull(), h)),
                 None => server.complete_hook(
@@ -209,10 +245,14 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
 
         // Flush what the sockets queued, then tell the peer.
         if let Some(dev) = p.device() {
-            net.poll(now, dev);
+            net.poll_with(now, dev, |net| server.replenish(net, now));
         }
         p.notify();
 
+        if polled.busy || server.has_ready() {
+            // Work left that needs no input: no sleep.
+            continue;
+        }
         let mut deadline = now + MAX_IDLE;
         if cfg.status_interval > 0 {
             deadline =

@@ -25,7 +25,10 @@
 //! | `--default-mime-type=TYPE` | `application/octet-stream` | fallback content type |
 //! | `--mime-type=PATH:TYPE` (repeatable) | none | per-path content type |
 //! | `--hsts=SECONDS` | off | `Strict-Transport-Security: max-age=SECONDS` |
-//! | `--max-connections=N` | 64 | concurrent connections |
+//! | `--max-connections=N` | from the heap | concurrent connections (default: what the heap holds, about 11 KiB each) |
+//! | `--min-send-rate=BYTES` | 1024 | a client reading its response more slowly (per 10 s) is dropped; 0: no minimum |
+//! | `--hook-secret=SECRET`, `--hook-secret-region=REGION` | none | webhook requests must be signed with it (GitHub, Gitea/Forgejo, GitLab) |
+//! | `--hook-max-body=N` | 1048576 | largest webhook request body |
 //! | `--idle-timeout=SECONDS` | 30 | keep-alive idle timeout |
 //! | `--header-timeout=SECONDS` | 10 | time allowed for a request's header block |
 //! | `--max-header-bytes=N` | 16384 | size limit of a request's header block |
@@ -84,8 +87,17 @@ pub struct Config {
     pub mime_types: Vec<(String, String)>,
     /// HSTS max-age in seconds; `None`: no HSTS header.
     pub hsts: Option<u32>,
-    /// Maximum concurrent connections.
-    pub max_connections: usize,
+    /// Maximum concurrent connections; `None`: as many as the heap holds.
+    pub max_connections: Option<usize>,
+    /// Minimum bytes per second a client must read while a response waits
+    /// for it; 0: none.
+    pub min_send_rate: u64,
+    /// Webhook secret (signatures/tokens required when set).
+    pub hook_secret: Option<String>,
+    /// Memory region holding the webhook secret.
+    pub hook_secret_region: Option<String>,
+    /// Largest webhook request body, bytes.
+    pub hook_max_body: u64,
     /// Keep-alive idle timeout, seconds.
     pub idle_timeout: u32,
     /// Header-block timeout, seconds.
@@ -126,7 +138,11 @@ impl Default for Config {
             default_mime_type: String::from("application/octet-stream"),
             mime_types: Vec::new(),
             hsts: None,
-            max_connections: 64,
+            max_connections: None,
+            min_send_rate: 1024,
+            hook_secret: None,
+            hook_secret_region: None,
+            hook_max_body: 1024 * 1024,
             idle_timeout: 30,
             header_timeout: 10,
             send_timeout: 60,
@@ -257,6 +273,10 @@ const FLAGS: &[(&str, Kind)] = &[
     ("mime-type", Kind::Value),
     ("hsts", Kind::Value),
     ("max-connections", Kind::Value),
+    ("min-send-rate", Kind::Value),
+    ("hook-secret", Kind::Value),
+    ("hook-secret-region", Kind::Value),
+    ("hook-max-body", Kind::Value),
     ("idle-timeout", Kind::Value),
     ("header-timeout", Kind::Value),
     ("send-timeout", Kind::Value),
@@ -280,6 +300,74 @@ const FLAGS: &[(&str, Kind)] = &[
     ("syslog", Kind::UnsupportedValue(MON)),
     ("monitor", Kind::UnsupportedValue(MON)),
 ];
+
+/// Flags whose values are secrets: never logged.
+const SECRET_FLAGS: &[&str] = &[
+    "hook-secret",
+    "ssh-key",
+    "ssh-password",
+    "cert-seed",
+    "account-seed",
+];
+
+/// The command line as it may be logged: values of secret flags become
+/// `***`, and so does the password or token in a remote URL
+/// (`https://user:***@host/…`).
+pub fn redact(cmdline: &str) -> String {
+    let mut out = String::with_capacity(cmdline.len());
+    let mut hide_next = false;
+    for (i, word) in cmdline.split_ascii_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if core::mem::take(&mut hide_next) && !word.starts_with("--") {
+            out.push_str("***");
+            continue;
+        }
+        let (name, value) = match word.strip_prefix("--").and_then(|b| b.split_once('=')) {
+            Some((n, v)) => (Some(n), Some(v)),
+            None => (word.strip_prefix("--"), None),
+        };
+        match (name, value) {
+            (Some(n), Some(_)) if SECRET_FLAGS.contains(&n) => {
+                out.push_str("--");
+                out.push_str(n);
+                out.push_str("=***");
+            }
+            (Some(n), None) if SECRET_FLAGS.contains(&n) => {
+                out.push_str(word);
+                hide_next = true;
+            }
+            _ => out.push_str(&redact_userinfo(word)),
+        }
+    }
+    out
+}
+
+/// `scheme://user:secret@host…` → `scheme://user:***@host…`, and
+/// `scheme://token@host…` → `scheme://***@host…` (forges take a token as
+/// the user name too).
+fn redact_userinfo(word: &str) -> String {
+    let Some(start) = word.find("://").map(|i| i + 3) else {
+        return word.to_string();
+    };
+    let rest = &word[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return word.to_string();
+    };
+    let userinfo = &rest[..at];
+    let mut s = String::from(&word[..start]);
+    match userinfo.split_once(':') {
+        Some((user, _)) => {
+            s.push_str(user);
+            s.push_str(":***");
+        }
+        None => s.push_str("***"),
+    }
+    s.push_str(&rest[at..]);
+    s
+}
 
 impl Config {
     /// Parses a boot command line. Never fails: returns the configuration
@@ -401,7 +489,16 @@ impl Config {
                 }
             }
             "hsts" => self.hsts = Some(parse_num(v, 0, u64::from(u32::MAX))? as u32),
-            "max-connections" => self.max_connections = parse_num(v, 1, 4096)? as usize,
+            "max-connections" => self.max_connections = Some(parse_num(v, 1, 1_000_000)? as usize),
+            "min-send-rate" => self.min_send_rate = parse_num(v, 0, 1 << 30)?,
+            "hook-secret" => {
+                if v.is_empty() || v.len() > 1024 {
+                    return Err("expected 1 to 1024 characters");
+                }
+                self.hook_secret = Some(v.to_string());
+            }
+            "hook-secret-region" => self.hook_secret_region = Some(parse_region(v)?),
+            "hook-max-body" => self.hook_max_body = parse_num(v, 0, 64 << 20)?,
             "idle-timeout" => self.idle_timeout = parse_num(v, 1, 3600)? as u32,
             "header-timeout" => self.header_timeout = parse_num(v, 1, 600)? as u32,
             "send-timeout" => self.send_timeout = parse_num(v, 1, 3600)? as u32,
@@ -607,6 +704,22 @@ fn parse_mime(v: &str) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(
+            redact(
+                "--ipv4=1.2.3.4/24 --hook-secret=s3cr3t --hook-secret t0p --remote=https://bob:tok@h/r.git#b"
+            ),
+            "--ipv4=1.2.3.4/24 --hook-secret=*** --hook-secret *** --remote=https://bob:***@h/r.git#b"
+        );
+        assert_eq!(
+            redact("--remote https://tok@h/x"),
+            "--remote https://***@h/x"
+        );
+        assert_eq!(redact("--remote=git://h/a@b"), "--remote=git://h/a@b");
+        assert_eq!(redact("--ssh-key=ed25519:AAAA --x"), "--ssh-key=*** --x");
+    }
     use alloc::vec;
 
     fn ok(cmdline: &str) -> Config {
@@ -632,7 +745,7 @@ mod tests {
         assert_eq!(c.site_region, "site");
         assert_eq!(c.tls_cert, "tls_cert");
         assert_eq!(c.tls_key, "tls_key");
-        assert_eq!(c.max_connections, 64);
+        assert_eq!(c.max_connections, None);
         assert_eq!(c.default_mime_type, "application/octet-stream");
         assert_eq!(c.log_level, LevelFilter::Info);
         assert_eq!(ok("   \t "), Config::default());
@@ -729,7 +842,7 @@ mod tests {
         );
         assert_eq!((c.port, c.https_port), (8080, 443));
         assert_eq!(c.hsts, Some(31_536_000));
-        assert_eq!(c.max_connections, 10);
+        assert_eq!(c.max_connections, Some(10));
         assert_eq!((c.idle_timeout, c.header_timeout), (5, 2));
         assert_eq!(c.max_header_bytes, 4096);
         for bad in [

@@ -12,7 +12,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 use log::{info, warn};
-use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::iface::{
+    Config as IfaceConfig, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
+};
 use smoltcp::phy::{Device, TxToken};
 use smoltcp::socket::dns::{self, GetQueryResultError, QueryHandle, StartQueryError};
 use smoltcp::socket::{dhcpv4, tcp};
@@ -184,6 +186,11 @@ impl Net {
         self.sockets.add(s)
     }
 
+    /// Removes a TCP socket (and frees its buffers).
+    pub fn remove_tcp(&mut self, h: SocketHandle) {
+        self.sockets.remove(h);
+    }
+
     /// The TCP socket behind `h`.
     ///
     /// # Panics
@@ -250,8 +257,38 @@ impl Net {
     /// Runs the interface: ingress, egress, timers and DHCP. Returns true
     /// when socket state may have changed.
     pub fn poll<D: Device>(&mut self, now: Instant, device: &mut D) -> bool {
-        let changed =
-            self.iface.poll(now, device, &mut self.sockets) == PollResult::SocketStateChanged;
+        self.poll_with(now, device, |_| {})
+    }
+
+    /// [`Net::poll`], calling `changed` after every received packet that
+    /// changed a socket's state (the server re-arms its listening sockets
+    /// there, so that a burst of SYNs within one poll finds them).
+    pub fn poll_with<D: Device>(
+        &mut self,
+        now: Instant,
+        device: &mut D,
+        mut changed: impl FnMut(&mut Net),
+    ) -> bool {
+        self.iface.poll_maintenance(now);
+        let mut any = false;
+        loop {
+            match self
+                .iface
+                .poll_ingress_single(now, device, &mut self.sockets)
+            {
+                PollIngressSingleResult::None => break,
+                PollIngressSingleResult::PacketProcessed => {}
+                PollIngressSingleResult::SocketStateChanged => {
+                    any = true;
+                    changed(self);
+                }
+            }
+        }
+        while self.iface.poll_egress(now, device, &mut self.sockets)
+            == PollResult::SocketStateChanged
+        {
+            any = true;
+        }
         self.poll_dhcp();
         if self.announce {
             self.announce = false;
@@ -261,7 +298,7 @@ impl Net {
                 gratuitous_arp(device, now, mac, cidr.address());
             }
         }
-        changed
+        any
     }
 
     fn poll_dhcp(&mut self) {

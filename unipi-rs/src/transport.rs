@@ -50,9 +50,10 @@ impl fmt::Display for LayerError {
 /// What sits between a TCP socket and the application.
 pub trait Layer {
     /// Moves bytes between `socket` and the layer and processes them
-    /// (handshake, decryption, queued alerts). An error is final; whatever
-    /// the layer queued for the peer (an alert) is still sent.
-    fn exchange(&mut self, socket: &mut tcp::Socket<'_>) -> Result<(), LayerError>;
+    /// (handshake, decryption, queued alerts); true if any byte moved. An
+    /// error is final; whatever the layer queued for the peer (an alert) is
+    /// still sent.
+    fn exchange(&mut self, socket: &mut tcp::Socket<'_>) -> Result<bool, LayerError>;
 
     /// Offers received application bytes to `take`, which returns how many
     /// it used; returns that number.
@@ -95,8 +96,8 @@ pub trait Layer {
 pub struct Plain;
 
 impl Layer for Plain {
-    fn exchange(&mut self, _: &mut tcp::Socket<'_>) -> Result<(), LayerError> {
-        Ok(())
+    fn exchange(&mut self, _: &mut tcp::Socket<'_>) -> Result<bool, LayerError> {
+        Ok(false)
     }
 
     fn read(
@@ -133,37 +134,46 @@ impl Layer for Plain {
 
 impl<C: Unbuffered> TlsSession<C> {
     /// Moves as much ciphertext from `socket` as the session accepts (the
-    /// rest stays in the socket: TCP flow control).
-    fn fill_from(&mut self, socket: &mut tcp::Socket<'_>) {
+    /// rest stays in the socket: TCP flow control); returns how much.
+    fn fill_from(&mut self, socket: &mut tcp::Socket<'_>) -> usize {
+        let mut total = 0;
         while socket.can_recv() && self.receive_capacity() > 0 {
             let got = socket.recv(|buf| {
                 let n = buf.len().min(self.receive_capacity());
                 self.receive(&buf[..n]);
                 (n, n)
             });
-            if !matches!(got, Ok(n) if n > 0) {
-                break;
+            match got {
+                Ok(n) if n > 0 => total += n,
+                _ => break,
             }
         }
+        total
     }
 
-    /// Moves as much of the session's output into `socket` as it takes.
-    fn flush_to(&mut self, socket: &mut tcp::Socket<'_>) {
+    /// Moves as much of the session's output into `socket` as it takes;
+    /// returns how much.
+    fn flush_to(&mut self, socket: &mut tcp::Socket<'_>) -> usize {
+        let mut total = 0;
         while socket.can_send() && !self.output().is_empty() {
             match socket.send_slice(self.output()) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => self.consume_output(n),
+                Ok(n) => {
+                    self.consume_output(n);
+                    total += n;
+                }
             }
         }
+        total
     }
 }
 
 impl<C: Unbuffered> Layer for TlsSession<C> {
-    fn exchange(&mut self, socket: &mut tcp::Socket<'_>) -> Result<(), LayerError> {
-        self.fill_from(socket);
+    fn exchange(&mut self, socket: &mut tcp::Socket<'_>) -> Result<bool, LayerError> {
+        let got = self.fill_from(socket);
         let r = self.pump(&[]);
-        self.flush_to(socket);
-        r.map(|_| ()).map_err(LayerError::Tls)
+        let sent = self.flush_to(socket);
+        r.map(|_| got + sent > 0).map_err(LayerError::Tls)
     }
 
     fn read(
@@ -233,12 +243,42 @@ impl<C: Unbuffered> Layer for TlsSession<C> {
 pub struct Stream {
     socket: SocketHandle,
     layer: Box<dyn Layer>,
+    /// Bytes put into the socket so far (what the peer has acknowledged is
+    /// this minus the socket's send queue).
+    written: u64,
 }
 
 impl Stream {
     /// The connection on `socket` through `layer`.
     pub fn new(socket: SocketHandle, layer: Box<dyn Layer>) -> Stream {
-        Stream { socket, layer }
+        Stream {
+            socket,
+            layer,
+            written: 0,
+        }
+    }
+
+    /// Runs `f` on the layer and the socket, counting the bytes it put
+    /// into the socket. (Acknowledgements only arrive while the interface
+    /// is polled, so the growth of the send queue is exactly what `f`
+    /// wrote.)
+    fn with_socket<R>(
+        &mut self,
+        net: &mut Net,
+        f: impl FnOnce(&mut dyn Layer, &mut tcp::Socket<'static>) -> R,
+    ) -> R {
+        let s = net.tcp(self.socket);
+        let before = s.send_queue();
+        let r = f(&mut *self.layer, s);
+        self.written += s.send_queue().saturating_sub(before) as u64;
+        r
+    }
+
+    /// Bytes the peer has acknowledged (TCP payload, ciphertext for TLS):
+    /// what the connection has really delivered.
+    pub fn acknowledged(&self, net: &mut Net) -> u64 {
+        self.written
+            .saturating_sub(net.tcp(self.socket).send_queue() as u64)
     }
 
     /// The socket.
@@ -252,18 +292,23 @@ impl Stream {
     }
 
     /// See [`Layer::exchange`].
-    pub fn exchange(&mut self, net: &mut Net) -> Result<(), LayerError> {
-        self.layer.exchange(net.tcp(self.socket))
+    pub fn exchange(&mut self, net: &mut Net) -> Result<bool, LayerError> {
+        self.with_socket(net, |layer, s| layer.exchange(s))
+    }
+
+    /// See [`Layer::trim`].
+    pub fn trim(&mut self) {
+        self.layer.trim();
     }
 
     /// See [`Layer::read`].
     pub fn read(&mut self, net: &mut Net, mut take: impl FnMut(&[u8]) -> usize) -> usize {
-        self.layer.read(net.tcp(self.socket), &mut take)
+        self.with_socket(net, |layer, s| layer.read(s, &mut take))
     }
 
     /// See [`Layer::write`].
     pub fn write(&mut self, net: &mut Net, data: &[u8]) -> Result<usize, LayerError> {
-        self.layer.write(net.tcp(self.socket), data)
+        self.with_socket(net, |layer, s| layer.write(s, data))
     }
 
     /// Starts an orderly close of the layer; the TCP FIN follows once the
@@ -275,7 +320,7 @@ impl Stream {
     /// Sends the FIN once everything queued has gone into the socket;
     /// returns true once the socket no longer carries the connection.
     pub fn finish_close(&mut self, net: &mut Net) -> bool {
-        let _ = self.layer.exchange(net.tcp(self.socket));
+        let _ = self.exchange(net);
         let s = net.tcp(self.socket);
         // Discard what the peer still sends (the rest of an oversized
         // request, records after a TLS error). Otherwise its data fills our

@@ -124,6 +124,7 @@
 pub mod conditional;
 pub mod date;
 pub mod h1;
+pub mod hook;
 pub mod mime;
 pub mod path;
 pub mod request;
@@ -264,6 +265,9 @@ pub struct HttpConfig {
     /// The secret webhook path (starts with `/`, compared after
     /// percent-decoding).
     pub hook_path: String,
+    /// When set, a webhook request must also carry a signature or token
+    /// made with this secret (see [`hook`]).
+    pub hook_secret: Option<hook::Secret>,
     /// `302` target for paths that do not exist.
     pub default_url: Option<String>,
     /// `Strict-Transport-Security: max-age=…` on TLS site connections.
@@ -286,6 +290,7 @@ impl Default for HttpConfig {
             hostname: None,
             https_port: 4433,
             hook_path: String::from("/hook"),
+            hook_secret: None,
             default_url: None,
             hsts_max_age: None,
             access_log: true,
@@ -304,12 +309,17 @@ impl HttpConfig {
             hostname: c.hostname.clone(),
             https_port: c.https_port,
             hook_path: c.hook.clone(),
+            hook_secret: c
+                .hook_secret
+                .as_deref()
+                .map(|s| hook::Secret::new(s.as_bytes())),
             default_url: c.default_url.clone(),
             hsts_max_age: c.hsts,
             access_log: c.access_log,
             ..HttpConfig::default()
         };
         h.limits.max_header_bytes = c.max_header_bytes;
+        h.limits.max_body_bytes = c.hook_max_body;
         h.limits.max_request_line = h.limits.max_request_line.min(c.max_header_bytes);
         h.timeouts.header = Duration::from_secs(u64::from(c.header_timeout));
         h.timeouts.idle = Duration::from_secs(u64::from(c.idle_timeout));

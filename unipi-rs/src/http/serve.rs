@@ -71,12 +71,33 @@ pub struct Context<'c> {
     pub unix: u64,
 }
 
+/// The methods a site path allows (`Allow` of a `405`, answer to `OPTIONS`).
+const SITE_METHODS: &str = "GET, HEAD, OPTIONS";
+/// The methods the webhook path allows.
+const HOOK_METHODS: &str = "GET, POST";
+
 /// Decides the response to `req`.
 pub fn serve<'c>(cx: &Context<'c>, req: &Request<'_>, scratch: &mut Scratch) -> Served<'c> {
+    if req.method == Method::Unknown {
+        // RFC 9110 §9.1: a method the server does not recognise.
+        return Served::respond(Response::error(501));
+    }
+    if req.target == "*" {
+        // Asterisk-form: only OPTIONS, about the server as a whole.
+        return Served::respond(match req.method {
+            Method::Options => options(SITE_METHODS),
+            _ => Response::error(400),
+        });
+    }
     match cx.role {
         Role::Redirect => Served::respond(redirect_to_https(cx, req)),
         Role::Site { .. } => serve_site(cx, req, scratch),
     }
+}
+
+/// `200` with `Allow` and no content.
+fn options(allow: &'static str) -> Response<'static> {
+    Response::new(200).field("Allow", Value::Str(allow))
 }
 
 /// The answer to a webhook request once its pull has finished.
@@ -131,6 +152,10 @@ fn method_not_allowed(allow: &'static str) -> Response<'static> {
 }
 
 fn serve_site<'c>(cx: &Context<'c>, req: &Request<'_>, scratch: &mut Scratch) -> Served<'c> {
+    if req.method == Method::Unsupported {
+        // Before the target: a CONNECT's authority-form target is no path.
+        return Served::respond(method_not_allowed(SITE_METHODS));
+    }
     let Some(t) = path::split_target(req.target) else {
         return Served::respond(Response::error(400));
     };
@@ -140,15 +165,17 @@ fn serve_site<'c>(cx: &Context<'c>, req: &Request<'_>, scratch: &mut Scratch) ->
     if equals_secret(decoded.as_bytes(), cx.cfg.hook_path.as_bytes()) {
         let reply = match req.method {
             Method::Get | Method::Post => Reply::Hook,
-            _ => Reply::Respond(method_not_allowed("GET, POST")),
+            _ => Reply::Respond(method_not_allowed(HOOK_METHODS)),
         };
         return Served {
             reply,
             secret_path: true,
         };
     }
-    if !matches!(req.method, Method::Get | Method::Head) {
-        return Served::respond(method_not_allowed("GET, HEAD"));
+    match req.method {
+        Method::Get | Method::Head => {}
+        Method::Options => return Served::respond(options(SITE_METHODS)),
+        _ => return Served::respond(method_not_allowed(SITE_METHODS)),
     }
     let Some(site) = cx.site else {
         return Served::respond(

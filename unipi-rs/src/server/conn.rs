@@ -1,9 +1,17 @@
 //! One accepted connection: its [`Stream`] (TCP, TLS on the HTTPS port)
-//! and the HTTP connection that reads from and writes to it.
+//! and the HTTP connection that reads from and writes to it, with the
+//! accounting the server needs to keep one client from starving the others.
+//!
+//! A visit moves bytes until nothing moves any more — socket → TLS → HTTP,
+//! then HTTP → TLS → socket, again — or until the visit's budget is spent;
+//! then it says so ([`Visited::busy`]) and the server comes back without
+//! waiting for input. So data that arrived beyond one buffer's worth is
+//! never left waiting for the next idle tick.
 
-use log::debug;
+use log::{debug, info};
 use smoltcp::time::{Duration, Instant};
 
+use crate::http::h1::Activity;
 use crate::http::{self, Event};
 use crate::net::Net;
 use crate::site::Site;
@@ -13,11 +21,20 @@ use crate::transport::Stream;
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection may linger before it is reset.
 pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The window over which the send rate is measured.
+pub(super) const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// A send rate is judged only once it has been measured this long.
+pub(super) const GRACE: Duration = Duration::from_secs(1);
+/// A response streaming for longer than this may make room for a new
+/// client when nothing else can.
+pub(super) const LONG_RESPONSE: Duration = Duration::from_secs(2);
+/// A handshake or request younger than this is not stalled yet.
+pub(super) const FRESH: Duration = Duration::from_millis(250);
 /// Output below this size is gathered across chunks into one write (one
 /// TLS record).
 const COALESCE: usize = 4096;
-/// Rounds of "process, then write" per visit.
-const ROUNDS: usize = 16;
+/// Bytes a visit may write before others get their turn.
+const VISIT_BUDGET: usize = 256 * 1024;
 
 /// What a connection is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,15 +46,55 @@ enum Phase {
     Closing { since: Instant },
 }
 
-/// What the server must do after a visit.
+/// How a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Visited {
-    /// Nothing: the connection goes on.
-    Continue,
+pub(super) enum End {
+    /// Closed in order (or by the peer).
+    Closed,
+    /// The transport failed (TLS error, reset).
+    Failed,
+    /// The client read more slowly than the minimum send rate.
+    TooSlow,
+}
+
+/// What the server must do after a visit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Visited {
     /// The connection asked for a webhook pull.
-    HookRequested,
-    /// The connection is over; `failed` if the transport failed.
-    Finished { failed: bool },
+    pub hook: bool,
+    /// The visit's budget ran out with work left: visit again soon.
+    pub busy: bool,
+    /// The connection is over (its socket can go).
+    pub end: Option<End>,
+}
+
+/// How expendable a connection is when connections or memory run short,
+/// most expendable first (oldest first within a kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Standing {
+    /// Already closing (its answer is out).
+    Closing { since: Instant },
+    /// Keep-alive with nothing to do.
+    Idle { since: Instant },
+    /// A handshake or request still arriving: a legitimate client sends
+    /// its request at once, so the oldest of these is the one that
+    /// dribbles.
+    Stalled { since: Instant },
+    /// Reading its response at this many bytes per second (measured over
+    /// at least [`GRACE`]).
+    Slow { rate: u64 },
+    /// A response streaming at a healthy rate for longer than
+    /// [`LONG_RESPONSE`], since `since`: taken only when a new client would
+    /// otherwise be refused (short requests go first).
+    Long { since: Instant },
+    /// A response begun less than [`GRACE`] ago (its rate is not known
+    /// yet), since `since`: taken only for a new client, oldest first.
+    Starting { since: Instant },
+    /// A handshake or request that began less than [`FRESH`] ago: most
+    /// likely a client about to be served; taken very last, newest first.
+    Fresh { since: core::cmp::Reverse<Instant> },
+    /// Waiting for a webhook pull: never taken.
+    Protected,
 }
 
 /// What a visit needs from the server.
@@ -48,6 +105,9 @@ pub(super) struct Visit<'v> {
     pub unix: u64,
     /// Where small output pieces are gathered.
     pub scratch: &'v mut [u8],
+    /// Minimum bytes per second a client must read while a response waits
+    /// for it (0: no minimum).
+    pub min_send_rate: u64,
 }
 
 /// See the module documentation.
@@ -56,8 +116,27 @@ pub(super) struct Conn {
     http: http::Connection,
     phase: Phase,
     accepted: Instant,
-    /// The transport failed (counted in the server's statistics).
+    /// The socket's buffers are the generous size.
+    pub generous: bool,
+    /// The transport failed.
     failed: bool,
+    /// Output accounting while output waits to be sent; `None` otherwise.
+    sending: Option<Sending>,
+}
+
+/// What a client has acknowledged since its output began to wait, and in
+/// the current window of [`RATE_WINDOW`] (the minimum send rate is checked
+/// per window). Acknowledged bytes, not bytes handed to TLS or the socket:
+/// a reader with a tiny window still swallows the buffers at first.
+#[derive(Clone, Copy, Debug)]
+struct Sending {
+    since: Instant,
+    /// Acknowledged total when the output began to wait.
+    start_acked: u64,
+    window_start: Instant,
+    window_acked: u64,
+    /// Acknowledged total as of the last visit.
+    acked: u64,
 }
 
 impl Conn {
@@ -68,7 +147,9 @@ impl Conn {
             http,
             phase: Phase::Open,
             accepted: now,
+            generous: false,
             failed: false,
+            sending: None,
         }
     }
 
@@ -83,6 +164,11 @@ impl Conn {
         self.http.complete_hook(outcome, now, unix);
     }
 
+    /// True once the connection is closing.
+    pub fn is_closing(&self) -> bool {
+        matches!(self.phase, Phase::Closing { .. })
+    }
+
     /// The earliest time the connection needs attention without input.
     pub fn deadline(&self) -> Option<Instant> {
         let handshake =
@@ -91,10 +177,58 @@ impl Conn {
             Phase::Closing { since } => Some(since + CLOSE_TIMEOUT),
             Phase::Open => None,
         };
-        [self.http.deadline(), handshake, close]
+        let rate = self.sending.map(|s| s.window_start + RATE_WINDOW);
+        [self.http.deadline(), handshake, close, rate]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// How expendable the connection is at `now` (see [`Standing`]); a
+    /// response read below `healthy_rate` bytes per second is slow.
+    pub fn standing(&self, now: Instant, healthy_rate: u64) -> Standing {
+        if let Phase::Closing { since } = self.phase {
+            return Standing::Closing { since };
+        }
+        let arriving = |since: Instant| {
+            if now >= since + FRESH {
+                Standing::Stalled { since }
+            } else {
+                Standing::Fresh {
+                    since: core::cmp::Reverse(since),
+                }
+            }
+        };
+        if !self.stream.layer().is_ready() {
+            return arriving(self.accepted);
+        }
+        match self.http.activity() {
+            Activity::Closing => Standing::Closing { since: now },
+            Activity::Idle { since } => Standing::Idle { since },
+            Activity::Receiving { since } => arriving(since),
+            Activity::Sending => match self.sending {
+                Some(s) if now >= s.since + GRACE => {
+                    let ms = (now - s.since).total_millis().max(1);
+                    let rate = (s.acked - s.start_acked) * 1000 / ms;
+                    if rate < healthy_rate {
+                        Standing::Slow { rate }
+                    } else if now >= s.since + LONG_RESPONSE {
+                        Standing::Long { since: s.since }
+                    } else {
+                        Standing::Starting { since: s.since }
+                    }
+                }
+                Some(s) => Standing::Starting { since: s.since },
+                None => Standing::Starting { since: now },
+            },
+            Activity::AwaitingHook => Standing::Protected,
+        }
+    }
+
+    /// Closes an idle connection in order (TLS close_notify, then FIN), as
+    /// its idle timeout would.
+    pub fn close_idle(&mut self, net: &mut Net, now: Instant) {
+        self.begin_close(net, now);
     }
 
     /// Moves data between the stream and HTTP as far as it goes.
@@ -109,61 +243,115 @@ impl Conn {
             return if closed || v.now >= since + CLOSE_TIMEOUT {
                 self.finished()
             } else {
-                Visited::Continue
+                Visited::default()
             };
-        }
-
-        // 1. Input: socket -> (TLS) -> HTTP.
-        if let Err(e) = self.stream.exchange(v.net) {
-            debug!("{e}");
-            return self.fail(v.now);
         }
         if !self.stream.layer().is_ready() && v.now >= self.accepted + HANDSHAKE_TIMEOUT {
             debug!("TLS handshake timed out");
             self.http.abort(v.now);
             return self.finished();
         }
-        self.read(v);
 
-        // 2. Process, 3. output, until nothing moves.
-        let mut hook = false;
-        for _ in 0..ROUNDS {
+        let mut visited = Visited::default();
+        let mut written = 0;
+        loop {
+            // Input: socket -> (TLS) -> HTTP.
+            let mut moved = match self.stream.exchange(v.net) {
+                Ok(moved) => usize::from(moved),
+                Err(e) => {
+                    debug!("{e}");
+                    return self.fail(v.net, v.now);
+                }
+            };
+            moved += self.read(v);
+            // Process; output: HTTP -> (TLS) -> socket.
             while let Some(Event::HookRequested) = self.http.poll(v.site, v.now, v.unix) {
-                hook = true;
+                visited.hook = true;
+                moved += 1;
             }
             match self.write(v) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(()) => return self.fail(v.now),
+                Ok(n) => {
+                    moved += n;
+                    written += n;
+                }
+                Err(()) => return self.fail(v.net, v.now),
+            }
+            if moved == 0 {
+                break;
+            }
+            if written >= VISIT_BUDGET {
+                visited.busy = true;
+                break;
             }
         }
-        // Offer what did not fit before processing.
-        self.read(v);
 
-        // 4. Time.
+        if self.account_rate(v) {
+            info!(
+                "closing a connection that reads more slowly than {} B/s",
+                v.min_send_rate
+            );
+            self.http.abort(v.now);
+            return Visited {
+                end: Some(End::TooSlow),
+                ..visited
+            };
+        }
         if self.http.deadline().is_some_and(|d| v.now >= d) {
             self.http.on_timeout(v.now);
         }
 
-        // 5. Close.
         let peer_done = self.stream.peer_done(v.net);
         if self.http.wants_close()
             || (peer_done && self.http.output().is_empty() && !self.http.awaiting_hook())
         {
-            self.stream.close();
-            let _ = self.stream.exchange(v.net);
-            self.phase = Phase::Closing { since: v.now };
+            self.begin_close(v.net, v.now);
+        } else if matches!(self.http.activity(), Activity::Idle { .. }) {
+            self.http.trim();
+            self.stream.trim();
         }
-        if hook {
-            Visited::HookRequested
-        } else {
-            Visited::Continue
-        }
+        visited
     }
 
-    fn read(&mut self, v: &mut Visit<'_>) {
+    /// Updates the send-rate accounting; true when the client reads too
+    /// slowly.
+    fn account_rate(&mut self, v: &mut Visit<'_>) -> bool {
+        let waiting = !self.http.output().is_empty()
+            || self.stream.layer().has_output()
+            || v.net.tcp(self.stream.socket()).send_queue() > 0;
+        if !waiting {
+            self.sending = None;
+            return false;
+        }
+        let acked = self.stream.acknowledged(v.net);
+        let s = self.sending.get_or_insert(Sending {
+            since: v.now,
+            start_acked: acked,
+            window_start: v.now,
+            window_acked: acked,
+            acked,
+        });
+        s.acked = acked;
+        if v.now < s.window_start + RATE_WINDOW {
+            return false;
+        }
+        let too_slow = acked - s.window_acked < v.min_send_rate * RATE_WINDOW.secs();
+        s.window_start = v.now;
+        s.window_acked = acked;
+        too_slow
+    }
+
+    fn begin_close(&mut self, net: &mut Net, now: Instant) {
+        self.stream.close();
+        let _ = self.stream.exchange(net);
+        self.phase = Phase::Closing { since: now };
+        self.sending = None;
+        self.http.trim();
+    }
+
+    /// Offers received plaintext to HTTP; returns how many bytes it took.
+    fn read(&mut self, v: &mut Visit<'_>) -> usize {
         let (http, now) = (&mut self.http, v.now);
-        self.stream.read(v.net, |bytes| http.receive(bytes, now));
+        self.stream.read(v.net, |bytes| http.receive(bytes, now))
     }
 
     /// Writes pending HTTP output; returns how many bytes were taken.
@@ -185,6 +373,7 @@ impl Conn {
                 Ok(n) => {
                     self.http.consume(n);
                     moved += n;
+
                 }
                 Err(e) => {
                     debug!("{e}");
@@ -197,16 +386,22 @@ impl Conn {
 
     /// The transport failed: whatever the layer queued (an alert) is sent,
     /// then the connection closes.
-    fn fail(&mut self, now: Instant) -> Visited {
+    fn fail(&mut self, net: &mut Net, now: Instant) -> Visited {
         self.failed = true;
         self.http.abort(now);
+        let _ = self.stream.finish_close(net);
         self.phase = Phase::Closing { since: now };
-        Visited::Continue
+        Visited::default()
     }
 
     fn finished(&self) -> Visited {
-        Visited::Finished {
-            failed: self.failed,
+        Visited {
+            end: Some(if self.failed {
+                End::Failed
+            } else {
+                End::Closed
+            }),
+            ..Visited::default()
         }
     }
 }

@@ -1,13 +1,41 @@
-//! The listening side: a bounded pool of smoltcp TCP sockets per port, and
-//! for each accepted connection a [`conn::Conn`] (a [`Stream`] with TLS on
-//! the HTTPS port, and an HTTP connection).
+//! The listening side: ports, their connections, and who gets a connection
+//! when they run short.
 //!
-//! Every socket of a pool listens while idle; smoltcp hands an incoming SYN
-//! to a listening socket. When all sockets of a pool are busy, new
-//! connections are refused (smoltcp answers with RST) — overload never
-//! costs more memory than the pool was sized for.
+//! - [`listener`]: standby listening sockets per port, refilled as they are
+//!   taken, so bursts of connects are queued rather than reset;
+//! - [`table`]: the connections, the wake-ups smoltcp delivers for them and
+//!   their timers, so a poll visits only connections with something to do;
+//! - [`conn`]: one connection, a [`Stream`] and an HTTP connection.
+//!
+//! # Capacity and fairness
+//!
+//! Every connection's memory is allocated when it is accepted and given
+//! back when it ends: its socket (buffers sized from the memory budget when
+//! the socket was armed, see [`listener::Buffers`]), its TLS session and
+//! HTTP state (both trimmed to nothing while idle). At most
+//! `max_connections` are open. When a new connection arrives at the limit,
+//! or the heap passes its high-water mark, the server closes the most
+//! expendable connections first ([`conn::Standing`]): (for memory) those
+//! already closing, then idle keep-alive connections (oldest first, closed
+//! in order), then handshakes and requests still arriving (oldest first: a
+//! legitimate client sends its request at once, so the oldest is the one
+//! that dribbles), then clients reading their responses below 64 KiB/s
+//! (slowest first), and last — only to admit a new client — responses that
+//! have been streaming for over two seconds (longest first): short requests
+//! go before bulk transfers — then responses begun less than a second ago
+//! (oldest first), and very last handshakes and requests begun less than
+//! 250 ms ago (newest first). Webhook requests waiting for their pull are
+//! never chosen; when nothing can be closed, the new connection is refused. A client that reads its response more slowly
+//! than `min_send_rate` is dropped whatever the load.
+//!
+//! What is still proportional to the number of connections: smoltcp's own
+//! interface poll walks every socket on egress and for its next deadline
+//! (`Interface::poll_egress`, `poll_at`), and choosing whom to evict scans
+//! the table once per admission round under pressure.
 
 mod conn;
+mod listener;
+mod table;
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -19,59 +47,65 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
-use self::conn::{Conn, Visit, Visited};
+use self::conn::{Conn, End, Standing, Visit};
+use self::listener::{Accepted, Buffers, Listener};
+use self::table::{ConnId, Table};
 use crate::http::{self, HookOutcome, HttpConfig, Role};
 use crate::net::Net;
+use crate::platform::HeapStats;
 use crate::site::Site;
 use crate::tls::ServerTls;
 use crate::transport::{Layer, Plain, Stream};
 
-/// TCP receive buffer per connection (ciphertext; a TLS record is ≤ 16 KiB).
-const RX_BUFFER: usize = 16 * 1024;
-/// TCP send buffer per connection.
-const TX_BUFFER: usize = 32 * 1024;
+/// Listening sockets kept ready on the HTTPS (or only) port.
+const BACKLOG: usize = 64;
+/// Listening sockets kept ready on the redirecting HTTP port.
+const REDIRECT_BACKLOG: usize = 16;
+/// Connections whose sockets get [`Buffers::GENEROUS`] (while the heap is
+/// less than half full); the rest get [`Buffers::LEAN`].
+const GENEROUS_SLOTS: usize = 256;
+/// A client reading faster than this (bytes per second) is never evicted.
+const HEALTHY_RATE: u64 = 64 * 1024;
+/// Heap use (per mille of its size) above which idle connections are
+/// closed, and new sockets get lean buffers.
+const HEAP_HIGH: usize = 850;
+/// Heap use (per mille) above which new connections are refused.
+const HEAP_CRITICAL: usize = 950;
+/// Estimated heap cost of an idle TLS connection with lean buffers (socket,
+/// buffers, rustls state, our own state); sets the default capacity.
+pub const IDLE_CONNECTION_COST: usize = 11 * 1024;
 
-/// Counters for the status log and the benchmarks.
+/// Counters for the status line and the metrics.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ServerStats {
     /// Connections accepted.
     pub accepted: u64,
+    /// Connections refused (RST) because nothing could make room.
+    pub refused: u64,
+    /// Idle keep-alive connections closed to make room.
+    pub evicted_idle: u64,
+    /// Stalled, slow or closing connections reset to make room.
+    pub evicted_slow: u64,
+    /// Connections dropped for reading below the minimum send rate.
+    pub too_slow: u64,
     /// Connections that ended with a TLS or transport error.
     pub failed: u64,
 }
 
-/// A webhook request that wants a pull: `(port index, socket)`.
+/// What runs short when connections must be closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shortage {
+    /// A new connection arrived at `max_connections`.
+    Connections,
+    /// The heap passed its high-water mark.
+    Memory,
+}
+
+/// A webhook request that wants a pull.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HookRequest {
-    port: usize,
-    socket: SocketHandle,
-}
+pub struct HookRequest(ConnId);
 
-/// One listening port and its connections.
-struct Port {
-    port: u16,
-    role: Role,
-    tls: Option<Arc<ServerConfig>>,
-    /// Listening sockets and sockets whose connection was torn down.
-    idle: Vec<SocketHandle>,
-    conns: Vec<Conn>,
-    refused_logged: bool,
-    /// Sockets aborted during the current poll. They listen again only at
-    /// the next poll, once the interface has sent their RST: `listen()`
-    /// forgets the peer, and with it the pending reset, which would leave
-    /// the peer believing the connection is still open.
-    resetting: Vec<SocketHandle>,
-}
-
-/// Both ports.
-pub struct Server {
-    ports: Vec<Port>,
-    http_cfg: Arc<HttpConfig>,
-    stats: ServerStats,
-    scratch: Vec<u8>,
-}
-
-/// The ports to open.
+/// The ports to open and the limits.
 pub struct Listen {
     /// Plain HTTP (redirects to HTTPS when `tls` is set).
     pub port: u16,
@@ -79,9 +113,96 @@ pub struct Listen {
     pub https_port: u16,
     /// The TLS configuration; `None`: plain HTTP serves the site.
     pub tls: Option<Arc<ServerConfig>>,
-    /// Connections per port (the HTTP port of an HTTPS server gets a
-    /// quarter, 2 to 16).
+    /// Most open connections (both ports together).
     pub max_connections: usize,
+    /// Minimum bytes per second a client must read while a response waits
+    /// for it (0: none).
+    pub min_send_rate: u64,
+}
+
+/// The time and the machine's state at one event-loop iteration.
+#[derive(Clone, Copy, Debug)]
+pub struct Tick {
+    /// Monotonic time.
+    pub now: Instant,
+    /// Wall clock, unix seconds.
+    pub unix: u64,
+    /// Heap figures.
+    pub heap: HeapStats,
+}
+
+/// What a poll produced.
+#[derive(Debug, Default)]
+pub struct Polled {
+    /// Webhook requests that appeared.
+    pub hooks: Vec<HookRequest>,
+    /// Some connection has more to do right away: poll again without
+    /// waiting for input.
+    pub busy: bool,
+}
+
+/// The open connections and their bookkeeping.
+#[derive(Default)]
+struct Open {
+    table: Table<Conn>,
+    /// Connections that are closing (they do not count against the limit).
+    closing: usize,
+    /// Connections with generous buffers.
+    generous: usize,
+    /// Sockets of ended connections: removed once the interface has sent
+    /// their RST or FIN.
+    reaping: Vec<SocketHandle>,
+}
+
+impl Open {
+    /// Connections that count against the limit.
+    fn active(&self) -> usize {
+        self.table.len() - self.closing
+    }
+
+    /// Adds an accepted connection.
+    fn insert(&mut self, c: Conn) {
+        self.generous += usize::from(c.generous);
+        self.table.insert(c);
+    }
+
+    /// Removes connection `id`; its socket goes once the interface has sent
+    /// what it still has to (a RST if the connection did not close).
+    fn end(&mut self, net: &mut Net, id: ConnId) {
+        let Some(c) = self.table.remove(id) else {
+            return;
+        };
+        self.closing -= usize::from(c.is_closing());
+        self.generous -= usize::from(c.generous);
+        self.reap(net, c.stream().socket());
+    }
+
+    /// Aborts `socket` unless it is closed, and removes it after the next
+    /// interface poll.
+    fn reap(&mut self, net: &mut Net, socket: SocketHandle) {
+        let s = net.tcp(socket);
+        if !matches!(s.state(), tcp::State::Closed | tcp::State::TimeWait) {
+            s.abort();
+        }
+        self.reaping.push(socket);
+    }
+}
+
+/// Both ports and their connections.
+pub struct Server {
+    listeners: Vec<Listener>,
+    open: Open,
+    http_cfg: Arc<HttpConfig>,
+    max_connections: usize,
+    min_send_rate: u64,
+    stats: ServerStats,
+    /// The heap as of the last poll (for the listeners' buffer sizes).
+    heap: HeapStats,
+    refused_logged: bool,
+    scratch: Vec<u8>,
+    visits: Vec<ConnId>,
+    again: Vec<ConnId>,
+    accepted: Vec<Accepted>,
 }
 
 impl Server {
@@ -89,31 +210,43 @@ impl Server {
     /// given (with plain HTTP on `port` redirecting to it), otherwise plain
     /// HTTP serving the site on `port`.
     pub fn new(net: &mut Net, http_cfg: Arc<HttpConfig>, listen: Listen) -> Server {
-        let mut ports = Vec::new();
-        let max = listen.max_connections.max(1);
         let (port, https_port) = (listen.port, listen.https_port);
-        match listen.tls {
+        let max = listen.max_connections.max(1);
+        let listeners = match listen.tls {
             Some(cfg) => {
-                let site = Role::Site { secure: true };
-                ports.push(Port::new(net, https_port, site, Some(cfg), max));
-                let redirect_slots = (max / 4).clamp(2, 16);
-                ports.push(Port::new(net, port, Role::Redirect, None, redirect_slots));
                 info!(
-                    "serving HTTPS on port {https_port} (up to {max} connections), redirecting HTTP on port {port}"
+                    "serving HTTPS on port {https_port}, redirecting HTTP on port {port}; up to {max} connections"
                 );
+                let site = Role::Site { secure: true };
+                vec![
+                    Listener::new(https_port, site, Some(cfg), BACKLOG),
+                    Listener::new(port, Role::Redirect, None, REDIRECT_BACKLOG),
+                ]
             }
             None => {
+                warn!(
+                    "no TLS certificate: serving plain HTTP on port {port}; up to {max} connections"
+                );
                 let site = Role::Site { secure: false };
-                ports.push(Port::new(net, port, site, None, max));
-                warn!("no TLS certificate: serving plain HTTP on port {port}");
+                vec![Listener::new(port, site, None, BACKLOG)]
             }
-        }
-        Server {
-            ports,
+        };
+        let mut server = Server {
+            listeners,
+            open: Open::default(),
             http_cfg,
+            max_connections: max,
+            min_send_rate: listen.min_send_rate,
             stats: ServerStats::default(),
+            heap: HeapStats::default(),
+            refused_logged: false,
             scratch: vec![0; 16 * 1024],
-        }
+            visits: Vec::new(),
+            again: Vec::new(),
+            accepted: Vec::new(),
+        };
+        server.replenish(net, Instant::ZERO);
+        server
     }
 
     /// Counters.
@@ -121,54 +254,205 @@ impl Server {
         self.stats
     }
 
-    /// Number of open connections.
+    /// Number of open connections (closing ones included).
     pub fn open_connections(&self) -> usize {
-        self.ports.iter().map(|p| p.conns.len()).sum()
+        self.open.table.len()
     }
 
-    /// Moves data between sockets, TLS and HTTP for every connection;
-    /// returns the webhook requests that appeared.
-    pub fn poll(
-        &mut self,
-        net: &mut Net,
-        site: Option<&Site>,
-        now: Instant,
-        unix: u64,
-    ) -> Vec<HookRequest> {
-        let mut hooks = Vec::new();
-        for (pi, port) in self.ports.iter_mut().enumerate() {
-            // The interface was polled since the last call: the RSTs of
-            // the sockets aborted then are out.
-            port.resetting.clear();
-            port.accept(net, &self.http_cfg, now, &mut self.stats);
-            let mut visit = Visit {
-                net,
-                site,
-                now,
-                unix,
-                scratch: &mut self.scratch,
+    fn heap_above(&self, per_mille: usize) -> bool {
+        self.heap.size > 0 && self.heap.used > self.heap.size / 1000 * per_mille
+    }
+
+    /// The buffers for sockets armed now.
+    fn buffers(&self) -> Buffers {
+        if self.open.generous < GENEROUS_SLOTS && !self.heap_above(500) {
+            Buffers::GENEROUS
+        } else {
+            Buffers::LEAN
+        }
+    }
+
+    /// Keeps every port's listening sockets armed; the interface calls this
+    /// after each packet that changed a socket's state.
+    pub fn replenish(&mut self, net: &mut Net, now: Instant) {
+        let buffers = self.buffers();
+        let room = if self.heap_above(HEAP_CRITICAL) {
+            0
+        } else {
+            self.max_connections.saturating_sub(self.open.active())
+        };
+        for l in &mut self.listeners {
+            l.replenish(net, now, buffers, l.backlog.max(room));
+        }
+    }
+
+    /// Accepts new connections, then visits every connection that was woken
+    /// or whose timer is due.
+    pub fn poll(&mut self, net: &mut Net, site: Option<&Site>, tick: &Tick) -> Polled {
+        self.heap = tick.heap;
+        // The interface was polled since the sockets were aborted: their
+        // RSTs are out.
+        for h in self.open.reaping.drain(..) {
+            net.remove_tcp(h);
+        }
+        self.accept(net, tick.now);
+        if self.heap_above(HEAP_HIGH) {
+            let want = (self.open.table.len() / 16).max(1);
+            self.evict(net, tick.now, want, Shortage::Memory);
+        }
+
+        let mut polled = Polled::default();
+        let mut visits = core::mem::take(&mut self.visits);
+        self.open.table.take_ready(&mut visits);
+        self.open.table.take_due(tick.now, &mut visits);
+        visits.append(&mut self.again);
+        visits.sort_unstable();
+        visits.dedup();
+        let mut visit = Visit {
+            net,
+            site,
+            now: tick.now,
+            unix: tick.unix,
+            scratch: &mut self.scratch,
+            min_send_rate: self.min_send_rate,
+        };
+        for &id in &visits {
+            let Some(c) = self.open.table.get_mut(id) else {
+                continue;
             };
-            let mut i = 0;
-            while i < port.conns.len() {
-                match port.conns[i].visit(&mut visit) {
-                    Visited::Continue => i += 1,
-                    Visited::HookRequested => {
-                        hooks.push(HookRequest {
-                            port: pi,
-                            socket: port.conns[i].stream().socket(),
-                        });
-                        i += 1;
+            let was_closing = c.is_closing();
+            let v = c.visit(&mut visit);
+            if v.hook {
+                polled.hooks.push(HookRequest(id));
+            }
+            match v.end {
+                Some(end) => {
+                    match end {
+                        End::Closed => {}
+                        End::Failed => self.stats.failed += 1,
+                        End::TooSlow => self.stats.too_slow += 1,
                     }
-                    Visited::Finished { failed } => {
-                        let c = port.conns.swap_remove(i);
-                        self.stats.failed += u64::from(failed);
-                        port.recycle(visit.net, c.stream().socket());
+                    self.open.end(visit.net, id);
+                }
+                None => {
+                    if !was_closing && c.is_closing() {
+                        self.open.closing += 1;
+                    }
+                    if v.busy {
+                        polled.busy = true;
+                        self.again.push(id);
+                    }
+                    let socket = c.stream().socket();
+                    let deadline = c.deadline();
+                    self.open.table.set_timer(id, deadline);
+                    if let Some(w) = self.open.table.waker(id) {
+                        let s = visit.net.tcp(socket);
+                        s.register_recv_waker(w);
+                        s.register_send_waker(w);
                     }
                 }
             }
-            port.relisten(net);
         }
-        hooks
+        self.visits = visits;
+        self.replenish(net, tick.now);
+        polled.busy |= self.open.table.has_ready();
+        polled
+    }
+
+    /// Turns harvested sockets into connections, making room if needed.
+    fn accept(&mut self, net: &mut Net, now: Instant) {
+        let mut accepted = core::mem::take(&mut self.accepted);
+        for (index, l) in self.listeners.iter_mut().enumerate() {
+            l.harvest(net, now, index, &mut accepted);
+        }
+        if accepted.is_empty() {
+            self.accepted = accepted;
+            return;
+        }
+        let over = (self.open.active() + accepted.len()).saturating_sub(self.max_connections);
+        if over > 0 {
+            self.evict(net, now, over, Shortage::Connections);
+        }
+        if self.heap_above(HEAP_CRITICAL) {
+            self.evict(net, now, accepted.len(), Shortage::Memory);
+        }
+        for a in accepted.drain(..) {
+            if self.open.active() >= self.max_connections || self.heap_above(HEAP_CRITICAL) {
+                self.open.reap(net, a.socket);
+                self.stats.refused += 1;
+                if !self.refused_logged {
+                    warn!(
+                        "{} connections open and none can be closed: refusing new ones",
+                        self.open.table.len()
+                    );
+                    self.refused_logged = true;
+                }
+                continue;
+            }
+            let l = &self.listeners[a.listener];
+            let layer: Box<dyn Layer> = match &l.tls {
+                Some(cfg) => match ServerTls::server(cfg.clone()) {
+                    Ok(t) => Box::new(t),
+                    Err(e) => {
+                        warn!("TLS session setup failed: {e}");
+                        self.open.reap(net, a.socket);
+                        continue;
+                    }
+                },
+                None => Box::new(Plain),
+            };
+            if let Some(ep) = net.tcp(a.socket).remote_endpoint() {
+                debug!("accepted {ep} on port {}", l.port);
+            }
+            self.stats.accepted += 1;
+            self.refused_logged = false;
+            let http = http::Connection::new(self.http_cfg.clone(), l.role, now);
+            let mut c = Conn::new(Stream::new(a.socket, layer), http, now);
+            c.generous = a.buffers == Buffers::GENEROUS;
+            self.open.insert(c);
+        }
+        self.accepted = accepted;
+    }
+
+    /// Closes up to `want` of the most expendable connections (see the
+    /// module documentation).
+    fn evict(&mut self, net: &mut Net, now: Instant, want: usize, shortage: Shortage) {
+        let mut candidates: Vec<(Standing, ConnId)> = self
+            .open
+            .table
+            .iter()
+            .filter_map(|(id, c)| {
+                let s = c.standing(now, HEALTHY_RATE);
+                let expendable = match s {
+                    Standing::Protected => false,
+                    // Closing connections hold no slot, only memory; a
+                    // healthy response gives back memory only as it ends.
+                    Standing::Closing { .. } => shortage == Shortage::Memory,
+                    Standing::Long { .. } | Standing::Starting { .. } | Standing::Fresh { .. } => {
+                        shortage == Shortage::Connections
+                    }
+                    Standing::Idle { .. } | Standing::Stalled { .. } | Standing::Slow { .. } => true,
+                };
+                expendable.then_some((s, id))
+            })
+            .collect();
+        candidates.sort_unstable();
+        for (standing, id) in candidates.into_iter().take(want) {
+            match standing {
+                Standing::Idle { .. } => {
+                    if let Some(c) = self.open.table.get_mut(id) {
+                        c.close_idle(net, now);
+                        self.open.closing += 1;
+                        self.stats.evicted_idle += 1;
+                        self.open.table.wake(id);
+                    }
+                }
+                _ => {
+                    self.stats.evicted_slow += 1;
+                    self.open.end(net, id);
+                }
+            }
+        }
     }
 
     /// Answers a webhook request once the pull has finished.
@@ -179,133 +463,19 @@ impl Server {
         now: Instant,
         unix: u64,
     ) {
-        if let Some(c) = self.ports.get_mut(req.port).and_then(|p| {
-            p.conns
-                .iter_mut()
-                .find(|c| c.stream().socket() == req.socket)
-        }) {
+        if let Some(c) = self.open.table.get_mut(req.0) {
             c.complete_hook(outcome, now, unix);
+            self.open.table.wake(req.0);
         }
+    }
+
+    /// True when a connection was woken since the last poll.
+    pub fn has_ready(&self) -> bool {
+        self.open.table.has_ready()
     }
 
     /// The earliest time a connection needs attention without input.
     pub fn deadline(&self) -> Option<Instant> {
-        self.ports
-            .iter()
-            .flat_map(|p| p.conns.iter())
-            .filter_map(Conn::deadline)
-            .min()
-    }
-}
-
-impl Port {
-    fn new(
-        net: &mut Net,
-        port: u16,
-        role: Role,
-        tls: Option<Arc<ServerConfig>>,
-        size: usize,
-    ) -> Port {
-        let mut idle = Vec::with_capacity(size);
-        for _ in 0..size {
-            let h = net.add_tcp(vec![0; RX_BUFFER], vec![0; TX_BUFFER]);
-            let s = net.tcp(h);
-            s.set_nagle_enabled(false);
-            s.set_ack_delay(None);
-            idle.push(h);
-        }
-        let mut p = Port {
-            port,
-            role,
-            tls,
-            idle,
-            conns: Vec::with_capacity(size),
-            refused_logged: false,
-            resetting: Vec::new(),
-        };
-        p.relisten(net);
-        p
-    }
-
-    /// Every idle socket that is fully closed listens again.
-    fn relisten(&mut self, net: &mut Net) {
-        for &h in &self.idle {
-            if self.resetting.contains(&h) {
-                continue;
-            }
-            let s = net.tcp(h);
-            if s.state() == tcp::State::TimeWait {
-                // We closed first; the peer is done. Free the slot now.
-                s.abort();
-            }
-            if s.state() == tcp::State::Closed && s.listen(self.port).is_err() {
-                warn!("cannot listen on port {}", self.port);
-            }
-        }
-    }
-
-    /// Turns idle sockets that received a connection into connections.
-    fn accept(
-        &mut self,
-        net: &mut Net,
-        http_cfg: &Arc<HttpConfig>,
-        now: Instant,
-        stats: &mut ServerStats,
-    ) {
-        let mut i = 0;
-        while i < self.idle.len() {
-            let h = self.idle[i];
-            let s = net.tcp(h);
-            // A socket becomes a connection once the handshake completed (in
-            // SynReceived it may still fall back to listening).
-            if matches!(
-                s.state(),
-                tcp::State::Listen
-                    | tcp::State::SynReceived
-                    | tcp::State::Closed
-                    | tcp::State::TimeWait
-            ) {
-                i += 1;
-                continue;
-            }
-            self.idle.swap_remove(i);
-            let layer: Box<dyn Layer> = match &self.tls {
-                Some(cfg) => match ServerTls::server(cfg.clone()) {
-                    Ok(t) => Box::new(t),
-                    Err(e) => {
-                        warn!("TLS session setup failed: {e}");
-                        s.abort();
-                        self.resetting.push(h);
-                        self.idle.push(h);
-                        continue;
-                    }
-                },
-                None => Box::new(Plain),
-            };
-            if let Some(ep) = s.remote_endpoint() {
-                debug!("accepted {ep} on port {}", self.port);
-            }
-            stats.accepted += 1;
-            self.refused_logged = false;
-            let http = http::Connection::new(http_cfg.clone(), self.role, now);
-            self.conns.push(Conn::new(Stream::new(h, layer), http, now));
-        }
-        if self.idle.is_empty() && !self.refused_logged {
-            warn!(
-                "port {}: all {} connections busy; refusing new ones",
-                self.port,
-                self.conns.len()
-            );
-            self.refused_logged = true;
-        }
-    }
-
-    fn recycle(&mut self, net: &mut Net, h: SocketHandle) {
-        let s = net.tcp(h);
-        if s.state() != tcp::State::Closed && s.state() != tcp::State::TimeWait {
-            s.abort();
-            self.resetting.push(h);
-        }
-        self.idle.push(h);
+        self.open.table.next_timer()
     }
 }

@@ -11,6 +11,9 @@
 pub mod session;
 pub mod ticketer;
 
+#[cfg(test)]
+mod edge_cases;
+
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec;

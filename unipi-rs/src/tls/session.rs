@@ -53,6 +53,26 @@ const ENCRYPT_CHUNK: usize = 16 * 1024;
 /// Spare capacity a buffer may keep through [`TlsSession::trim`].
 const KEEP: usize = 2048;
 
+/// The alert for an error rustls ended a handshake with but queued no
+/// alert for (RFC 8446 §6.2).
+fn plaintext_alert_for(error: &rustls::Error) -> u8 {
+    use rustls::{Error, PeerMisbehaved};
+    const UNEXPECTED_MESSAGE: u8 = 10;
+    const HANDSHAKE_FAILURE: u8 = 40;
+    const DECODE_ERROR: u8 = 50;
+    match error {
+        Error::InvalidMessage(_) => DECODE_ERROR,
+        Error::InappropriateMessage { .. }
+        | Error::InappropriateHandshakeMessage { .. }
+        | Error::PeerMisbehaved(
+            PeerMisbehaved::MessageInterleavedWithHandshakeMessage
+            | PeerMisbehaved::TooManyEmptyFragments
+            | PeerMisbehaved::RejectedEarlyDataInterleavedWithHandshakeMessage,
+        ) => UNEXPECTED_MESSAGE,
+        _ => HANDSHAKE_FAILURE,
+    }
+}
+
 /// The two kinds of unbuffered connections behind one driver.
 pub trait Unbuffered {
     /// `ServerConnectionData` or `ClientConnectionData`.
@@ -64,6 +84,8 @@ pub trait Unbuffered {
     ) -> UnbufferedStatus<'c, 'i, Self::Data>;
     /// The ALPN protocol agreed on, once the handshake got that far.
     fn alpn(&self) -> Option<&[u8]>;
+    /// rustls holds records it wants sent (e.g. a fatal alert).
+    fn wants_write(&self) -> bool;
 }
 
 impl Unbuffered for UnbufferedServerConnection {
@@ -77,6 +99,9 @@ impl Unbuffered for UnbufferedServerConnection {
     fn alpn(&self) -> Option<&[u8]> {
         self.alpn_protocol()
     }
+    fn wants_write(&self) -> bool {
+        rustls::CommonState::wants_write(self)
+    }
 }
 
 impl Unbuffered for UnbufferedClientConnection {
@@ -89,6 +114,9 @@ impl Unbuffered for UnbufferedClientConnection {
     }
     fn alpn(&self) -> Option<&[u8]> {
         self.alpn_protocol()
+    }
+    fn wants_write(&self) -> bool {
+        rustls::CommonState::wants_write(self)
     }
 }
 
@@ -159,6 +187,8 @@ pub struct TlsSession<C> {
     closed: bool,
     close_requested: bool,
     close_sent: bool,
+    /// Records were produced (from then on, alerts need keys).
+    sent_any: bool,
     error: Option<rustls::Error>,
 }
 
@@ -191,6 +221,7 @@ impl<C: Unbuffered> TlsSession<C> {
             closed: false,
             close_requested: false,
             close_sent: false,
+            sent_any: false,
             error: None,
         }
     }
@@ -282,22 +313,54 @@ impl<C: Unbuffered> TlsSession<C> {
         self.conn.alpn()
     }
 
-    /// After an error rustls has queued a fatal alert (e.g. protocol_version
-    /// for a TLS 1.1 client); the next processing step hands it out for
-    /// encoding. Put it into the output so the peer learns why.
+    /// After an error rustls has usually queued a fatal alert (e.g.
+    /// protocol_version for a TLS 1.1 client), possibly behind records of
+    /// the flight it was building (a ServerHello); while it holds records,
+    /// each processing step hands one out for encoding before rustls looks
+    /// at input again. Put them all into the output so the peer learns why
+    /// — and stop there: a further step would deframe the (bad) input once
+    /// more.
     ///
-    /// Exactly one step, on the real input buffer: a queued alert comes out
-    /// before rustls looks at input again, and any further step would
-    /// deframe the rest of the (bad) input once more. The buffer must be
-    /// the real one, never an empty slice: a handshake message that rustls
-    /// is still joining across records lives in it and its read position
-    /// points into it. With an empty slice rustls sliced past the end and
-    /// panicked — one oversized ClientHello crashed the server.
-    fn flush_alert(&mut self) {
-        let UnbufferedStatus { state, .. } = self.conn.process(&mut self.incoming);
-        if let Ok(ConnectionState::EncodeTlsData(mut e)) = state
-            && let Ok(n) = e.encode(self.outgoing.spare(512))
-        {
+    /// The buffer must be the real one, never an empty slice: a handshake
+    /// message that rustls is still joining across records lives in it and
+    /// its read position points into it. With an empty slice rustls sliced
+    /// past the end and panicked — one oversized ClientHello crashed the
+    /// server.
+    ///
+    /// For a few errors rustls queues no alert at all (a handshake message
+    /// over 64 KiB, a record interleaved with a fragmented handshake
+    /// message: docs/tls.md lists them). Before the first byte of ours went
+    /// out no key is in use yet, so a plaintext alert is as good as rustls'
+    /// own would be: we send the one RFC 8446 §6.2 asks for.
+    fn flush_alert(&mut self, error: &rustls::Error) {
+        let mut encoded = false;
+        for _ in 0..16 {
+            if !self.conn.wants_write() {
+                break;
+            }
+            let UnbufferedStatus { state, .. } = self.conn.process(&mut self.incoming);
+            let Ok(ConnectionState::EncodeTlsData(mut e)) = state else {
+                break;
+            };
+            let mut size = 512;
+            loop {
+                match e.encode(self.outgoing.spare(size)) {
+                    Ok(n) => {
+                        self.outgoing.commit(n);
+                        encoded = true;
+                        break;
+                    }
+                    Err(EncodeError::InsufficientSize(s)) if s.required_size <= 64 * 1024 => {
+                        size = s.required_size
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        if !encoded && !self.sent_any {
+            let desc = plaintext_alert_for(error);
+            let n = 7.min(self.outgoing.spare(7).len());
+            self.outgoing.spare(7)[..n].copy_from_slice(&[21, 3, 3, 0, 2, 2, desc][..n]);
             self.outgoing.commit(n);
         }
     }
@@ -306,7 +369,7 @@ impl<C: Unbuffered> TlsSession<C> {
     fn fail(&mut self, e: rustls::Error, discard: usize) -> rustls::Error {
         self.error = Some(e.clone());
         self.incoming.drain(..discard.min(self.incoming.len()));
-        self.flush_alert();
+        self.flush_alert(&e);
         e
     }
 
@@ -357,6 +420,7 @@ impl<C: Unbuffered> TlsSession<C> {
                         match e.encode(self.outgoing.spare(size)) {
                             Ok(n) => {
                                 self.outgoing.commit(n);
+                                self.sent_any = true;
                                 break;
                             }
                             Err(EncodeError::InsufficientSize(s)) => size = s.required_size,

@@ -1,8 +1,7 @@
-//! Discarding request bodies.
+//! Reading request bodies.
 //!
-//! The server never needs request content (the webhook only needs to be
-//! asked), but it must find where a body ends to keep the connection in
-//! sync. `Content-Length` bodies are skipped by count; `Transfer-Encoding:
+//! Only the webhook's body is read (its signature covers it); the server
+//! must find where it ends to keep the connection in sync. `Content-Length` bodies are skipped by count; `Transfer-Encoding:
 //! chunked` bodies are decoded and dropped. Both are bounded by a maximum
 //! content size. The chunked decoder is strict: lines end with CRLF, chunk
 //! sizes have at most 15 hex digits, extensions and trailers are bounded.
@@ -77,12 +76,22 @@ impl BodyReader {
         self.state == Chunk::Done
     }
 
-    /// Consumes body bytes from the front of `input`; returns how many were
+    /// Consumes body bytes from the front of `input`, handing the content
+    /// (de-chunked) to `content` piece by piece; returns how many bytes were
     /// part of the body (the rest belongs to the next request). `max`
     /// bounds the total content size.
-    pub fn feed(&mut self, input: &[u8], max: u64) -> Result<usize, BodyError> {
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        max: u64,
+        mut content: impl FnMut(&[u8]),
+    ) -> Result<usize, BodyError> {
         if !self.chunked {
+            if self.total > max {
+                return Err(BodyError::TooLarge);
+            }
             let n = self.remaining.min(input.len() as u64);
+            content(&input[..n as usize]);
             self.remaining -= n;
             if self.remaining == 0 {
                 self.state = Chunk::Done;
@@ -142,6 +151,7 @@ impl BodyReader {
                 }
                 Chunk::Data => {
                     let n = self.remaining.min((input.len() - i) as u64);
+                    content(&input[i..i + n as usize]);
                     self.remaining -= n;
                     i += n as usize;
                     if self.remaining == 0 {
@@ -215,7 +225,7 @@ mod tests {
         while used < input.len() && !r.is_done() {
             let before = used;
             let end = (used + step).min(input.len());
-            let n = r.feed(&input[used..end], 1000)?;
+            let n = r.feed(&input[used..end], 1000, |_| {})?;
             used += n;
             if !r.is_done() {
                 assert_eq!(n, end - before, "reader must take everything until done");
@@ -227,9 +237,9 @@ mod tests {
     #[test]
     fn content_length() {
         let mut r = BodyReader::with_length(5);
-        assert_eq!(r.feed(b"abc", 1000), Ok(3));
+        assert_eq!(r.feed(b"abc", 1000, |_| {}), Ok(3));
         assert!(!r.is_done());
-        assert_eq!(r.feed(b"deGET", 1000), Ok(2));
+        assert_eq!(r.feed(b"deGET", 1000, |_| {}), Ok(2));
         assert!(r.is_done());
         assert!(BodyReader::with_length(0).is_done());
     }
@@ -247,7 +257,7 @@ mod tests {
             );
         }
         let mut r = BodyReader::chunked();
-        assert_eq!(r.feed(b"0\r\n\r\n", 1000), Ok(5));
+        assert_eq!(r.feed(b"0\r\n\r\n", 1000, |_| {}), Ok(5));
         assert!(r.is_done());
     }
 
@@ -265,17 +275,24 @@ mod tests {
             b"1;\x00\r\n",
         ] {
             let mut r = BodyReader::chunked();
-            assert_eq!(r.feed(bad, 1 << 40), Err(BodyError::Malformed), "{bad:?}");
+            assert_eq!(
+                r.feed(bad, 1 << 40, |_| {}),
+                Err(BodyError::Malformed),
+                "{bad:?}"
+            );
         }
         let mut r = BodyReader::chunked();
-        assert_eq!(r.feed(b"3e9\r\n", 1000), Err(BodyError::TooLarge));
+        assert_eq!(r.feed(b"3e9\r\n", 1000, |_| {}), Err(BodyError::TooLarge));
         let mut r = BodyReader::chunked();
-        assert_eq!(r.feed(b"1f4\r\n", 1000).map(|_| ()), Ok(()));
-        assert_eq!(r.feed(&[b'x'; 500], 1000), Ok(500));
-        assert_eq!(r.feed(b"\r\n1f5\r\n", 1000), Err(BodyError::TooLarge));
+        assert_eq!(r.feed(b"1f4\r\n", 1000, |_| {}).map(|_| ()), Ok(()));
+        assert_eq!(r.feed(&[b'x'; 500], 1000, |_| {}), Ok(500));
+        assert_eq!(
+            r.feed(b"\r\n1f5\r\n", 1000, |_| {}),
+            Err(BodyError::TooLarge)
+        );
         let mut r = BodyReader::chunked();
         let long_ext = [b'a'; 2000];
-        assert_eq!(r.feed(b"1;", 1000), Ok(2));
-        assert_eq!(r.feed(&long_ext, 1000), Err(BodyError::Malformed));
+        assert_eq!(r.feed(b"1;", 1000, |_| {}), Ok(2));
+        assert_eq!(r.feed(&long_ext, 1000, |_| {}), Err(BodyError::Malformed));
     }
 }

@@ -6,7 +6,6 @@
 //! know (is there a body, how is it delimited, keep-alive, `100 Continue`),
 //! or the status of the error response.
 
-use super::super::HttpLimits;
 use super::super::request::{tokens, valid_host, values};
 use super::body::BodyReader;
 
@@ -15,6 +14,8 @@ use super::body::BodyReader;
 pub(crate) struct Framing {
     /// `None`: no body.
     pub body: Option<BodyReader>,
+    /// The body's `Content-Length`, if it has one.
+    pub content_length: Option<u64>,
     /// The connection stays open after the response.
     pub keep_alive: bool,
     /// `Expect: 100-continue` on an HTTP/1.1 request with a body.
@@ -24,11 +25,7 @@ pub(crate) struct Framing {
 impl Framing {
     /// Checks the framing fields of a parsed request; `Err(status)` for a
     /// request that must be refused (and the connection closed).
-    pub fn check(
-        version: u8,
-        fields: &[httparse::Header<'_>],
-        limits: &HttpLimits,
-    ) -> Result<Framing, u16> {
+    pub fn check(version: u8, fields: &[httparse::Header<'_>]) -> Result<Framing, u16> {
         let (mut close, mut keep_alive) = (false, false);
         for v in values(fields, "connection") {
             for t in tokens(v) {
@@ -70,12 +67,13 @@ impl Framing {
         }
 
         let mut te = false;
-        let (mut chunked_count, mut chunked_last) = (0usize, false);
+        let (mut chunked_count, mut chunked_last, mut codings) = (0usize, false, 0usize);
         for v in values(fields, "transfer-encoding") {
             te = true;
             for t in tokens(v) {
                 chunked_last = t.eq_ignore_ascii_case(b"chunked");
                 chunked_count += usize::from(chunked_last);
+                codings += 1;
             }
         }
 
@@ -89,8 +87,10 @@ impl Framing {
         if bad_framing || bad_host {
             return Err(400);
         }
-        if content_length.is_some_and(|l| l > limits.max_body_bytes) {
-            return Err(413);
+        if te && codings > 1 {
+            // A coding before the final `chunked` (gzip, deflate, ...): we
+            // decode none (RFC 9112 §6.1).
+            return Err(501);
         }
         if version == 1
             && expect.is_some()
@@ -110,6 +110,7 @@ impl Framing {
         Ok(Framing {
             continue_expected: body.is_some() && version == 1 && expect.is_some(),
             body,
+            content_length: content_length.filter(|_| !te),
             keep_alive,
         })
     }
@@ -142,4 +143,64 @@ pub(crate) fn bad_version_is_http(buf: &[u8]) -> bool {
     };
     matches!(&line[sp + 1..], [b'H', b'T', b'T', b'P', b'/', a, b'.', b] if a.is_ascii_digit() && b.is_ascii_digit())
         || matches!(&line[sp + 1..], [b'H', b'T', b'T', b'P', b'/', a] if a.is_ascii_digit())
+}
+
+/// True if `head` has a line feed that does not end a CRLF pair.
+pub(crate) fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, b)| *b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+}
+
+/// A request line ending in `HTTP/1.<d>` with `d` above 1 is served as
+/// HTTP/1.1 (RFC 9110 §2.5: a server responds with the highest minor
+/// version it supports). httparse only knows 1.0 and 1.1, so the digit is
+/// rewritten in place before parsing; the response says `HTTP/1.1` anyway.
+pub(crate) fn serve_minor_versions_as_1_1(input: &mut [u8]) {
+    let Some(end) = input.iter().position(|b| *b == b'\n') else {
+        return;
+    };
+    if end < 10 || input[end - 1] != b'\r' {
+        return;
+    }
+    let version = &mut input[end - 9..end - 1];
+    if version.starts_with(b"HTTP/1.")
+        && matches!(version[7], b'2'..=b'9')
+        && input[end - 10] == b' '
+    {
+        input[end - 2] = b'1';
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn minor_versions() {
+        let mut r: Vec<u8> = b"GET / HTTP/1.7\r\nHost: x\r\n".to_vec();
+        serve_minor_versions_as_1_1(&mut r);
+        assert!(r.starts_with(b"GET / HTTP/1.1\r\n"));
+        for same in [
+            &b"GET / HTTP/1.0\r\n"[..],
+            b"GET / HTTP/2.3\r\n",
+            b"GET / HTTP/1.12\r\n",
+            b"HTTP/1.2\r\n",
+            b"GET / HTTP/1.2\n",
+        ] {
+            let mut r = same.to_vec();
+            serve_minor_versions_as_1_1(&mut r);
+            assert_eq!(r, same);
+        }
+    }
+
+    #[test]
+    fn bare_lf() {
+        assert!(!has_bare_lf(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(has_bare_lf(
+            b"GET / HTTP/1.1\r\nX-A: a\nContent-Length: 41\r\n\r\n"
+        ));
+        assert!(has_bare_lf(b"\nGET"));
+    }
 }

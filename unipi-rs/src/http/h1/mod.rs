@@ -11,6 +11,7 @@ pub mod body;
 pub(crate) mod head;
 pub(crate) mod output;
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
@@ -20,6 +21,7 @@ use smoltcp::time::Instant;
 use self::body::{BodyError, BodyReader};
 use self::head::{Framing, bad_version_is_http, in_target};
 use self::output::{LogRecord, Output};
+use super::hook::{Credentials, Verdict};
 use super::request::{Method, Request};
 use super::response::{Content, Response, reason};
 use super::serve::{self, Context, Reply, Scratch};
@@ -56,11 +58,12 @@ enum State {
     /// Waiting for (more of) a request header block; `since`: when its
     /// first byte arrived.
     Head { since: Option<Instant> },
-    /// Discarding a request body; the response is held until it ends (or,
-    /// for the webhook, the pull follows).
-    Body {
+    /// Reading the body of a webhook request (kept, bounded, for its
+    /// signature); the pull or a `401`/`403` follows.
+    HookBody {
         reader: BodyReader,
-        hook: bool,
+        body: Vec<u8>,
+        credentials: Box<Credentials>,
         exchange: Exchange,
         since: Instant,
     },
@@ -71,6 +74,28 @@ enum State {
     Closing,
     /// Close now; nothing more will be sent.
     Dead,
+}
+
+/// What a connection is doing, as the server sees it when connections or
+/// memory run short and it must choose whom to close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activity {
+    /// Between requests with nothing to send (keep-alive), since `since`.
+    Idle {
+        /// When the connection became idle.
+        since: Instant,
+    },
+    /// A request (its head, or a webhook body) is arriving, since `since`.
+    Receiving {
+        /// When its first byte arrived.
+        since: Instant,
+    },
+    /// Responses are queued.
+    Sending,
+    /// Waiting for a webhook pull.
+    AwaitingHook,
+    /// Closing: nothing more will be read.
+    Closing,
 }
 
 /// One HTTP/1.1 server connection. See the [module documentation](super).
@@ -185,7 +210,7 @@ impl Connection {
                     *announced = true;
                     return Some(Event::HookRequested);
                 }
-                State::Body { .. } => self.step_body(),
+                State::HookBody { .. } => self.step_hook_body(),
                 State::Head { .. } if full => {
                     // We are the bottleneck, not the client: the header
                     // clock restarts when parsing resumes.
@@ -249,6 +274,31 @@ impl Connection {
         }
     }
 
+    /// What the connection is doing (see [`Activity`]).
+    pub fn activity(&self) -> Activity {
+        match self.state {
+            State::Closing | State::Dead => Activity::Closing,
+            State::Hook { .. } => Activity::AwaitingHook,
+            _ if !self.out.is_empty() => Activity::Sending,
+            State::HookBody { since, .. } | State::Head { since: Some(since) } => {
+                Activity::Receiving { since }
+            }
+            State::Head { since: None } => Activity::Idle {
+                since: self.last_activity,
+            },
+        }
+    }
+
+    /// Gives back the memory of empty buffers; call when the connection is
+    /// idle. An idle connection then holds no buffers at all.
+    pub fn trim(&mut self) {
+        if self.input.is_empty() {
+            self.input = Vec::new();
+        }
+        self.out.trim();
+        self.scratch = Scratch::default();
+    }
+
     /// True while the connection waits for [`complete_hook`](Self::complete_hook).
     pub fn awaiting_hook(&self) -> bool {
         matches!(self.state, State::Hook { .. })
@@ -278,7 +328,7 @@ impl Connection {
         let state = match self.state {
             State::Head { since: Some(s) } if !self.output_full() => Some(s + t.header),
             State::Head { since: None } if self.out.is_empty() => Some(activity + t.idle),
-            State::Body { since, .. } => Some(since + t.body),
+            State::HookBody { since, .. } => Some(since + t.body),
             _ => None,
         };
         [send, state].into_iter().flatten().min()
@@ -309,9 +359,8 @@ impl Connection {
             {
                 self.close_after_output();
             }
-            State::Body { since, .. } if self.now >= since + t.body => {
-                self.out.discard_held();
-                let State::Body { exchange, .. } =
+            State::HookBody { since, .. } if self.now >= since + t.body => {
+                let State::HookBody { exchange, .. } =
                     core::mem::replace(&mut self.state, State::Closing)
                 else {
                     return;
@@ -379,37 +428,33 @@ impl Connection {
         write_response(&mut self.out, &cx, exchange, response);
     }
 
-    fn step_body(&mut self) -> Step {
-        let State::Body { reader, hook, .. } = &mut self.state else {
+    fn step_hook_body(&mut self) -> Step {
+        let limit = self.cfg.limits.max_body_bytes;
+        let State::HookBody { reader, body, .. } = &mut self.state else {
             return Step::Stall;
         };
-        let hook = *hook;
-        match reader.feed(&self.input, self.cfg.limits.max_body_bytes) {
+        let fed = reader.feed(&self.input, limit, |piece| body.extend_from_slice(piece));
+        match fed {
             Ok(used) => {
                 let done = reader.is_done();
                 self.input.drain(..used);
                 if !done {
                     return Step::Stall;
                 }
-                let State::Body { exchange, .. } =
-                    core::mem::replace(&mut self.state, State::Head { since: None })
+                let State::HookBody {
+                    body,
+                    credentials,
+                    exchange,
+                    ..
+                } = core::mem::replace(&mut self.state, State::Head { since: None })
                 else {
                     return Step::Stall;
                 };
-                if hook {
-                    self.state = State::Hook {
-                        exchange,
-                        announced: false,
-                    };
-                    return Step::Progress;
-                }
-                self.out.release(self.now);
-                self.after_response(exchange.keep_alive);
+                self.hook_or_refuse(exchange, &credentials, &body);
                 Step::Progress
             }
             Err(e) => {
-                self.out.discard_held();
-                let State::Body { exchange, .. } =
+                let State::HookBody { exchange, .. } =
                     core::mem::replace(&mut self.state, State::Closing)
                 else {
                     return Step::Stall;
@@ -424,20 +469,46 @@ impl Connection {
         }
     }
 
+    /// A complete webhook request: checks its credentials against the
+    /// configured secret (if any), then waits for the pull or answers
+    /// `401`/`403`.
+    fn hook_or_refuse(&mut self, exchange: Exchange, credentials: &Credentials, body: &[u8]) {
+        let verdict = match &self.cfg.hook_secret {
+            None => Verdict::Accepted,
+            Some(secret) => credentials.verify(secret.as_bytes(), body),
+        };
+        let status = match verdict {
+            Verdict::Accepted => {
+                self.state = State::Hook {
+                    exchange,
+                    announced: false,
+                };
+                return;
+            }
+            Verdict::Missing => 401,
+            Verdict::Wrong => 403,
+        };
+        log::warn!("http: webhook request refused ({status}): missing or wrong signature");
+        self.write(&exchange, &Response::error(status));
+        self.after_response(exchange.keep_alive);
+    }
+
     fn step_head(&mut self, site: Option<&Site>, unix: u64) -> Step {
-        // Empty lines before a request line are ignored (RFC 9112 §2.2).
+        // Empty lines (CRLF) before a request line are ignored (RFC 9112
+        // §2.2); a bare LF is not a line ending here either.
         let blank = self
             .input
-            .iter()
-            .take_while(|b| matches!(b, b'\r' | b'\n'))
-            .count();
+            .chunks(2)
+            .take_while(|pair| *pair == b"\r\n")
+            .count()
+            * 2;
         if blank > 0 {
             self.input.drain(..blank);
             if self.input.is_empty() {
                 self.state = State::Head { since: None };
             }
         }
-        if self.input.is_empty() {
+        if self.input.is_empty() || self.input == b"\r" {
             return Step::Stall;
         }
         let start = match self.state {
@@ -457,10 +528,18 @@ impl Connection {
             return Step::Stall;
         }
 
+        head::serve_minor_versions_as_1_1(&mut self.input);
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let max_headers = limits.max_headers.clamp(1, MAX_HEADERS);
         let mut req = httparse::Request::new(&mut headers[..max_headers]);
         let consumed = match req.parse(&self.input) {
+            Ok(httparse::Status::Complete(n)) if head::has_bare_lf(&self.input[..n]) => {
+                // httparse takes a bare LF as a line break; behind a proxy
+                // that does not, `X-A: a\nContent-Length: 5` smuggles a
+                // second framing into the request (RFC 9112 §2.2).
+                self.fail(400, Exchange::unparsed(start));
+                return Step::Stall;
+            }
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
                 if self.input.len() >= capacity {
@@ -497,23 +576,15 @@ impl Connection {
             head_only: request.method == Method::Head,
             log: LogRecord::new(method_token, log_path, start),
         };
-        let framing = match Framing::check(version, req.headers, &limits) {
+        let framing = match Framing::check(version, req.headers) {
             Ok(f) => f,
             Err(status) => {
                 self.fail(status, exchange);
-                self.input = Vec::new();
                 return Step::Stall;
             }
         };
         exchange.keep_alive = framing.keep_alive;
 
-        if framing.body.is_some() {
-            if framing.continue_expected {
-                self.out.write(b"HTTP/1.1 100 Continue\r\n\r\n");
-                self.out.flush();
-            }
-            self.out.hold();
-        }
         let cfg = self.cfg.clone();
         let cx = Context {
             cfg: &cfg,
@@ -525,8 +596,15 @@ impl Connection {
         if served.secret_path {
             exchange.log = LogRecord::new(method_token, "<hook>", start);
         }
-        let hook = match served.reply {
+        match served.reply {
             Reply::Respond(response) => {
+                // A body is only ever read for the webhook: any other
+                // request gets its answer at once, and the connection
+                // closes instead of waiting for (and discarding) a body
+                // that may never end.
+                if framing.body.is_some() {
+                    exchange.keep_alive = false;
+                }
                 let wcx = WriteContext {
                     cfg: &cfg,
                     role: self.role,
@@ -534,32 +612,37 @@ impl Connection {
                     now: self.now,
                 };
                 write_response(&mut self.out, &wcx, &exchange, &response);
-                false
-            }
-            Reply::Hook => true,
-        };
-        self.input.drain(..consumed);
-        self.state = match (hook, framing.body) {
-            (_, Some(reader)) => {
-                if hook {
-                    self.out.release(self.now);
-                }
-                State::Body {
-                    reader,
-                    hook,
-                    exchange,
-                    since: self.now,
-                }
-            }
-            (true, None) => State::Hook {
-                exchange,
-                announced: false,
-            },
-            (false, None) => {
+                self.input.drain(..consumed);
                 self.after_response(exchange.keep_alive);
-                return Step::Progress;
             }
-        };
+            Reply::Hook => {
+                let credentials = Box::new(Credentials::of(&request));
+                self.input.drain(..consumed);
+                if framing
+                    .content_length
+                    .is_some_and(|l| l > limits.max_body_bytes)
+                {
+                    self.fail(413, exchange);
+                    return Step::Stall;
+                }
+                match framing.body {
+                    Some(reader) => {
+                        if framing.continue_expected {
+                            self.out.write(b"HTTP/1.1 100 Continue\r\n\r\n");
+                            self.out.flush();
+                        }
+                        self.state = State::HookBody {
+                            reader,
+                            body: Vec::new(),
+                            credentials,
+                            exchange,
+                            since: self.now,
+                        };
+                    }
+                    None => self.hook_or_refuse(exchange, &credentials, &[]),
+                }
+            }
+        }
         Step::Progress
     }
 }

@@ -6,10 +6,6 @@
 //! segments that point into the shared site bytes. A zero-length "done"
 //! record after each response carries what is needed for the access-log
 //! line, written once the last byte of that response has been consumed.
-//!
-//! Segments pushed while *holding* are invisible to the transport until
-//! released (used for a response computed before its request body has been
-//! read), and can be discarded.
 
 use alloc::collections::VecDeque;
 use core::fmt;
@@ -114,8 +110,6 @@ pub(crate) struct Output {
     unsealed: usize,
     /// Bytes of the response being built.
     bytes: usize,
-    holding: bool,
-    held: usize,
     responses: usize,
     /// No access-log lines (`--access-log=off`).
     quiet: bool,
@@ -141,9 +135,6 @@ impl Output {
 
     fn push_seg(&mut self, seg: Seg) {
         self.segs.push_back(seg);
-        if self.holding {
-            self.held += 1;
-        }
     }
 
     fn seal(&mut self) {
@@ -182,42 +173,9 @@ impl Output {
         self.seal();
     }
 
-    /// Segments pushed from now on stay invisible until [`release`](Self::release).
-    pub(crate) fn hold(&mut self) {
-        self.seal();
-        self.holding = true;
-    }
-
-    /// Makes held segments visible.
-    pub(crate) fn release(&mut self, now: Instant) {
-        self.seal();
-        self.holding = false;
-        self.held = 0;
-        self.settle(now);
-    }
-
-    /// Drops held segments (the response they form will not be sent).
-    pub(crate) fn discard_held(&mut self) {
-        self.seal();
-        for _ in 0..self.held {
-            match self.segs.pop_back() {
-                Some(Seg::Head(n)) => self.ring.truncate(self.ring.len() - n),
-                Some(Seg::Done(_)) => self.responses -= 1,
-                _ => {}
-            }
-        }
-        self.holding = false;
-        self.held = 0;
-    }
-
-    /// Visible segments.
-    fn visible(&self) -> impl Iterator<Item = &Seg> {
-        self.segs.iter().take(self.segs.len() - self.held)
-    }
-
-    /// The next contiguous bytes to send (empty when nothing is visible).
+    /// The next contiguous bytes to send (empty when nothing is queued).
     pub(crate) fn peek(&self) -> &[u8] {
-        for seg in self.visible() {
+        for seg in self.segs.iter() {
             match seg {
                 Seg::Head(n) => {
                     let (a, b) = self.ring.as_slices();
@@ -231,12 +189,12 @@ impl Output {
         &[]
     }
 
-    /// Copies as many visible bytes as fit into `buf`, across segments,
+    /// Copies as many queued bytes as fit into `buf`, across segments,
     /// without consuming them.
     pub(crate) fn copy_to(&self, buf: &mut [u8]) -> usize {
         let mut filled = 0;
         let mut ring_off = 0;
-        for seg in self.visible() {
+        for seg in self.segs.iter() {
             if filled == buf.len() {
                 break;
             }
@@ -264,11 +222,11 @@ impl Output {
         filled
     }
 
-    /// Marks `n` visible bytes as sent; returns how many were (fewer if
-    /// fewer were visible). Writes access-log lines for completed responses.
+    /// Marks `n` queued bytes as sent; returns how many were (fewer if
+    /// fewer were queued). Writes access-log lines for completed responses.
     pub(crate) fn consume(&mut self, mut n: usize, now: Instant) -> usize {
         let mut done = 0;
-        while n > 0 && self.segs.len() > self.held {
+        while n > 0 {
             let Some(front) = self.segs.front_mut() else {
                 break;
             };
@@ -295,7 +253,7 @@ impl Output {
 
     /// Pops finished segments from the front, logging completed responses.
     fn settle(&mut self, now: Instant) {
-        while self.segs.len() > self.held {
+        loop {
             match self.segs.front() {
                 Some(Seg::Head(0)) => {}
                 Some(Seg::Body { start, end, .. }) if start == end => {}
@@ -323,12 +281,18 @@ impl Output {
         self.segs.clear();
         self.ring.clear();
         self.unsealed = 0;
-        self.holding = false;
-        self.held = 0;
         self.responses = 0;
     }
 
-    /// Nothing queued at all (visible or held).
+    /// Gives back the memory of the (empty) queues.
+    pub(crate) fn trim(&mut self) {
+        if self.is_empty() {
+            self.ring = VecDeque::new();
+            self.segs = VecDeque::new();
+        }
+    }
+
+    /// Nothing queued at all.
     pub(crate) fn is_empty(&self) -> bool {
         self.segs.is_empty() && self.unsealed == 0
     }
@@ -377,7 +341,7 @@ mod tests {
     }
 
     #[test]
-    fn order_and_hold() {
+    fn order_across_segments() {
         static BODY: &[u8] = b"0123456789";
         let body = Body::Static(BODY);
         let mut o = Output::default();
@@ -392,7 +356,6 @@ mod tests {
         o.begin();
         o.write(b"100;");
         o.flush();
-        o.hold();
         o.write(b"H2;");
         o.push_body(&body, 0, 10);
         o.finish(
@@ -403,38 +366,11 @@ mod tests {
         assert_eq!(o.queued_responses(), 2);
         let mut buf = [0u8; 64];
         let n = o.copy_to(&mut buf);
-        assert_eq!(&buf[..n], b"H1;234100;");
-        assert_eq!(drain(&mut o, 2), b"H1;234100;");
-        assert!(!o.is_empty());
-        assert!(!o.has_visible());
-        o.release(Instant::ZERO);
-        assert_eq!(drain(&mut o, 3), b"H2;0123456789");
+        assert_eq!(&buf[..n], b"H1;234100;H2;0123456789");
+        assert_eq!(drain(&mut o, 3), b"H1;234100;H2;0123456789");
         assert!(o.is_empty());
         assert_eq!(o.queued_responses(), 0);
         assert_eq!(o.queued_head_bytes(), 0);
-    }
-
-    #[test]
-    fn discard() {
-        let mut o = Output::default();
-        o.write(b"A");
-        o.flush();
-        o.hold();
-        o.write(b"BBB");
-        o.finish(
-            LogRecord::new("GET", "/", Instant::ZERO),
-            200,
-            Instant::ZERO,
-        );
-        o.discard_held();
-        o.write(b"C");
-        o.finish(
-            LogRecord::new("GET", "/", Instant::ZERO),
-            400,
-            Instant::ZERO,
-        );
-        assert_eq!(drain(&mut o, 100), b"AC");
-        assert!(o.is_empty());
     }
 
     #[test]
