@@ -250,20 +250,28 @@ impl Connection {
             stats: Stats::default(),
         };
         let mut settings: Vec<(u16, u32)> = Vec::new();
-        settings.push((frame::SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams));
+        settings.push((
+            frame::SETTINGS_MAX_CONCURRENT_STREAMS,
+            limits.max_concurrent_streams,
+        ));
         if limits.stream_window != DEFAULT_WINDOW as u32 {
             settings.push((frame::SETTINGS_INITIAL_WINDOW_SIZE, limits.stream_window));
         }
         if limits.max_frame_size != 16_384 {
             settings.push((frame::SETTINGS_MAX_FRAME_SIZE, limits.max_frame_size));
         }
-        settings.push((frame::SETTINGS_MAX_HEADER_LIST_SIZE, limits.max_header_list_size));
+        settings.push((
+            frame::SETTINGS_MAX_HEADER_LIST_SIZE,
+            limits.max_header_list_size,
+        ));
         if limits.header_table_size as usize != hpack::DEFAULT_TABLE_SIZE {
             settings.push((frame::SETTINGS_HEADER_TABLE_SIZE, limits.header_table_size));
         }
         settings.push((frame::SETTINGS_NO_RFC7540_PRIORITIES, 1));
         frame::write_settings(c.out(), &settings);
-        let extra = limits.connection_window.saturating_sub(DEFAULT_WINDOW as u32);
+        let extra = limits
+            .connection_window
+            .saturating_sub(DEFAULT_WINDOW as u32);
         if extra > 0 {
             frame::write_window_update(c.out(), 0, extra);
         }
@@ -437,19 +445,24 @@ impl Connection {
         }
     }
 
-    fn frame(&mut self, h: FrameHeader, payload: &[u8], at: usize) -> Result<Step, ConnectionError> {
+    fn frame(
+        &mut self,
+        h: FrameHeader,
+        payload: &[u8],
+        at: usize,
+    ) -> Result<Step, ConnectionError> {
         if self.phase == Phase::FirstSettings {
             if h.kind != frame::SETTINGS || h.has(frame::ACK) {
                 return Err(ConnectionError::protocol("first frame is not SETTINGS"));
             }
             self.phase = Phase::Open;
         }
-        if let Some(b) = &self.block {
-            if h.kind != frame::CONTINUATION || h.stream != b.stream {
-                return Err(ConnectionError::protocol(
-                    "frame other than CONTINUATION inside a header block",
-                ));
-            }
+        if let Some(b) = &self.block
+            && (h.kind != frame::CONTINUATION || h.stream != b.stream)
+        {
+            return Err(ConnectionError::protocol(
+                "frame other than CONTINUATION inside a header block",
+            ));
         }
         match h.kind {
             frame::DATA => self.on_data(h, payload, at),
@@ -494,7 +507,11 @@ impl Connection {
     }
 
     fn ended(&self, id: u32) -> Option<Ended> {
-        self.ended.iter().rev().find(|(i, _)| *i == id).map(|(_, e)| *e)
+        self.ended
+            .iter()
+            .rev()
+            .find(|(i, _)| *i == id)
+            .map(|(_, e)| *e)
     }
 
     fn remember(&mut self, id: u32, how: Ended) {
@@ -507,12 +524,17 @@ impl Connection {
 
     // ---- frames ----
 
-    fn on_data(&mut self, h: FrameHeader, payload: &[u8], at: usize) -> Result<Step, ConnectionError> {
+    fn on_data(
+        &mut self,
+        h: FrameHeader,
+        payload: &[u8],
+        at: usize,
+    ) -> Result<Step, ConnectionError> {
         let id = h.stream;
         if id == 0 {
             return Err(ConnectionError::protocol("DATA on stream 0"));
         }
-        if id % 2 == 0 || id > self.last_client_stream {
+        if id.is_multiple_of(2) || id > self.last_client_stream {
             return Err(ConnectionError::protocol("DATA on an idle stream"));
         }
         let (off, end) = unpad(&h, payload)?;
@@ -536,7 +558,9 @@ impl Connection {
         let Some(s) = self.streams.get_mut(&id) else {
             return match self.ended(id) {
                 Some(Ended::Reset) => self.count(Flood::IdleFrames).map(|()| Step::Continue),
-                _ => self.reset(id, ErrorCode::STREAM_CLOSED, true).map(|()| Step::Continue),
+                _ => self
+                    .reset(id, ErrorCode::STREAM_CLOSED, true)
+                    .map(|()| Step::Continue),
             };
         };
         if !s.recv_open {
@@ -549,11 +573,11 @@ impl Connection {
         }
         s.recv_window -= len;
         s.received += data_len;
-        if let Some(cl) = s.content_length {
-            if s.received > cl || (end_stream && s.received != cl) {
-                self.reset(id, ErrorCode::PROTOCOL_ERROR, true)?;
-                return Ok(Step::Continue);
-            }
+        if let Some(cl) = s.content_length
+            && (s.received > cl || (end_stream && s.received != cl))
+        {
+            self.reset(id, ErrorCode::PROTOCOL_ERROR, true)?;
+            return Ok(Step::Continue);
         }
         if end_stream {
             s.recv_open = false;
@@ -581,8 +605,10 @@ impl Connection {
         if id == 0 {
             return Err(ConnectionError::protocol("HEADERS on stream 0"));
         }
-        if id % 2 == 0 {
-            return Err(ConnectionError::protocol("HEADERS on an even (server-initiated) stream id"));
+        if id.is_multiple_of(2) {
+            return Err(ConnectionError::protocol(
+                "HEADERS on an even (server-initiated) stream id",
+            ));
         }
         let (mut off, end) = unpad(&h, payload)?;
         let mut self_dependent = false;
@@ -775,13 +801,24 @@ impl Connection {
 
     /// Answers a request this crate refuses itself (`431`, `501`) with an
     /// empty response; counts as a reset.
-    fn respond_locally(&mut self, id: u32, status: u16, client_done: bool) -> Result<(), ConnectionError> {
+    fn respond_locally(
+        &mut self,
+        id: u32,
+        status: u16,
+        client_done: bool,
+    ) -> Result<(), ConnectionError> {
         let mut block = core::mem::take(&mut self.scratch);
         block.clear();
         hpack::encode_status(&mut block, status);
         hpack::encode_literal(&mut block, b"content-length", b"0");
         let out = self.out();
-        frame::write_header(out, block.len(), frame::HEADERS, frame::END_HEADERS | frame::END_STREAM, id);
+        frame::write_header(
+            out,
+            block.len(),
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            id,
+        );
         out.extend_from_slice(&block);
         self.scratch = block;
         if !client_done {
@@ -816,7 +853,7 @@ impl Connection {
                 what: "RST_STREAM length not 4",
             });
         }
-        if id % 2 == 0 || id > self.last_client_stream {
+        if id.is_multiple_of(2) || id > self.last_client_stream {
             return Err(ConnectionError::protocol("RST_STREAM on an idle stream"));
         }
         self.stats.resets_received += 1;
@@ -829,6 +866,11 @@ impl Connection {
                 by_peer: true,
             });
             self.stream_gone();
+            self.count(Flood::Resets)
+        } else if self.ended(id) == Some(Ended::Normal) {
+            // Reset right after its response was sent: still a reset for
+            // rapid-reset accounting (the request was served for nothing).
+            self.remember(id, Ended::Reset);
             self.count(Flood::Resets)
         } else {
             self.count(Flood::IdleFrames)
@@ -861,7 +903,7 @@ impl Connection {
             return Ok(());
         }
         self.count(Flood::Settings)?;
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return Err(ConnectionError::Protocol {
                 code: ErrorCode::FRAME_SIZE_ERROR,
                 what: "SETTINGS length not a multiple of 6",
@@ -876,7 +918,9 @@ impl Connection {
                 | frame::SETTINGS_NO_RFC7540_PRIORITIES
                     if value > 1 =>
                 {
-                    return Err(ConnectionError::protocol("boolean SETTINGS value other than 0 or 1"));
+                    return Err(ConnectionError::protocol(
+                        "boolean SETTINGS value other than 0 or 1",
+                    ));
                 }
                 frame::SETTINGS_INITIAL_WINDOW_SIZE => {
                     if value > MAX_WINDOW {
@@ -899,7 +943,9 @@ impl Connection {
                 }
                 frame::SETTINGS_MAX_FRAME_SIZE => {
                     if !(16_384..=(1 << 24) - 1).contains(&value) {
-                        return Err(ConnectionError::protocol("SETTINGS_MAX_FRAME_SIZE out of range"));
+                        return Err(ConnectionError::protocol(
+                            "SETTINGS_MAX_FRAME_SIZE out of range",
+                        ));
                     }
                     self.peer_max_frame = value;
                 }
@@ -973,7 +1019,7 @@ impl Connection {
             }
             return Ok(());
         }
-        if id % 2 == 0 || id > self.last_client_stream {
+        if id.is_multiple_of(2) || id > self.last_client_stream {
             return Err(ConnectionError::protocol("WINDOW_UPDATE on an idle stream"));
         }
         let Some(s) = self.streams.get_mut(&id) else {
@@ -1007,7 +1053,11 @@ impl Connection {
             self.stream_gone();
         }
         self.remember(id, Ended::Reset);
-        if count { self.count(Flood::Resets) } else { Ok(()) }
+        if count {
+            self.count(Flood::Resets)
+        } else {
+            Ok(())
+        }
     }
 
     /// The response of `id` is complete: forget the stream, telling the
@@ -1124,7 +1174,10 @@ impl Connection {
             return Err(SendError::ConnectionClosed);
         }
         let id = stream.0;
-        let s = self.streams.get(&id).ok_or(SendError::UnknownStream(stream))?;
+        let s = self
+            .streams
+            .get(&id)
+            .ok_or(SendError::UnknownStream(stream))?;
         if s.send != SendState::Headers {
             return Err(SendError::HeadersAlreadySent(stream));
         }
@@ -1169,7 +1222,11 @@ impl Connection {
             out.extend_from_slice(first);
             let mut rest = chunks.peekable();
             while let Some(c) = rest.next() {
-                let flags = if rest.peek().is_none() { frame::END_HEADERS } else { 0 };
+                let flags = if rest.peek().is_none() {
+                    frame::END_HEADERS
+                } else {
+                    0
+                };
                 frame::write_header(out, c.len(), frame::CONTINUATION, flags, id);
                 out.extend_from_slice(c);
             }
@@ -1193,7 +1250,12 @@ impl Connection {
     /// again after [`Event::Writable`] for this stream. `end_stream` takes
     /// effect only when all of `data` is taken (an empty `data` with
     /// `end_stream` just ends the response).
-    pub fn send_data(&mut self, stream: StreamId, data: &[u8], end_stream: bool) -> Result<usize, SendError> {
+    pub fn send_data(
+        &mut self,
+        stream: StreamId,
+        data: &[u8],
+        end_stream: bool,
+    ) -> Result<usize, SendError> {
         if self.closed.is_some() {
             return Err(SendError::ConnectionClosed);
         }
@@ -1201,7 +1263,10 @@ impl Connection {
         let limit = self.limits.output_buffer;
         let max_frame = self.peer_max_frame as usize;
         let now = self.now;
-        let s = self.streams.get(&id).ok_or(SendError::UnknownStream(stream))?;
+        let s = self
+            .streams
+            .get(&id)
+            .ok_or(SendError::UnknownStream(stream))?;
         if s.send == SendState::Headers {
             return Err(SendError::HeadersNotSent(stream));
         }
@@ -1220,7 +1285,13 @@ impl Connection {
                 break;
             }
             let out = self.out();
-            frame::write_header(out, n, frame::DATA, if last { frame::END_STREAM } else { 0 }, id);
+            frame::write_header(
+                out,
+                n,
+                frame::DATA,
+                if last { frame::END_STREAM } else { 0 },
+                id,
+            );
             out.extend_from_slice(&data[sent..sent + n]);
             sent += n;
             self.conn_send_window -= n as i64;
@@ -1239,7 +1310,11 @@ impl Connection {
             let conn_window = self.conn_send_window;
             if let Some(s) = self.streams.get_mut(&id) {
                 let window_bound = s.send_window <= 0 || conn_window <= 0;
-                s.stalled_since = if window_bound { s.stalled_since.or(Some(now)) } else { None };
+                s.stalled_since = if window_bound {
+                    s.stalled_since.or(Some(now))
+                } else {
+                    None
+                };
                 if !s.queued {
                     s.queued = true;
                     self.blocked.push_back(id);
@@ -1289,7 +1364,11 @@ impl Connection {
 
     /// Bytes to send (to encrypt), possibly empty.
     pub fn output(&self) -> &[u8] {
-        if self.dead { &[] } else { &self.out[self.out_pos..] }
+        if self.dead {
+            &[]
+        } else {
+            &self.out[self.out_pos..]
+        }
     }
 
     /// Marks the first `n` bytes of [`output`](Self::output) as sent
@@ -1341,12 +1420,11 @@ impl Connection {
             at(self.idle_since.saturating_add(l.idle_timeout_ms));
         }
         for id in &self.blocked {
-            if let Some(s) = self.streams.get(id) {
-                if let Some(t) = s.stalled_since {
-                    if s.send_window <= 0 || self.conn_send_window <= 0 {
-                        at(t.saturating_add(l.stall_timeout_ms));
-                    }
-                }
+            if let Some(s) = self.streams.get(id)
+                && let Some(t) = s.stalled_since
+                && (s.send_window <= 0 || self.conn_send_window <= 0)
+            {
+                at(t.saturating_add(l.stall_timeout_ms));
             }
         }
         d
@@ -1378,12 +1456,12 @@ impl Connection {
         if self.closed.is_some() {
             return;
         }
-        if let Some(t) = self.settings_sent_at {
-            if self.now >= t.saturating_add(l.settings_timeout_ms) {
-                return self.fail(ConnectionError::SettingsTimeout {
-                    timeout_ms: l.settings_timeout_ms,
-                });
-            }
+        if let Some(t) = self.settings_sent_at
+            && self.now >= t.saturating_add(l.settings_timeout_ms)
+        {
+            return self.fail(ConnectionError::SettingsTimeout {
+                timeout_ms: l.settings_timeout_ms,
+            });
         }
         if let Some(b) = &self.block {
             if self.now >= b.started.saturating_add(l.header_timeout_ms) {
@@ -1391,7 +1469,9 @@ impl Connection {
                     timeout_ms: l.header_timeout_ms,
                 });
             }
-        } else if self.streams.is_empty() && self.now >= self.idle_since.saturating_add(l.idle_timeout_ms) {
+        } else if self.streams.is_empty()
+            && self.now >= self.idle_since.saturating_add(l.idle_timeout_ms)
+        {
             if self.goaway_sent.is_none() {
                 let last = self.last_client_stream;
                 frame::write_goaway(self.out(), last, ErrorCode::NO_ERROR.0, b"");
@@ -1402,17 +1482,16 @@ impl Connection {
         }
         let mut stalled: Vec<u32> = Vec::new();
         for id in &self.blocked {
-            if let Some(s) = self.streams.get(id) {
-                if let Some(t) = s.stalled_since {
-                    if self.now >= t.saturating_add(l.stall_timeout_ms) {
-                        if s.send_window <= 0 {
-                            stalled.push(*id);
-                        } else if self.conn_send_window <= 0 {
-                            return self.fail(ConnectionError::WindowStalled {
-                                timeout_ms: l.stall_timeout_ms,
-                            });
-                        }
-                    }
+            if let Some(s) = self.streams.get(id)
+                && let Some(t) = s.stalled_since
+                && self.now >= t.saturating_add(l.stall_timeout_ms)
+            {
+                if s.send_window <= 0 {
+                    stalled.push(*id);
+                } else if self.conn_send_window <= 0 {
+                    return self.fail(ConnectionError::WindowStalled {
+                        timeout_ms: l.stall_timeout_ms,
+                    });
                 }
             }
         }

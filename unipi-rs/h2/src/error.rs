@@ -2,8 +2,8 @@
 
 use core::fmt;
 
-use crate::hpack::HpackError;
 use crate::StreamId;
+use crate::hpack::HpackError;
 
 /// An HTTP/2 error code (RFC 9113 §7), as carried by RST_STREAM and
 /// GOAWAY. Codes this crate does not know are kept as they came.
@@ -329,17 +329,29 @@ pub enum SendError {
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SendError::UnknownStream(s) => write!(f, "stream {s} is closed or reset; drop its response"),
-            SendError::HeadersAlreadySent(s) => write!(f, "headers of stream {s} already sent (serving-layer bug)"),
-            SendError::HeadersNotSent(s) => write!(f, "data for stream {s} before its headers (serving-layer bug)"),
-            SendError::StreamEnded(s) => write!(f, "response on stream {s} already ended (serving-layer bug)"),
+            SendError::UnknownStream(s) => {
+                write!(f, "stream {s} is closed or reset; drop its response")
+            }
+            SendError::HeadersAlreadySent(s) => {
+                write!(f, "headers of stream {s} already sent (serving-layer bug)")
+            }
+            SendError::HeadersNotSent(s) => write!(
+                f,
+                "data for stream {s} before its headers (serving-layer bug)"
+            ),
+            SendError::StreamEnded(s) => write!(
+                f,
+                "response on stream {s} already ended (serving-layer bug)"
+            ),
             SendError::InvalidStatus(c) => write!(f, "status {c} cannot be sent (only 200..=599)"),
             SendError::InvalidField { index } => write!(
                 f,
                 "response field {index} has an invalid name or a value with NUL/CR/LF"
             ),
             SendError::HeadersTooLarge => f.write_str("response header block too large"),
-            SendError::ConnectionClosed => f.write_str("connection is closing; nothing more is sent"),
+            SendError::ConnectionClosed => {
+                f.write_str("connection is closing; nothing more is sent")
+            }
         }
     }
 }

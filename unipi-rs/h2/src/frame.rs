@@ -118,12 +118,26 @@ mod tests {
     #[test]
     fn header_round_trip_and_reserved_bit() {
         let mut out = Vec::new();
-        write_header(&mut out, 0x12345, HEADERS, END_HEADERS | END_STREAM, 0xffff_ffff);
+        write_header(
+            &mut out,
+            0x12345,
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            0xffff_ffff,
+        );
         assert_eq!(out, [0x01, 0x23, 0x45, 0x01, 0x05, 0x7f, 0xff, 0xff, 0xff]);
         let mut raw = out.clone();
         raw[5] |= 0x80;
         let h = FrameHeader::parse(&raw).unwrap();
-        assert_eq!(h, FrameHeader { len: 0x12345, kind: HEADERS, flags: 5, stream: 0x7fff_ffff });
+        assert_eq!(
+            h,
+            FrameHeader {
+                len: 0x12345,
+                kind: HEADERS,
+                flags: 5,
+                stream: 0x7fff_ffff
+            }
+        );
         assert!(h.has(END_HEADERS) && !h.has(PADDED));
         assert_eq!(FrameHeader::parse(&raw[..8]), None);
         assert_eq!(u31(&[0xff, 0xff, 0xff, 0xff]), 0x7fff_ffff);

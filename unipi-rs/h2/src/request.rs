@@ -184,10 +184,7 @@ fn is_tchar(b: u8) -> bool {
 }
 
 fn valid_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|&b| is_tchar(b) && !b.is_ascii_uppercase())
+    !name.is_empty() && name.iter().all(|&b| is_tchar(b) && !b.is_ascii_uppercase())
 }
 
 fn valid_value(v: &[u8]) -> bool {
@@ -202,8 +199,7 @@ fn visible_ascii(v: &[u8]) -> bool {
 
 fn valid_scheme(v: &[u8]) -> bool {
     matches!(v.first(), Some(b) if b.is_ascii_alphabetic())
-        && v
-            .iter()
+        && v.iter()
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
@@ -269,7 +265,10 @@ impl Collector {
             return self.fail("pseudo-header field after a regular field");
         }
         let (bit, ok) = match name {
-            b"method" => (METHOD, !value.is_empty() && value.iter().all(|&b| is_tchar(b))),
+            b"method" => (
+                METHOD,
+                !value.is_empty() && value.iter().all(|&b| is_tchar(b)),
+            ),
             b"scheme" => (SCHEME, valid_scheme(value)),
             b"authority" => (AUTHORITY, visible_ascii(value) && !value.contains(&b'@')),
             b"path" => (PATH, visible_ascii(value)),
@@ -403,11 +402,22 @@ mod tests {
 
     #[test]
     fn a_good_request() {
-        let Decoded::Request(h) = with(&[("cookie", "a=1"), ("cookie", "b=2"), ("te", "trailers"), ("content-length", "0")]) else {
+        let Decoded::Request(h) = with(&[
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+            ("te", "trailers"),
+            ("content-length", "0"),
+        ]) else {
             panic!()
         };
-        assert_eq!((h.method(), h.scheme(), h.authority(), h.path()), ("GET", "https", Some("example.org"), "/a?b"));
-        assert_eq!(h.headers("Cookie").collect::<Vec<_>>(), [&b"a=1"[..], b"b=2"]);
+        assert_eq!(
+            (h.method(), h.scheme(), h.authority(), h.path()),
+            ("GET", "https", Some("example.org"), "/a?b")
+        );
+        assert_eq!(
+            h.headers("Cookie").collect::<Vec<_>>(),
+            [&b"a=1"[..], b"b=2"]
+        );
         assert_eq!(h.header("TE"), Some(&b"trailers"[..]));
         assert_eq!(h.content_length(), Some(0));
         assert!(!h.has_body());
@@ -416,8 +426,15 @@ mod tests {
 
     #[test]
     fn host_stands_in_for_authority() {
-        let Decoded::Request(h) = run(&[(":method", "GET"), (":scheme", "https"), (":path", "/"), ("host", "h.example")], false)
-        else {
+        let Decoded::Request(h) = run(
+            &[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":path", "/"),
+                ("host", "h.example"),
+            ],
+            false,
+        ) else {
             panic!()
         };
         assert_eq!(h.authority(), Some("h.example"));
@@ -451,23 +468,78 @@ mod tests {
             assert!(matches!(with(extra), Decoded::Malformed(_)), "{extra:?}");
         }
         for fields in [
-            &[(":method", "GET"), (":scheme", "https"), (":authority", "a")][..],
+            &[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":authority", "a"),
+            ][..],
             &[(":method", "GET"), (":authority", "a"), (":path", "/")],
             &[(":scheme", "https"), (":authority", "a"), (":path", "/")],
-            &[(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "")],
-            &[(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "x")],
-            &[(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "*")],
+            &[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":authority", "a"),
+                (":path", ""),
+            ],
+            &[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":authority", "a"),
+                (":path", "x"),
+            ],
+            &[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":authority", "a"),
+                (":path", "*"),
+            ],
             &[(":method", "GET"), (":scheme", "https"), (":path", "/")],
-            &[(":method", "GET"), (":scheme", "https"), (":authority", "u@a"), (":path", "/")],
-            &[(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "/a b")],
-            &[(":method", "G T"), (":scheme", "https"), (":authority", "a"), (":path", "/")],
-            &[(":method", "CONNECT"), (":authority", "a:443"), (":path", "/")],
+            &[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":authority", "u@a"),
+                (":path", "/"),
+            ],
+            &[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":authority", "a"),
+                (":path", "/a b"),
+            ],
+            &[
+                (":method", "G T"),
+                (":scheme", "https"),
+                (":authority", "a"),
+                (":path", "/"),
+            ],
+            &[
+                (":method", "CONNECT"),
+                (":authority", "a:443"),
+                (":path", "/"),
+            ],
             &[(":method", "CONNECT")],
         ] {
-            assert!(matches!(run(fields, true), Decoded::Malformed(_)), "{fields:?}");
+            assert!(
+                matches!(run(fields, true), Decoded::Malformed(_)),
+                "{fields:?}"
+            );
         }
-        assert!(matches!(run(&[(":method", "OPTIONS"), (":scheme", "https"), (":authority", "a"), (":path", "*")], true), Decoded::Request(_)));
-        assert!(matches!(run(&[(":method", "CONNECT"), (":authority", "a:443")], true), Decoded::Connect));
+        assert!(matches!(
+            run(
+                &[
+                    (":method", "OPTIONS"),
+                    (":scheme", "https"),
+                    (":authority", "a"),
+                    (":path", "*")
+                ],
+                true
+            ),
+            Decoded::Request(_)
+        ));
+        assert!(matches!(
+            run(&[(":method", "CONNECT"), (":authority", "a:443")], true),
+            Decoded::Connect
+        ));
     }
 
     #[test]

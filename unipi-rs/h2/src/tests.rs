@@ -43,9 +43,14 @@ fn settings_ack() -> Vec<u8> {
 
 fn block(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
     let mut b = Vec::new();
-    for (n, v) in [(":method", method), (":scheme", "https"), (":authority", "example.org"), (":path", path)]
-        .iter()
-        .chain(extra)
+    for (n, v) in [
+        (":method", method),
+        (":scheme", "https"),
+        (":authority", "example.org"),
+        (":path", path),
+    ]
+    .iter()
+    .chain(extra)
     {
         hpack::encode_literal(&mut b, n.as_bytes(), v.as_bytes());
     }
@@ -53,7 +58,12 @@ fn block(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
 }
 
 fn get(stream: u32, path: &str) -> Vec<u8> {
-    raw_frame(frame::HEADERS, frame::END_HEADERS | frame::END_STREAM, stream, &block("GET", path, &[]))
+    raw_frame(
+        frame::HEADERS,
+        frame::END_HEADERS | frame::END_STREAM,
+        stream,
+        &block("GET", path, &[]),
+    )
 }
 
 fn rst(stream: u32, code: u32) -> Vec<u8> {
@@ -165,11 +175,24 @@ impl Harness {
             evs.push(match e {
                 Event::Request { stream, head } => {
                     self.seen.push(stream.get());
-                    Ev::Request(stream.get(), String::from(head.method()), String::from(head.path()), head.has_body())
+                    Ev::Request(
+                        stream.get(),
+                        String::from(head.method()),
+                        String::from(head.path()),
+                        head.has_body(),
+                    )
                 }
-                Event::Data { stream, data, end_stream } => Ev::Data(stream.get(), data.to_vec(), end_stream),
+                Event::Data {
+                    stream,
+                    data,
+                    end_stream,
+                } => Ev::Data(stream.get(), data.to_vec(), end_stream),
                 Event::Writable { stream } => Ev::Writable(stream.get()),
-                Event::Reset { stream, code, by_peer } => Ev::Reset(stream.get(), code, by_peer),
+                Event::Reset {
+                    stream,
+                    code,
+                    by_peer,
+                } => Ev::Reset(stream.get(), code, by_peer),
                 Event::GoAway { code } => Ev::GoAway(code),
                 Event::Closed { reason } => Ev::Closed(reason),
             });
@@ -235,38 +258,71 @@ fn server_preface_and_settings_exchange() {
     assert!(params.contains(&(frame::SETTINGS_MAX_CONCURRENT_STREAMS, 100)));
     assert!(params.contains(&(frame::SETTINGS_MAX_HEADER_LIST_SIZE, 16384)));
     // The connection window is raised to 1 MiB.
-    assert_eq!((f[1].kind, f[1].stream, frame::u31(&f[1].payload)), (frame::WINDOW_UPDATE, 0, (1 << 20) - 65_535));
+    assert_eq!(
+        (f[1].kind, f[1].stream, frame::u31(&f[1].payload)),
+        (frame::WINDOW_UPDATE, 0, (1 << 20) - 65_535)
+    );
     h.send(&preface());
     let f = h.frames();
     assert_eq!((f[0].kind, f[0].flags), (frame::SETTINGS, frame::ACK));
     h.send(&ping(7));
     let f = h.frames();
-    assert_eq!((f[0].kind, f[0].flags, &f[0].payload[..]), (frame::PING, frame::ACK, &[7u8; 8][..]));
+    assert_eq!(
+        (f[0].kind, f[0].flags, &f[0].payload[..]),
+        (frame::PING, frame::ACK, &[7u8; 8][..])
+    );
 }
 
 #[test]
 fn get_and_response_with_continuation_split() {
     let mut h = Harness::open(Limits::default());
     let evs = h.send(&get(1, "/index.html"));
-    assert_eq!(evs, [Ev::Request(1, "GET".into(), "/index.html".into(), false)]);
+    assert_eq!(
+        evs,
+        [Ev::Request(1, "GET".into(), "/index.html".into(), false)]
+    );
     let big = [b'x'; 20_000];
-    let fields: [(&str, &[u8]); 3] = [("Content-Type", b"text/html"), ("Connection", b"close"), ("x-big", &big)];
-    h.conn.send_headers(StreamId(1), 200, &fields, false).unwrap();
+    let fields: [(&str, &[u8]); 3] = [
+        ("Content-Type", b"text/html"),
+        ("Connection", b"close"),
+        ("x-big", &big),
+    ];
+    h.conn
+        .send_headers(StreamId(1), 200, &fields, false)
+        .unwrap();
     assert_eq!(h.conn.send_data(StreamId(1), b"<h1>hi</h1>", true), Ok(11));
     let f = h.frames();
-    assert_eq!((f[0].kind, f[0].flags & frame::END_HEADERS), (frame::HEADERS, 0));
-    assert_eq!((f[1].kind, f[1].flags), (frame::CONTINUATION, frame::END_HEADERS));
+    assert_eq!(
+        (f[0].kind, f[0].flags & frame::END_HEADERS),
+        (frame::HEADERS, 0)
+    );
+    assert_eq!(
+        (f[1].kind, f[1].flags),
+        (frame::CONTINUATION, frame::END_HEADERS)
+    );
     let mut block = f[0].payload.clone();
     block.extend_from_slice(&f[1].payload);
     let mut fields_seen = Vec::new();
     Decoder::new(4096)
-        .decode(&block, 1 << 16, |n, v| fields_seen.push((n.to_vec(), v.len())))
+        .decode(&block, 1 << 16, |n, v| {
+            fields_seen.push((n.to_vec(), v.len()))
+        })
         .unwrap();
     assert_eq!(fields_seen[0], (b":status".to_vec(), 3));
     assert_eq!(fields_seen[1], (b"content-type".to_vec(), 9));
-    assert_eq!(fields_seen[2], (b"x-big".to_vec(), 20_000), "connection: close is dropped");
-    assert_eq!((f[2].kind, f[2].flags, &f[2].payload[..]), (frame::DATA, frame::END_STREAM, &b"<h1>hi</h1>"[..]));
-    assert_eq!(h.conn.send_data(StreamId(1), b"x", false), Err(SendError::UnknownStream(StreamId(1))));
+    assert_eq!(
+        fields_seen[2],
+        (b"x-big".to_vec(), 20_000),
+        "connection: close is dropped"
+    );
+    assert_eq!(
+        (f[2].kind, f[2].flags, &f[2].payload[..]),
+        (frame::DATA, frame::END_STREAM, &b"<h1>hi</h1>"[..])
+    );
+    assert_eq!(
+        h.conn.send_data(StreamId(1), b"x", false),
+        Err(SendError::UnknownStream(StreamId(1)))
+    );
     assert_eq!(h.conn.stats().open_streams, 0);
 }
 
@@ -274,27 +330,55 @@ fn get_and_response_with_continuation_split() {
 fn send_errors() {
     let mut h = Harness::open(Limits::default());
     h.send(&get(1, "/"));
-    assert_eq!(h.conn.send_data(StreamId(1), b"x", false), Err(SendError::HeadersNotSent(StreamId(1))));
-    assert_eq!(h.conn.send_headers(StreamId(1), 100, &[], false), Err(SendError::InvalidStatus(100)));
     assert_eq!(
-        h.conn.send_headers(StreamId(1), 302, &[("location", b"/a\r\nx: y")], false),
+        h.conn.send_data(StreamId(1), b"x", false),
+        Err(SendError::HeadersNotSent(StreamId(1)))
+    );
+    assert_eq!(
+        h.conn.send_headers(StreamId(1), 100, &[], false),
+        Err(SendError::InvalidStatus(100))
+    );
+    assert_eq!(
+        h.conn
+            .send_headers(StreamId(1), 302, &[("location", b"/a\r\nx: y")], false),
         Err(SendError::InvalidField { index: 0 })
     );
-    assert_eq!(h.conn.send_headers(StreamId(1), 200, &[("bad name", b"")], false), Err(SendError::InvalidField { index: 0 }));
+    assert_eq!(
+        h.conn
+            .send_headers(StreamId(1), 200, &[("bad name", b"")], false),
+        Err(SendError::InvalidField { index: 0 })
+    );
     h.conn.send_headers(StreamId(1), 200, &[], false).unwrap();
-    assert_eq!(h.conn.send_headers(StreamId(1), 200, &[], false), Err(SendError::HeadersAlreadySent(StreamId(1))));
-    assert_eq!(h.conn.send_headers(StreamId(3), 200, &[], false), Err(SendError::UnknownStream(StreamId(3))));
+    assert_eq!(
+        h.conn.send_headers(StreamId(1), 200, &[], false),
+        Err(SendError::HeadersAlreadySent(StreamId(1)))
+    );
+    assert_eq!(
+        h.conn.send_headers(StreamId(3), 200, &[], false),
+        Err(SendError::UnknownStream(StreamId(3)))
+    );
     assert_eq!(h.conn.send_data(StreamId(1), b"", true), Ok(0));
     let f = h.frames();
     assert_eq!(status_of(&f[0].payload), "200");
-    assert_eq!((f[1].kind, f[1].flags, f[1].payload.len()), (frame::DATA, frame::END_STREAM, 0));
+    assert_eq!(
+        (f[1].kind, f[1].flags, f[1].payload.len()),
+        (frame::DATA, frame::END_STREAM, 0)
+    );
 }
 
 #[test]
 fn request_body_credit_and_content_length() {
     let mut h = Harness::open(Limits::default());
-    let hdr = raw_frame(frame::HEADERS, frame::END_HEADERS, 1, &block("POST", "/hook", &[("content-length", "40000")]));
-    assert_eq!(h.send(&hdr), [Ev::Request(1, "POST".into(), "/hook".into(), true)]);
+    let hdr = raw_frame(
+        frame::HEADERS,
+        frame::END_HEADERS,
+        1,
+        &block("POST", "/hook", &[("content-length", "40000")]),
+    );
+    assert_eq!(
+        h.send(&hdr),
+        [Ev::Request(1, "POST".into(), "/hook".into(), true)]
+    );
     // Padded DATA: padding is stripped, but counts against the windows.
     let mut padded = alloc::vec![10u8];
     padded.extend_from_slice(&[b'a'; 10_000]);
@@ -308,30 +392,60 @@ fn request_body_credit_and_content_length() {
     // 35 011 bytes received: more than half the stream window, so credit
     // is returned for the stream.
     let f = h.frames();
-    assert!(f.iter().any(|f| f.kind == frame::WINDOW_UPDATE && f.stream == 1 && frame::u31(&f.payload) == 35_011));
+    assert!(f.iter().any(|f| f.kind == frame::WINDOW_UPDATE
+        && f.stream == 1
+        && frame::u31(&f.payload) == 35_011));
     // 5 000 more with END_STREAM matches content-length 40 000.
-    let evs = h.send(&raw_frame(frame::DATA, frame::END_STREAM, 1, &[b'c'; 5_000]));
+    let evs = h.send(&raw_frame(
+        frame::DATA,
+        frame::END_STREAM,
+        1,
+        &[b'c'; 5_000],
+    ));
     assert!(matches!(&evs[..], [Ev::Data(1, d, true)] if d.len() == 5_000));
     // A mismatch resets the stream.
-    let hdr = raw_frame(frame::HEADERS, frame::END_HEADERS, 3, &block("POST", "/hook", &[("content-length", "3")]));
+    let hdr = raw_frame(
+        frame::HEADERS,
+        frame::END_HEADERS,
+        3,
+        &block("POST", "/hook", &[("content-length", "3")]),
+    );
     h.send(&hdr);
     let evs = h.send(&raw_frame(frame::DATA, frame::END_STREAM, 3, b"ab"));
     assert_eq!(evs, [Ev::Reset(3, ErrorCode::PROTOCOL_ERROR, false)]);
     let f = h.frames();
-    assert!(f.iter().any(|f| f.kind == frame::RST_STREAM && f.stream == 3 && f.code() == 1));
+    assert!(
+        f.iter()
+            .any(|f| f.kind == frame::RST_STREAM && f.stream == 3 && f.code() == 1)
+    );
 }
 
 #[test]
 fn trailers_end_the_body() {
     let mut h = Harness::open(Limits::default());
-    h.send(&raw_frame(frame::HEADERS, frame::END_HEADERS, 1, &block("POST", "/", &[])));
+    h.send(&raw_frame(
+        frame::HEADERS,
+        frame::END_HEADERS,
+        1,
+        &block("POST", "/", &[]),
+    ));
     h.send(&raw_frame(frame::DATA, 0, 1, b"abc"));
     let mut t = Vec::new();
     hpack::encode_literal(&mut t, b"x-sum", b"1");
-    let evs = h.send(&raw_frame(frame::HEADERS, frame::END_HEADERS | frame::END_STREAM, 1, &t));
+    let evs = h.send(&raw_frame(
+        frame::HEADERS,
+        frame::END_HEADERS | frame::END_STREAM,
+        1,
+        &t,
+    ));
     assert_eq!(evs, [Ev::Data(1, Vec::new(), true)]);
     // Trailers without END_STREAM are malformed.
-    h.send(&raw_frame(frame::HEADERS, frame::END_HEADERS, 3, &block("POST", "/", &[])));
+    h.send(&raw_frame(
+        frame::HEADERS,
+        frame::END_HEADERS,
+        3,
+        &block("POST", "/", &[]),
+    ));
     let evs = h.send(&raw_frame(frame::HEADERS, frame::END_HEADERS, 3, &t));
     assert_eq!(evs, [Ev::Reset(3, ErrorCode::PROTOCOL_ERROR, false)]);
 }
@@ -339,14 +453,23 @@ fn trailers_end_the_body() {
 #[test]
 fn response_before_body_end_resets_with_no_error() {
     let mut h = Harness::open(Limits::default());
-    h.send(&raw_frame(frame::HEADERS, frame::END_HEADERS, 1, &block("POST", "/x", &[])));
+    h.send(&raw_frame(
+        frame::HEADERS,
+        frame::END_HEADERS,
+        1,
+        &block("POST", "/x", &[]),
+    ));
     h.conn.send_headers(StreamId(1), 404, &[], true).unwrap();
     let f = h.frames();
     assert_eq!(status_of(&f[0].payload), "404");
     assert_eq!((f[1].kind, f[1].code()), (frame::RST_STREAM, 0));
     // DATA still in flight is ignored (but credited to the connection).
     assert_eq!(h.send(&raw_frame(frame::DATA, 0, 1, b"late")), []);
-    assert!(h.frames().iter().all(|f| f.kind != frame::RST_STREAM && f.kind != frame::GOAWAY));
+    assert!(
+        h.frames()
+            .iter()
+            .all(|f| f.kind != frame::RST_STREAM && f.kind != frame::GOAWAY)
+    );
 }
 
 // ---- flow control ----
@@ -362,9 +485,17 @@ fn flow_control_blocks_and_resumes() {
     assert_eq!(h.send(&window_update(1, 50)), [Ev::Writable(1)]);
     assert_eq!(h.conn.send_data(StreamId(1), &body[100..], true), Ok(50));
     // Raising the initial window through SETTINGS also unblocks it.
-    assert_eq!(h.send(&settings(&[(frame::SETTINGS_INITIAL_WINDOW_SIZE, 2000)])), [Ev::Writable(1)]);
+    assert_eq!(
+        h.send(&settings(&[(frame::SETTINGS_INITIAL_WINDOW_SIZE, 2000)])),
+        [Ev::Writable(1)]
+    );
     assert_eq!(h.conn.send_data(StreamId(1), &body[150..], true), Ok(850));
-    let data: usize = h.frames().iter().filter(|f| f.kind == frame::DATA).map(|f| f.payload.len()).sum();
+    let data: usize = h
+        .frames()
+        .iter()
+        .filter(|f| f.kind == frame::DATA)
+        .map(|f| f.payload.len())
+        .sum();
     assert_eq!(data, 1000);
 }
 
@@ -374,7 +505,10 @@ fn connection_window_is_shared() {
         output_buffer: 1 << 20,
         ..Limits::default()
     });
-    h.send(&preface_with(&[(frame::SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20)]));
+    h.send(&preface_with(&[(
+        frame::SETTINGS_INITIAL_WINDOW_SIZE,
+        1 << 20,
+    )]));
     h.send(&get(1, "/a"));
     h.send(&get(3, "/b"));
     for s in [1, 3] {
@@ -385,10 +519,16 @@ fn connection_window_is_shared() {
     assert_eq!(h.conn.send_data(StreamId(3), &body, false), Ok(0));
     h.frames();
     // Both waiting streams hear of the new credit; they share it.
-    assert_eq!(h.send(&window_update(0, 1000)), [Ev::Writable(1), Ev::Writable(3)]);
+    assert_eq!(
+        h.send(&window_update(0, 1000)),
+        [Ev::Writable(1), Ev::Writable(3)]
+    );
     assert_eq!(h.conn.send_data(StreamId(3), &body, false), Ok(1000));
     assert_eq!(h.conn.send_data(StreamId(1), &body, false), Ok(0));
-    assert_eq!(h.send(&window_update(0, 500)), [Ev::Writable(3), Ev::Writable(1)]);
+    assert_eq!(
+        h.send(&window_update(0, 500)),
+        [Ev::Writable(3), Ev::Writable(1)]
+    );
 }
 
 #[test]
@@ -398,7 +538,10 @@ fn output_bound_limits_send_data() {
         ..Limits::default()
     };
     let mut h = Harness::new(limits);
-    h.send(&preface_with(&[(frame::SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20)]));
+    h.send(&preface_with(&[(
+        frame::SETTINGS_INITIAL_WINDOW_SIZE,
+        1 << 20,
+    )]));
     h.send(&window_update(0, 1 << 20));
     h.send(&get(1, "/a"));
     h.conn.send_headers(StreamId(1), 200, &[], false).unwrap();
@@ -409,7 +552,12 @@ fn output_bound_limits_send_data() {
     // Consuming output makes the stream writable again.
     let out = h.conn.output().len();
     h.conn.consume_output(out);
-    assert_eq!(h.conn.poll(0), Some(Event::Writable { stream: StreamId(1) }));
+    assert_eq!(
+        h.conn.poll(0),
+        Some(Event::Writable {
+            stream: StreamId(1)
+        })
+    );
 }
 
 #[test]
@@ -419,7 +567,9 @@ fn window_update_overflow() {
     let evs = h.send(&window_update(1, 0x7fff_ffff));
     assert_eq!(evs, [Ev::Reset(1, ErrorCode::FLOW_CONTROL_ERROR, false)]);
     let evs = h.send(&window_update(0, 0x7fff_ffff));
-    assert!(matches!(closed_with(&evs), Some(CloseReason::Error(e)) if e.code() == ErrorCode::FLOW_CONTROL_ERROR));
+    assert!(
+        matches!(closed_with(&evs), Some(CloseReason::Error(e)) if e.code() == ErrorCode::FLOW_CONTROL_ERROR)
+    );
     assert_eq!(h.goaway().map(|g| g.1), Some(3));
 }
 
@@ -430,7 +580,12 @@ fn data_beyond_the_stream_window_resets_the_stream() {
         ..Limits::default()
     };
     let mut h = Harness::open(limits);
-    h.send(&raw_frame(frame::HEADERS, frame::END_HEADERS, 1, &block("POST", "/", &[])));
+    h.send(&raw_frame(
+        frame::HEADERS,
+        frame::END_HEADERS,
+        1,
+        &block("POST", "/", &[]),
+    ));
     let evs = h.send(&raw_frame(frame::DATA, 0, 1, &[0; 1001]));
     assert_eq!(evs, [Ev::Reset(1, ErrorCode::FLOW_CONTROL_ERROR, false)]);
 }
@@ -454,7 +609,10 @@ fn expect_goaway(input: &[u8], code: ErrorCode) -> ConnectionError {
 
 #[test]
 fn bad_preface() {
-    let e = expect_goaway(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", ErrorCode::PROTOCOL_ERROR);
+    let e = expect_goaway(
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ErrorCode::PROTOCOL_ERROR,
+    );
     assert_eq!(e, ConnectionError::BadPreface);
     let mut v = PREFACE.to_vec();
     v.extend(ping(1));
@@ -465,7 +623,12 @@ fn bad_preface() {
 fn frames_on_wrong_streams() {
     for bad in [
         raw_frame(frame::DATA, 0, 0, b"x"),
-        raw_frame(frame::HEADERS, frame::END_HEADERS, 0, &block("GET", "/", &[])),
+        raw_frame(
+            frame::HEADERS,
+            frame::END_HEADERS,
+            0,
+            &block("GET", "/", &[]),
+        ),
         get(2, "/"),
         raw_frame(frame::SETTINGS, 0, 1, &[]),
         raw_frame(frame::PING, 0, 1, &[0; 8]),
@@ -497,7 +660,9 @@ fn decreasing_and_reused_stream_ids() {
     h.send(&get(1, "/"));
     h.conn.send_headers(StreamId(1), 204, &[], true).unwrap();
     let evs = h.send(&get(1, "/"));
-    assert!(matches!(closed_with(&evs), Some(CloseReason::Error(e)) if e.code() == ErrorCode::STREAM_CLOSED));
+    assert!(
+        matches!(closed_with(&evs), Some(CloseReason::Error(e)) if e.code() == ErrorCode::STREAM_CLOSED)
+    );
 }
 
 #[test]
@@ -505,7 +670,13 @@ fn frame_size_errors() {
     let mut input = preface();
     input.extend(raw_frame(frame::DATA, 0, 1, &[0; 16_385]));
     let e = expect_goaway(&input, ErrorCode::FRAME_SIZE_ERROR);
-    assert_eq!(e, ConnectionError::FrameTooLarge { size: 16_385, limit: 16_384 });
+    assert_eq!(
+        e,
+        ConnectionError::FrameTooLarge {
+            size: 16_385,
+            limit: 16_384
+        }
+    );
     for bad in [
         raw_frame(frame::PING, 0, 0, &[0; 7]),
         raw_frame(frame::SETTINGS, 0, 0, &[0; 5]),
@@ -529,15 +700,30 @@ fn frame_size_errors() {
 fn invalid_settings_values() {
     for (id, value, code) in [
         (frame::SETTINGS_ENABLE_PUSH, 2, ErrorCode::PROTOCOL_ERROR),
-        (frame::SETTINGS_INITIAL_WINDOW_SIZE, 1 << 31, ErrorCode::FLOW_CONTROL_ERROR),
-        (frame::SETTINGS_MAX_FRAME_SIZE, 16_383, ErrorCode::PROTOCOL_ERROR),
-        (frame::SETTINGS_MAX_FRAME_SIZE, 1 << 24, ErrorCode::PROTOCOL_ERROR),
+        (
+            frame::SETTINGS_INITIAL_WINDOW_SIZE,
+            1 << 31,
+            ErrorCode::FLOW_CONTROL_ERROR,
+        ),
+        (
+            frame::SETTINGS_MAX_FRAME_SIZE,
+            16_383,
+            ErrorCode::PROTOCOL_ERROR,
+        ),
+        (
+            frame::SETTINGS_MAX_FRAME_SIZE,
+            1 << 24,
+            ErrorCode::PROTOCOL_ERROR,
+        ),
     ] {
         expect_goaway(&preface_with(&[(id, value)]), code);
     }
     // Unknown settings are ignored; ENABLE_PUSH 0/1 is fine.
     let mut h = Harness::new(Limits::default());
-    let evs = h.send(&preface_with(&[(0x99, 7), (frame::SETTINGS_ENABLE_PUSH, 1)]));
+    let evs = h.send(&preface_with(&[
+        (0x99, 7),
+        (frame::SETTINGS_ENABLE_PUSH, 1),
+    ]));
     assert!(closed_with(&evs).is_none());
 }
 
@@ -549,7 +735,11 @@ fn malformed_requests_are_stream_errors() {
     let b = block("GET", "/", &[("te", "gzip")]);
     assert_eq!(h.send(&raw_frame(frame::HEADERS, 5, 3, &b)), []);
     let f = h.frames();
-    let resets: Vec<(u32, u32)> = f.iter().filter(|f| f.kind == frame::RST_STREAM).map(|f| (f.stream, f.code())).collect();
+    let resets: Vec<(u32, u32)> = f
+        .iter()
+        .filter(|f| f.kind == frame::RST_STREAM)
+        .map(|f| (f.stream, f.code()))
+        .collect();
     assert_eq!(resets, [(1, 1), (3, 1)]);
     // The connection goes on.
     assert_eq!(h.send(&get(5, "/")).len(), 1);
@@ -561,7 +751,10 @@ fn connect_gets_501() {
     let mut b = Vec::new();
     hpack::encode_literal(&mut b, b":method", b"CONNECT");
     hpack::encode_literal(&mut b, b":authority", b"example.org:443");
-    assert_eq!(h.send(&raw_frame(frame::HEADERS, frame::END_HEADERS, 1, &b)), []);
+    assert_eq!(
+        h.send(&raw_frame(frame::HEADERS, frame::END_HEADERS, 1, &b)),
+        []
+    );
     let f = h.frames();
     assert_eq!(status_of(&f[0].payload), "501");
     assert_eq!((f[1].kind, f[1].code()), (frame::RST_STREAM, 0));
@@ -573,16 +766,33 @@ fn priority_is_parsed_and_ignored() {
     // HEADERS with the PRIORITY flag, then a PRIORITY frame.
     let mut p = alloc::vec![0, 0, 0, 0, 16];
     p.extend(block("GET", "/", &[]));
-    let evs = h.send(&raw_frame(frame::HEADERS, frame::END_HEADERS | frame::END_STREAM | frame::PRIORITY_FLAG, 1, &p));
+    let evs = h.send(&raw_frame(
+        frame::HEADERS,
+        frame::END_HEADERS | frame::END_STREAM | frame::PRIORITY_FLAG,
+        1,
+        &p,
+    ));
     assert_eq!(evs.len(), 1);
-    assert_eq!(h.send(&raw_frame(frame::PRIORITY, 0, 3, &[0, 0, 0, 1, 16])), []);
+    assert_eq!(
+        h.send(&raw_frame(frame::PRIORITY, 0, 3, &[0, 0, 0, 1, 16])),
+        []
+    );
     // Depending on itself is a stream error; a wrong length too.
     let mut p = alloc::vec![0, 0, 0, 5, 16];
     p.extend(block("GET", "/", &[]));
-    h.send(&raw_frame(frame::HEADERS, frame::END_HEADERS | frame::END_STREAM | frame::PRIORITY_FLAG, 5, &p));
+    h.send(&raw_frame(
+        frame::HEADERS,
+        frame::END_HEADERS | frame::END_STREAM | frame::PRIORITY_FLAG,
+        5,
+        &p,
+    ));
     h.send(&raw_frame(frame::PRIORITY, 0, 7, &[0, 0, 0, 1]));
-    let resets: Vec<(u32, u32)> =
-        h.frames().iter().filter(|f| f.kind == frame::RST_STREAM).map(|f| (f.stream, f.code())).collect();
+    let resets: Vec<(u32, u32)> = h
+        .frames()
+        .iter()
+        .filter(|f| f.kind == frame::RST_STREAM)
+        .map(|f| (f.stream, f.code()))
+        .collect();
     assert_eq!(resets, [(5, 1), (7, 6)]);
 }
 
@@ -602,7 +812,9 @@ fn concurrency_limit_refuses_streams() {
     let evs = h.send(&input);
     assert_eq!(evs.len(), 2);
     let f = h.frames();
-    assert!(f.iter().any(|f| f.kind == frame::RST_STREAM && f.stream == 5 && f.code() == ErrorCode::REFUSED_STREAM.0));
+    assert!(f.iter().any(|f| f.kind == frame::RST_STREAM
+        && f.stream == 5
+        && f.code() == ErrorCode::REFUSED_STREAM.0));
     h.conn.send_headers(StreamId(1), 204, &[], true).unwrap();
     assert_eq!(h.send(&get(7, "/")).len(), 1, "a slot is free again");
 }
@@ -622,9 +834,16 @@ fn rapid_reset_ends_the_connection() {
     assert_eq!(requests, 101, "work stops at the limit");
     assert!(matches!(
         closed_with(&evs),
-        Some(CloseReason::Error(ConnectionError::Flood { kind: Flood::Resets, limit: 100, .. }))
+        Some(CloseReason::Error(ConnectionError::Flood {
+            kind: Flood::Resets,
+            limit: 100,
+            ..
+        }))
     ));
-    assert_eq!(h.goaway().map(|g| g.1), Some(ErrorCode::ENHANCE_YOUR_CALM.0));
+    assert_eq!(
+        h.goaway().map(|g| g.1),
+        Some(ErrorCode::ENHANCE_YOUR_CALM.0)
+    );
     // Spread over time the same number is fine.
     let mut h = Harness::open(Limits::default());
     for round in 0..3u32 {
@@ -654,7 +873,13 @@ fn refused_and_malformed_streams_count_as_resets() {
         input.extend(get(2 * i + 1, "/"));
     }
     let evs = h.send(&input);
-    assert!(matches!(closed_with(&evs), Some(CloseReason::Error(ConnectionError::Flood { kind: Flood::Resets, .. }))));
+    assert!(matches!(
+        closed_with(&evs),
+        Some(CloseReason::Error(ConnectionError::Flood {
+            kind: Flood::Resets,
+            ..
+        }))
+    ));
 }
 
 #[test]
@@ -662,7 +887,12 @@ fn continuation_flood() {
     let mut input = preface();
     input.extend(raw_frame(frame::HEADERS, 0, 1, &block("GET", "/", &[])));
     for _ in 0..1000 {
-        input.extend(raw_frame(frame::CONTINUATION, 0, 1, &[0x40, 1, b'a', 1, b'b']));
+        input.extend(raw_frame(
+            frame::CONTINUATION,
+            0,
+            1,
+            &[0x40, 1, b'a', 1, b'b'],
+        ));
     }
     let e = expect_goaway(&input, ErrorCode::ENHANCE_YOUR_CALM);
     assert_eq!(e, ConnectionError::ContinuationFlood { limit: 16 });
@@ -682,7 +912,12 @@ fn header_block_must_complete_in_time() {
     h.send(&raw_frame(frame::HEADERS, 0, 1, &block("GET", "/", &[])));
     assert_eq!(h.conn.deadline(), Some(10_000));
     let evs = h.timeout(10_000);
-    assert_eq!(closed_with(&evs), Some(&CloseReason::Error(ConnectionError::HeaderTimeout { timeout_ms: 10_000 })));
+    assert_eq!(
+        closed_with(&evs),
+        Some(&CloseReason::Error(ConnectionError::HeaderTimeout {
+            timeout_ms: 10_000
+        }))
+    );
 }
 
 /// One large dynamic-table entry, referenced again and again.
@@ -698,9 +933,19 @@ fn hpack_bomb() {
     let mut input = preface();
     let half = b.len() / 2;
     input.extend(raw_frame(frame::HEADERS, frame::END_STREAM, 1, &b[..half]));
-    input.extend(raw_frame(frame::CONTINUATION, frame::END_HEADERS, 1, &b[half..]));
+    input.extend(raw_frame(
+        frame::CONTINUATION,
+        frame::END_HEADERS,
+        1,
+        &b[half..],
+    ));
     let e = expect_goaway(&input, ErrorCode::ENHANCE_YOUR_CALM);
-    assert_eq!(e, ConnectionError::HpackBomb { limit: 4 * 16 * 1024 });
+    assert_eq!(
+        e,
+        ConnectionError::HpackBomb {
+            limit: 4 * 16 * 1024
+        }
+    );
 }
 
 #[test]
@@ -711,7 +956,10 @@ fn hpack_table_size_update_beyond_settings() {
     let mut input = preface();
     input.extend(raw_frame(frame::HEADERS, frame::END_HEADERS, 1, &b));
     let e = expect_goaway(&input, ErrorCode::COMPRESSION_ERROR);
-    assert!(matches!(e, ConnectionError::Compression(hpack::HpackError::SizeUpdateTooLarge { .. })));
+    assert!(matches!(
+        e,
+        ConnectionError::Compression(hpack::HpackError::SizeUpdateTooLarge { .. })
+    ));
     // A smaller advertised table is enforced once acknowledged.
     let limits = Limits {
         header_table_size: 256,
@@ -722,7 +970,10 @@ fn hpack_table_size_update_beyond_settings() {
     hpack::encode_integer(&mut b, 512, 5, 0x20);
     b.extend(block("GET", "/", &[]));
     let evs = h.send(&raw_frame(frame::HEADERS, 5, 1, &b));
-    assert!(matches!(closed_with(&evs), Some(CloseReason::Error(ConnectionError::Compression(_)))));
+    assert!(matches!(
+        closed_with(&evs),
+        Some(CloseReason::Error(ConnectionError::Compression(_)))
+    ));
 }
 
 #[test]
@@ -731,7 +982,12 @@ fn oversized_header_list_gets_431() {
     let big = "v".repeat(20_000);
     let b = block("GET", "/", &[("x-big", &big)]);
     let mut input = raw_frame(frame::HEADERS, frame::END_STREAM, 1, &b[..16_000]);
-    input.extend(raw_frame(frame::CONTINUATION, frame::END_HEADERS, 1, &b[16_000..]));
+    input.extend(raw_frame(
+        frame::CONTINUATION,
+        frame::END_HEADERS,
+        1,
+        &b[16_000..],
+    ));
     assert_eq!(h.send(&input), []);
     let f = h.frames();
     assert_eq!(status_of(&f[0].payload), "431");
@@ -745,7 +1001,14 @@ fn settings_flood() {
         input.extend(settings(&[]));
     }
     let e = expect_goaway(&input, ErrorCode::ENHANCE_YOUR_CALM);
-    assert!(matches!(e, ConnectionError::Flood { kind: Flood::Settings, limit: 50, .. }));
+    assert!(matches!(
+        e,
+        ConnectionError::Flood {
+            kind: Flood::Settings,
+            limit: 50,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -756,7 +1019,13 @@ fn ping_flood() {
     }
     let mut h = Harness::new(Limits::default());
     let evs = h.send(&input);
-    assert!(matches!(closed_with(&evs), Some(CloseReason::Error(ConnectionError::Flood { kind: Flood::Pings, .. }))));
+    assert!(matches!(
+        closed_with(&evs),
+        Some(CloseReason::Error(ConnectionError::Flood {
+            kind: Flood::Pings,
+            ..
+        }))
+    ));
     let acks = h.frames().iter().filter(|f| f.kind == frame::PING).count();
     assert_eq!(acks, 50);
 }
@@ -791,7 +1060,12 @@ fn ping_flood_without_reading_stalls_input() {
 #[test]
 fn empty_frame_flood() {
     let mut h = Harness::open(Limits::default());
-    h.send(&raw_frame(frame::HEADERS, frame::END_HEADERS, 1, &block("POST", "/", &[])));
+    h.send(&raw_frame(
+        frame::HEADERS,
+        frame::END_HEADERS,
+        1,
+        &block("POST", "/", &[]),
+    ));
     let mut input = Vec::new();
     for _ in 0..1000 {
         input.extend(raw_frame(frame::DATA, 0, 1, &[]));
@@ -799,7 +1073,11 @@ fn empty_frame_flood() {
     let evs = h.send(&input);
     assert!(matches!(
         closed_with(&evs),
-        Some(CloseReason::Error(ConnectionError::Flood { kind: Flood::IdleFrames, limit: 500, .. }))
+        Some(CloseReason::Error(ConnectionError::Flood {
+            kind: Flood::IdleFrames,
+            limit: 500,
+            ..
+        }))
     ));
     // Unknown frame types count too.
     let mut input = preface();
@@ -823,7 +1101,11 @@ fn zero_stream_window_stall_resets_the_stream() {
     assert_eq!(h.conn.deadline(), Some(31_000));
     assert_eq!(h.timeout(30_999), []);
     assert_eq!(h.timeout(31_000), [Ev::Reset(1, ErrorCode::CANCEL, false)]);
-    assert!(h.frames().iter().any(|f| f.kind == frame::RST_STREAM && f.code() == ErrorCode::CANCEL.0));
+    assert!(
+        h.frames()
+            .iter()
+            .any(|f| f.kind == frame::RST_STREAM && f.code() == ErrorCode::CANCEL.0)
+    );
 }
 
 #[test]
@@ -832,7 +1114,10 @@ fn zero_connection_window_stall_ends_the_connection() {
         output_buffer: 1 << 20,
         ..Limits::default()
     });
-    h.send(&preface_with(&[(frame::SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20)]));
+    h.send(&preface_with(&[(
+        frame::SETTINGS_INITIAL_WINDOW_SIZE,
+        1 << 20,
+    )]));
     h.send(&settings_ack());
     h.send(&get(1, "/big"));
     h.conn.send_headers(StreamId(1), 200, &[], false).unwrap();
@@ -840,8 +1125,16 @@ fn zero_connection_window_stall_ends_the_connection() {
     assert_eq!(h.conn.send_data(StreamId(1), &body, true), Ok(65_535));
     h.frames();
     let evs = h.timeout(30_000);
-    assert_eq!(closed_with(&evs), Some(&CloseReason::Error(ConnectionError::WindowStalled { timeout_ms: 30_000 })));
-    assert_eq!(h.goaway().map(|g| g.1), Some(ErrorCode::ENHANCE_YOUR_CALM.0));
+    assert_eq!(
+        closed_with(&evs),
+        Some(&CloseReason::Error(ConnectionError::WindowStalled {
+            timeout_ms: 30_000
+        }))
+    );
+    assert_eq!(
+        h.goaway().map(|g| g.1),
+        Some(ErrorCode::ENHANCE_YOUR_CALM.0)
+    );
 }
 
 #[test]
@@ -850,7 +1143,12 @@ fn settings_ack_timeout() {
     h.send(&preface());
     assert_eq!(h.conn.deadline(), Some(10_000));
     let evs = h.timeout(10_000);
-    assert_eq!(closed_with(&evs), Some(&CloseReason::Error(ConnectionError::SettingsTimeout { timeout_ms: 10_000 })));
+    assert_eq!(
+        closed_with(&evs),
+        Some(&CloseReason::Error(ConnectionError::SettingsTimeout {
+            timeout_ms: 10_000
+        }))
+    );
     assert_eq!(h.goaway().map(|g| g.1), Some(ErrorCode::SETTINGS_TIMEOUT.0));
 }
 
@@ -884,7 +1182,9 @@ fn unread_output_drops_the_connection() {
     assert_eq!(h.conn.output(), b"");
     assert_eq!(
         h.conn.close_reason(),
-        Some(&CloseReason::Error(ConnectionError::OutputStalled { timeout_ms: 60_000 }))
+        Some(&CloseReason::Error(ConnectionError::OutputStalled {
+            timeout_ms: 60_000
+        }))
     );
 }
 
@@ -925,7 +1225,12 @@ fn peer_goaway_finishes_open_streams() {
     h.conn.send_data(StreamId(1), b"bye", true).unwrap();
     let mut evs = Vec::new();
     h.poll_into(&mut evs);
-    assert_eq!(evs, [Ev::Closed(CloseReason::PeerGoAway { code: ErrorCode::NO_ERROR })]);
+    assert_eq!(
+        evs,
+        [Ev::Closed(CloseReason::PeerGoAway {
+            code: ErrorCode::NO_ERROR
+        })]
+    );
     let f = h.frames();
     assert_eq!(f.last().map(|f| f.kind), Some(frame::GOAWAY));
 }
@@ -935,7 +1240,10 @@ fn client_reset_is_reported() {
     let mut h = Harness::open(Limits::default());
     h.send(&get(1, "/"));
     assert_eq!(h.send(&rst(1, 8)), [Ev::Reset(1, ErrorCode::CANCEL, true)]);
-    assert_eq!(h.conn.send_headers(StreamId(1), 200, &[], false), Err(SendError::UnknownStream(StreamId(1))));
+    assert_eq!(
+        h.conn.send_headers(StreamId(1), 200, &[], false),
+        Err(SendError::UnknownStream(StreamId(1)))
+    );
     // Frames for it afterwards are ignored.
     assert_eq!(h.send(&window_update(1, 5)), []);
     assert_eq!(h.send(&rst(1, 8)), []);
@@ -950,5 +1258,8 @@ fn abort_stops_everything() {
     assert!(h.conn.wants_close());
     assert_eq!(h.conn.poll(0), None);
     assert_eq!(h.conn.deadline(), None);
-    assert_eq!(h.conn.send_headers(StreamId(1), 200, &[], true), Err(SendError::ConnectionClosed));
+    assert_eq!(
+        h.conn.send_headers(StreamId(1), 200, &[], true),
+        Err(SendError::ConnectionClosed)
+    );
 }

@@ -162,7 +162,11 @@ impl Decoder {
             }
             // §6.2 literals: with incremental indexing (01), without
             // indexing (0000), never indexed (0001).
-            let (indexing, prefix) = if b & 0xc0 == 0x40 { (true, 6) } else { (false, 4) };
+            let (indexing, prefix) = if b & 0xc0 == 0x40 {
+                (true, 6)
+            } else {
+                (false, 4)
+            };
             let index = integer(block, &mut pos, prefix)?;
             if index == 0 {
                 string(block, &mut pos, name, room)?;

@@ -364,7 +364,10 @@ pub fn decode(input: &[u8], out: &mut Vec<u8>, max_out: usize) -> Result<(), Hpa
 
 /// Length in bytes of the Huffman coding of `input`.
 pub fn encoded_len(input: &[u8]) -> usize {
-    let bits: usize = input.iter().map(|&b| usize::from(CODES[usize::from(b)].1)).sum();
+    let bits: usize = input
+        .iter()
+        .map(|&b| usize::from(CODES[usize::from(b)].1))
+        .sum();
     bits.div_ceil(8)
 }
 
@@ -396,7 +399,10 @@ mod tests {
     fn canonical_tables_match_the_rfc_codes() {
         let c = &CANONICAL;
         // Kraft equality: the code is complete, so every bit string decodes.
-        let kraft: u64 = CODES.iter().map(|&(_, l)| 1u64 << (MAX_LEN - usize::from(l))).sum();
+        let kraft: u64 = CODES
+            .iter()
+            .map(|&(_, l)| 1u64 << (MAX_LEN - usize::from(l)))
+            .sum();
         assert_eq!(kraft, 1u64 << MAX_LEN);
         for (sym, &(code, len)) in CODES.iter().enumerate() {
             let len = usize::from(len);
@@ -427,8 +433,14 @@ mod tests {
             ("custom-value", "25a8 49e9 5bb8 e8b4 bf"),
             ("302", "6402"),
             ("private", "aec3 771a 4b"),
-            ("Mon, 21 Oct 2013 20:13:21 GMT", "d07a be94 1054 d444 a820 0595 040b 8166 e082 a62d 1bff"),
-            ("https://www.example.com", "9d29 ad17 1863 c78f 0b97 c8e9 ae82 ae43 d3"),
+            (
+                "Mon, 21 Oct 2013 20:13:21 GMT",
+                "d07a be94 1054 d444 a820 0595 040b 8166 e082 a62d 1bff",
+            ),
+            (
+                "https://www.example.com",
+                "9d29 ad17 1863 c78f 0b97 c8e9 ae82 ae43 d3",
+            ),
             ("307", "640e ff"),
             ("gzip", "9bd9 ab"),
         ];
@@ -461,11 +473,17 @@ mod tests {
     #[test]
     fn bad_padding_and_eos_are_errors() {
         // 'a' is 00011 (5 bits); padding with zeros is invalid.
-        assert_eq!(decode(&[0x18], &mut Vec::new(), 10), Err(HpackError::HuffmanPadding));
+        assert_eq!(
+            decode(&[0x18], &mut Vec::new(), 10),
+            Err(HpackError::HuffmanPadding)
+        );
         // 'a' + 3 one bits: valid.
         assert_eq!(decode(&[0x1f], &mut Vec::new(), 10), Ok(()));
         // A whole byte of padding (8 one bits) is too long.
-        assert_eq!(decode(&[0x1f, 0xff], &mut Vec::new(), 10), Err(HpackError::HuffmanPadding));
+        assert_eq!(
+            decode(&[0x1f, 0xff], &mut Vec::new(), 10),
+            Err(HpackError::HuffmanPadding)
+        );
         // EOS (30 one bits) inside the string.
         assert_eq!(
             decode(&[0xff, 0xff, 0xff, 0xff], &mut Vec::new(), 10),

@@ -27,7 +27,9 @@ fn decode_all(d: &mut Decoder, block: &[u8]) -> Result<Vec<(String, String)>, Hp
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter().map(|(n, v)| (String::from(*n), String::from(*v))).collect()
+    list.iter()
+        .map(|(n, v)| (String::from(*n), String::from(*v)))
+        .collect()
 }
 
 /// The dynamic table, newest first, and its size.
@@ -61,20 +63,36 @@ fn c1_integers() {
 #[test]
 fn integer_overflow_and_truncation() {
     let mut pos = 0;
-    assert_eq!(integer(&[0x1f, 0xff, 0xff, 0xff, 0xff, 0x7f], &mut pos, 5), Err(HpackError::IntegerOverflow));
+    assert_eq!(
+        integer(&[0x1f, 0xff, 0xff, 0xff, 0xff, 0x7f], &mut pos, 5),
+        Err(HpackError::IntegerOverflow)
+    );
     let mut pos = 0;
-    assert_eq!(integer(&[0x1f, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00], &mut pos, 5), Err(HpackError::IntegerOverflow));
+    assert_eq!(
+        integer(&[0x1f, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00], &mut pos, 5),
+        Err(HpackError::IntegerOverflow)
+    );
     let mut pos = 0;
-    assert_eq!(integer(&[0x1f, 0x80], &mut pos, 5), Err(HpackError::Truncated));
+    assert_eq!(
+        integer(&[0x1f, 0x80], &mut pos, 5),
+        Err(HpackError::Truncated)
+    );
     let mut pos = 0;
-    assert_eq!(integer(&[0x1f, 0xe0, 0xff, 0xff, 0xff, 0x0f], &mut pos, 5), Ok(0xffff_ffff));
+    assert_eq!(
+        integer(&[0x1f, 0xe0, 0xff, 0xff, 0xff, 0x0f], &mut pos, 5),
+        Ok(0xffff_ffff)
+    );
 }
 
 #[test]
 fn c2_field_representations() {
     // C.2.1 literal with indexing.
     let mut d = Decoder::new(4096);
-    let f = decode_all(&mut d, &hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572")).unwrap();
+    let f = decode_all(
+        &mut d,
+        &hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572"),
+    )
+    .unwrap();
     assert_eq!(f, pairs(&[("custom-key", "custom-header")]));
     assert_eq!(table(&d), (pairs(&[("custom-key", "custom-header")]), 55));
     // C.2.2 literal without indexing.
@@ -98,22 +116,58 @@ fn c2_field_representations() {
 fn requests(blocks: [&str; 3]) {
     let mut d = Decoder::new(4096);
     let f = decode_all(&mut d, &hex(blocks[0])).unwrap();
-    assert_eq!(f, pairs(&[(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com")]));
+    assert_eq!(
+        f,
+        pairs(&[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            (":authority", "www.example.com")
+        ])
+    );
     assert_eq!(table(&d), (pairs(&[(":authority", "www.example.com")]), 57));
     let f = decode_all(&mut d, &hex(blocks[1])).unwrap();
     assert_eq!(
         f,
-        pairs(&[(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com"), ("cache-control", "no-cache")])
-    );
-    assert_eq!(table(&d), (pairs(&[("cache-control", "no-cache"), (":authority", "www.example.com")]), 110));
-    let f = decode_all(&mut d, &hex(blocks[2])).unwrap();
-    assert_eq!(
-        f,
-        pairs(&[(":method", "GET"), (":scheme", "https"), (":path", "/index.html"), (":authority", "www.example.com"), ("custom-key", "custom-value")])
+        pairs(&[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            (":authority", "www.example.com"),
+            ("cache-control", "no-cache")
+        ])
     );
     assert_eq!(
         table(&d),
-        (pairs(&[("custom-key", "custom-value"), ("cache-control", "no-cache"), (":authority", "www.example.com")]), 164)
+        (
+            pairs(&[
+                ("cache-control", "no-cache"),
+                (":authority", "www.example.com")
+            ]),
+            110
+        )
+    );
+    let f = decode_all(&mut d, &hex(blocks[2])).unwrap();
+    assert_eq!(
+        f,
+        pairs(&[
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/index.html"),
+            (":authority", "www.example.com"),
+            ("custom-key", "custom-value")
+        ])
+    );
+    assert_eq!(
+        table(&d),
+        (
+            pairs(&[
+                ("custom-key", "custom-value"),
+                ("cache-control", "no-cache"),
+                (":authority", "www.example.com")
+            ]),
+            164
+        )
     );
 }
 
@@ -145,16 +199,48 @@ const COOKIE: &str = "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1";
 fn responses(blocks: [&str; 3]) {
     let mut d = Decoder::new(256);
     let f = decode_all(&mut d, &hex(blocks[0])).unwrap();
-    assert_eq!(f, pairs(&[(":status", "302"), ("cache-control", "private"), ("date", DATE1), ("location", LOC)]));
+    assert_eq!(
+        f,
+        pairs(&[
+            (":status", "302"),
+            ("cache-control", "private"),
+            ("date", DATE1),
+            ("location", LOC)
+        ])
+    );
     assert_eq!(
         table(&d),
-        (pairs(&[("location", LOC), ("date", DATE1), ("cache-control", "private"), (":status", "302")]), 222)
+        (
+            pairs(&[
+                ("location", LOC),
+                ("date", DATE1),
+                ("cache-control", "private"),
+                (":status", "302")
+            ]),
+            222
+        )
     );
     let f = decode_all(&mut d, &hex(blocks[1])).unwrap();
-    assert_eq!(f, pairs(&[(":status", "307"), ("cache-control", "private"), ("date", DATE1), ("location", LOC)]));
+    assert_eq!(
+        f,
+        pairs(&[
+            (":status", "307"),
+            ("cache-control", "private"),
+            ("date", DATE1),
+            ("location", LOC)
+        ])
+    );
     assert_eq!(
         table(&d),
-        (pairs(&[(":status", "307"), ("location", LOC), ("date", DATE1), ("cache-control", "private")]), 222)
+        (
+            pairs(&[
+                (":status", "307"),
+                ("location", LOC),
+                ("date", DATE1),
+                ("cache-control", "private")
+            ]),
+            222
+        )
     );
     let f = decode_all(&mut d, &hex(blocks[2])).unwrap();
     assert_eq!(
@@ -170,7 +256,14 @@ fn responses(blocks: [&str; 3]) {
     );
     assert_eq!(
         table(&d),
-        (pairs(&[("set-cookie", COOKIE), ("content-encoding", "gzip"), ("date", DATE2)]), 215)
+        (
+            pairs(&[
+                ("set-cookie", COOKIE),
+                ("content-encoding", "gzip"),
+                ("date", DATE2)
+            ]),
+            215
+        )
     );
 }
 
@@ -209,7 +302,9 @@ fn encoder_output_decodes() {
         (b"location", &[0xff, 0x00, 0x7f]),
         (b"", b"empty name is the caller's problem"),
     ];
-    for status in [200u16, 204, 206, 301, 302, 304, 400, 404, 405, 416, 500, 503, 999, 100] {
+    for status in [
+        200u16, 204, 206, 301, 302, 304, 400, 404, 405, 416, 500, 503, 999, 100,
+    ] {
         let mut block = Vec::new();
         encode_status(&mut block, status);
         for (n, v) in fields {
@@ -217,7 +312,8 @@ fn encoder_output_decodes() {
         }
         let mut d = Decoder::new(4096);
         let mut got: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        d.decode(&block, 1 << 16, |n, v| got.push((n.to_vec(), v.to_vec()))).unwrap();
+        d.decode(&block, 1 << 16, |n, v| got.push((n.to_vec(), v.to_vec())))
+            .unwrap();
         assert_eq!(got[0].0, b":status");
         assert_eq!(got[0].1, std::format!("{status:03}").as_bytes());
         for (i, (n, v)) in fields.iter().enumerate() {
@@ -233,21 +329,34 @@ fn size_update_rules() {
     let mut d = Decoder::new(4096);
     assert_eq!(
         decode_all(&mut d, &hex("3fe2 1f")), // 4097+... : 31 + 0x62 + (0x1f<<7) = 4097
-        Err(HpackError::SizeUpdateTooLarge { requested: 4097, max: 4096 })
+        Err(HpackError::SizeUpdateTooLarge {
+            requested: 4097,
+            max: 4096
+        })
     );
     // After a field.
     let mut d = Decoder::new(4096);
-    assert_eq!(decode_all(&mut d, &hex("8220")), Err(HpackError::SizeUpdateNotAtStart));
+    assert_eq!(
+        decode_all(&mut d, &hex("8220")),
+        Err(HpackError::SizeUpdateNotAtStart)
+    );
     // Two updates at the start are fine; shrinking evicts.
     let mut d = Decoder::new(4096);
-    decode_all(&mut d, &hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572")).unwrap();
+    decode_all(
+        &mut d,
+        &hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572"),
+    )
+    .unwrap();
     assert_eq!(d.table_size(), 55);
     decode_all(&mut d, &hex("2030 82")).unwrap(); // 0, then 16
     assert_eq!((d.table_size(), d.table_max()), (0, 16));
     // Lowering our limit requires an update at the start of the next block.
     let mut d = Decoder::new(4096);
     d.set_max_allowed(100);
-    assert_eq!(decode_all(&mut d, &hex("82")), Err(HpackError::SizeUpdateMissing));
+    assert_eq!(
+        decode_all(&mut d, &hex("82")),
+        Err(HpackError::SizeUpdateMissing)
+    );
     let mut d = Decoder::new(4096);
     d.set_max_allowed(100);
     assert_eq!(decode_all(&mut d, &hex("3f45 82")).unwrap().len(), 1); // update to 100
@@ -257,10 +366,22 @@ fn size_update_rules() {
 #[test]
 fn invalid_index_and_truncation() {
     let mut d = Decoder::new(4096);
-    assert_eq!(decode_all(&mut d, &hex("80")), Err(HpackError::InvalidIndex { index: 0 }));
-    assert_eq!(decode_all(&mut d, &hex("be")), Err(HpackError::InvalidIndex { index: 62 }));
-    assert_eq!(decode_all(&mut d, &hex("7e")), Err(HpackError::InvalidIndex { index: 62 }));
-    assert_eq!(decode_all(&mut d, &hex("400a 6375")), Err(HpackError::Truncated));
+    assert_eq!(
+        decode_all(&mut d, &hex("80")),
+        Err(HpackError::InvalidIndex { index: 0 })
+    );
+    assert_eq!(
+        decode_all(&mut d, &hex("be")),
+        Err(HpackError::InvalidIndex { index: 62 })
+    );
+    assert_eq!(
+        decode_all(&mut d, &hex("7e")),
+        Err(HpackError::InvalidIndex { index: 62 })
+    );
+    assert_eq!(
+        decode_all(&mut d, &hex("400a 6375")),
+        Err(HpackError::Truncated)
+    );
     assert_eq!(decode_all(&mut d, &hex("40")), Err(HpackError::Truncated));
 }
 
@@ -291,5 +412,8 @@ fn long_strings_are_refused() {
     encode_integer(&mut block, 5000, 7, 0);
     block.resize(block.len() + 5000, b'v');
     let mut d = Decoder::new(4096);
-    assert_eq!(d.decode(&block, 1000, |_, _| {}), Err(HpackError::StringTooLong { limit: 996 }));
+    assert_eq!(
+        d.decode(&block, 1000, |_, _| {}),
+        Err(HpackError::StringTooLong { limit: 996 })
+    );
 }
