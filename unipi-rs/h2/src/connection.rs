@@ -435,6 +435,11 @@ impl Connection {
             None => Ok(Step::Continue),
         };
         self.input = input;
+        if self.closed.is_some() {
+            // Closed while the frame was handled: drop the rest unread.
+            self.input.clear();
+            self.in_pos = 0;
+        }
         self.note_output();
         match result {
             Ok(step) => step,

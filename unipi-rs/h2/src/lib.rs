@@ -82,6 +82,9 @@ extern crate alloc;
 mod connection;
 mod error;
 mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hpack;
 mod limits;
 mod request;

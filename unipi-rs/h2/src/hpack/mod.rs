@@ -3,7 +3,7 @@
 //!
 //! Written here because no maintained `no_std` HPACK crate bounds what a
 //! hostile encoder can make it do (table-size updates beyond the advertised
-//! limit, decoded size, string lengths); see `docs/h2.md`.
+//! limit, decoded size, string lengths); see `unipi-rs/h2/README.md`.
 //!
 //! The [`Decoder`] keeps the dynamic table, accepts size updates only at the
 //! start of a block and only up to the size this side advertised, and stops

@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -63,6 +64,12 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with `limits` on an ephemeral port.
     pub fn start(limits: Limits) -> TestServer {
+        TestServer::start_recording(limits, None)
+    }
+
+    /// Like [`start`](Self::start); with `record`, each connection's client
+    /// plaintext is written to `record/<n>.bin` (fuzz seeds).
+    pub fn start_recording(limits: Limits, record: Option<PathBuf>) -> TestServer {
         let tls = tls_config();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = listener.local_addr().unwrap().port();
@@ -74,13 +81,16 @@ impl TestServer {
         let accept = {
             let (stop, conns, reports) = (stop.clone(), conns.clone(), reports.clone());
             std::thread::spawn(move || {
+                let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((sock, _)) => {
                             let (stop, reports, tls, files) =
                                 (stop.clone(), reports.clone(), tls.clone(), files.clone());
+                            let record = record.as_ref().map(|d| d.join(format!("{}.bin", n)));
+                            n += 1;
                             let h = std::thread::spawn(move || {
-                                let report = serve(sock, tls, limits, &files, &stop);
+                                let report = serve(sock, tls, limits, &files, &stop, record);
                                 reports.lock().unwrap().push(report);
                             });
                             conns.lock().unwrap().push(h);
@@ -298,6 +308,7 @@ fn serve(
     limits: Limits,
     files: &BTreeMap<String, Vec<u8>>,
     stop: &AtomicBool,
+    record_to: Option<PathBuf>,
 ) -> Report {
     let start = Instant::now();
     let now = || start.elapsed().as_millis() as u64;
@@ -322,6 +333,7 @@ fn serve(
         served: Vec::new(),
     };
     let mut plain: Vec<u8> = Vec::new();
+    let mut record: Option<Vec<u8>> = record_to.as_ref().map(|_| Vec::new());
     let mut cipher: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 32 * 1024];
     let mut eof = false;
@@ -367,7 +379,12 @@ fn serve(
                         eof = true;
                         break;
                     }
-                    Ok(n) => plain.extend_from_slice(&tmp[..n]),
+                    Ok(n) => {
+                        plain.extend_from_slice(&tmp[..n]);
+                        if let Some(r) = record.as_mut() {
+                            r.extend_from_slice(&tmp[..n]);
+                        }
+                    }
                     Err(_) => break,
                 }
             }
@@ -434,6 +451,9 @@ fn serve(
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(_) => break,
         }
+    }
+    if let (Some(path), Some(r)) = (record_to, record) {
+        let _ = std::fs::write(path, r);
     }
     if let Some(c) = h2.as_mut() {
         report.reason = c.close_reason().cloned();
