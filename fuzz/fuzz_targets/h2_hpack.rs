@@ -24,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
         let (block, next) = tail.split_at(n);
         input = next;
         let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        match dec.decode(block, max_decoded, |n, v| fields.push((n.to_vec(), v.to_vec()))) {
+        match dec.decode(block, max_decoded, |n, v| {
+            fields.push((n.to_vec(), v.to_vec()))
+        }) {
             Ok(size) => {
                 let expected: usize = fields.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
                 assert_eq!(size, expected);
@@ -38,7 +40,9 @@ fuzz_target!(|data: &[u8]| {
                 }
                 let mut again = Vec::new();
                 Decoder::new(0)
-                    .decode(&block, usize::MAX, |n, v| again.push((n.to_vec(), v.to_vec())))
+                    .decode(&block, usize::MAX, |n, v| {
+                        again.push((n.to_vec(), v.to_vec()))
+                    })
                     .expect("encoder output decodes");
                 assert_eq!(again, fields);
             }
