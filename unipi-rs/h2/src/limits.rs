@@ -30,7 +30,8 @@ pub struct Limits {
     /// Receive window of each stream (SETTINGS_INITIAL_WINDOW_SIZE,
     /// at most 2^31-1). Credit is returned as DATA is delivered. Default 65 535.
     pub stream_window: u32,
-    /// Receive window of the connection (at most 2^31-1). Default 1 MiB.
+    /// Receive window of the connection (65 535..=2^31-1; above 65 535 it is
+    /// opened with a WINDOW_UPDATE at once). Default 1 MiB.
     pub connection_window: u32,
     /// Received bytes buffered before [`Connection::receive`](crate::Connection::receive)
     /// pushes back; at least one maximum-size frame (9 + max_frame_size).

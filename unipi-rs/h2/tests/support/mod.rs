@@ -337,6 +337,7 @@ fn serve(
     let mut cipher: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 32 * 1024];
     let mut eof = false;
+    let mut busy = false;
     // Bounded: no test connection lives longer than this.
     let give_up = start + Duration::from_secs(60);
     'conn: while !stop.load(Ordering::Relaxed) && Instant::now() < give_up {
@@ -344,12 +345,16 @@ fn serve(
         // into rustls as far as its plaintext buffer has room (read_tls
         // refuses more until the plaintext is taken).
         if !eof && cipher.len() < CIPHER_MAX {
+            // Wait for input (2 ms) only when the last round had nothing to send.
+            let _ = sock.set_nonblocking(busy);
             match sock.read(&mut buf) {
                 Ok(0) => eof = true,
                 Ok(n) => cipher.extend_from_slice(&buf[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(_) => break,
             }
+            // Writes block (up to the write timeout).
+            let _ = sock.set_nonblocking(false);
         }
         while !cipher.is_empty() {
             let mut rd = &cipher[..];
@@ -389,6 +394,7 @@ fn serve(
                 }
             }
             let t = now();
+            busy = false;
             loop {
                 let n = c.receive(&plain, t);
                 plain.drain(..n);
@@ -406,6 +412,7 @@ fn serve(
                         Ok(n) => {
                             c.consume_output(n);
                             progressed = true;
+                            busy = true;
                         }
                     }
                 }
