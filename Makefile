@@ -12,7 +12,7 @@ SHELL := /bin/bash
 
 # --- configuration -----------------------------------------------------------
 IPV4        ?= 192.168.254.10/24
-GATEWAY     ?=
+GATEWAY     ?= 192.168.254.1
 BOOTPARAMS  ?=
 NAME        ?= unipi
 RAM         ?= 128

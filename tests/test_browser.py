@@ -80,6 +80,9 @@ return {
   sheets: Array.from(document.styleSheets).map(s => s.href),
   diagram: [img.complete, img.naturalWidth, img.naturalHeight],
   logo: [logo.complete, logo.naturalWidth],
+  protocols: performance.getEntries()
+    .filter(e => e.nextHopProtocol !== undefined && e.name.startsWith('https://'))
+    .map(e => [new URL(e.name).pathname, e.nextHopProtocol]),
 };
 """
 
@@ -109,6 +112,10 @@ class Browser(h.QemuTestCase):
         self.assertEqual(state["sheets"], [f"https://127.0.0.1:{port}/css/site.css"])
         self.assertEqual(state["diagram"], [True, 640, 200], state)
         self.assertEqual(state["logo"], [True, 64], state)
+        # The page and its resources came over HTTP/2 (ALPN h2).
+        protocols = dict(state["protocols"])
+        self.assertEqual(protocols.get("/"), "h2", state["protocols"])
+        self.assertEqual(protocols.get("/css/site.css"), "h2", state["protocols"])
         self.assertTrue(png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10000, f"screenshot of {len(png)} bytes")
         for path in ("/", "/css/site.css", "/img/path.png", "/img/logo.svg"):
             self.assertRegex(log, rf"(?m)^unipi\| GET {path} 200 ")

@@ -22,6 +22,7 @@ fn config() -> Arc<ServerConfig> {
             key.signing_key.serialize_pem().as_bytes(),
             clock,
             None,
+            true,
         )
         .expect("server config")
     })

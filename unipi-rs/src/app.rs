@@ -50,6 +50,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             key,
             clock.clone(),
             cfg.tls_resumption.then(|| ticketer.clone()),
+            cfg.http2,
         ) {
             Ok(c) => Some(c),
             Err(e) => {

@@ -33,6 +33,7 @@
 //! | `--header-timeout=SECONDS` | 10 | time allowed for a request's header block |
 //! | `--max-header-bytes=N` | 16384 | size limit of a request's header block |
 //! | `--log-level=LEVEL` | `info` | `error`, `warn`, `info`, `debug` or `trace` |
+//! | `--http2=on\|off` | on | offer HTTP/2 (ALPN `h2`) on the HTTPS port |
 //!
 //! Unipi's Let's Encrypt, SSH and monitoring flags are recognised and reported
 //! as [`ConfigError::Unsupported`].
@@ -116,6 +117,8 @@ pub struct Config {
     pub status_interval: u32,
     /// One log line per HTTP response.
     pub access_log: bool,
+    /// Offer HTTP/2 (ALPN `h2`) on the HTTPS port.
+    pub http2: bool,
 }
 
 impl Default for Config {
@@ -151,6 +154,7 @@ impl Default for Config {
             tls_resumption: true,
             status_interval: 0,
             access_log: true,
+            http2: true,
         }
     }
 }
@@ -285,6 +289,7 @@ const FLAGS: &[(&str, Kind)] = &[
     ("tls-resumption", Kind::Value),
     ("status-interval", Kind::Value),
     ("access-log", Kind::Value),
+    ("http2", Kind::Value),
     ("tls", Kind::UnsupportedSwitch(LE)),
     ("production", Kind::UnsupportedSwitch(LE)),
     ("cert-seed", Kind::UnsupportedValue(LE)),
@@ -515,6 +520,7 @@ impl Config {
             }
             "tls-resumption" => self.tls_resumption = parse_switch(v)?,
             "access-log" => self.access_log = parse_switch(v)?,
+            "http2" => self.http2 = parse_switch(v)?,
             "status-interval" => self.status_interval = parse_num(v, 0, 86400)? as u32,
             _ => return Err("unhandled flag"),
         }

@@ -18,7 +18,7 @@ use smoltcp::iface::{
 use smoltcp::phy::{Device, TxToken};
 use smoltcp::socket::dns::{self, GetQueryResultError, QueryHandle, StartQueryError};
 use smoltcp::socket::{dhcpv4, tcp};
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, DnsQueryType, EthernetAddress, EthernetFrame,
     EthernetProtocol, EthernetRepr, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address,
@@ -27,6 +27,9 @@ use smoltcp::wire::{
 
 use crate::config::Config;
 
+/// How often the gateway's link-layer address is asked for (smoltcp's
+/// neighbour entries live a minute).
+const GATEWAY_REFRESH: Duration = Duration::from_secs(30);
 /// First port of the ephemeral range (RFC 6335).
 const EPHEMERAL_FIRST: u16 = 49152;
 
@@ -39,6 +42,10 @@ pub struct Net {
     static_dns: Vec<Ipv4Address>,
     /// A gratuitous ARP is due (new static or leased address).
     announce: bool,
+    /// The gateway, kept in smoltcp's neighbour cache (see [`Net::poll`]).
+    gateway: Option<Ipv4Address>,
+    /// When the gateway's address is asked for next.
+    refresh_at: Instant,
     /// The last ephemeral port handed out.
     last_port: u16,
 }
@@ -167,6 +174,8 @@ impl Net {
             dns,
             static_dns,
             announce: cfg.ipv4.is_some(),
+            gateway: cfg.ipv4_gateway,
+            refresh_at: now,
             last_port: EPHEMERAL_FIRST + ((seed >> 16) % span) as u16,
         }
     }
@@ -290,12 +299,25 @@ impl Net {
             any = true;
         }
         self.poll_dhcp();
-        if self.announce {
-            self.announce = false;
-            if let (Some(cidr), HardwareAddress::Ethernet(mac)) =
-                (self.ipv4(), self.iface.hardware_addr())
+        if let (Some(cidr), HardwareAddress::Ethernet(mac)) =
+            (self.ipv4(), self.iface.hardware_addr())
+        {
+            if self.announce {
+                self.announce = false;
+                arp_request(device, now, mac, cidr.address(), cidr.address());
+            }
+            // smoltcp learns a neighbour only from ARP, sends at most one ARP
+            // request a second for all neighbours, and forgets entries after
+            // a minute: a reply to a new client, waiting behind another
+            // lookup, could stall for a second. Every connection from
+            // outside the subnet goes through the gateway, so its entry is
+            // kept fresh by asking before it expires (the reply fills the
+            // cache like any ARP packet aimed at us).
+            if let Some(gw) = self.gateway
+                && now >= self.refresh_at
             {
-                gratuitous_arp(device, now, mac, cidr.address());
+                self.refresh_at = now + GATEWAY_REFRESH;
+                arp_request(device, now, mac, cidr.address(), gw);
             }
         }
         any
@@ -325,6 +347,7 @@ impl Net {
                     a.clear();
                     let _ = a.push(IpCidr::Ipv4(address));
                 });
+                self.gateway = router;
                 match router {
                     Some(r) => {
                         let _ = self.iface.routes_mut().add_default_ipv4_route(r);
@@ -359,21 +382,23 @@ impl Net {
     }
 }
 
-/// Announces `ip` at `mac` with a gratuitous ARP request, so that the
-/// first connection forwarded to this address does not wait for an ARP
-/// round trip (and stale caches learn the new MAC).
-pub fn gratuitous_arp<D: Device>(
+/// Broadcasts an ARP request from `ip` at `mac` for `target`. With
+/// `target == ip` it is a gratuitous ARP: it announces the address, so the
+/// first connection forwarded to it does not wait for an ARP round trip
+/// (and stale caches learn the new MAC).
+pub fn arp_request<D: Device>(
     device: &mut D,
     now: Instant,
     mac: EthernetAddress,
     ip: Ipv4Address,
+    target: Ipv4Address,
 ) {
     let arp = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: mac,
         source_protocol_addr: ip,
         target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: ip,
+        target_protocol_addr: target,
     };
     let eth = EthernetRepr {
         src_addr: mac,
@@ -408,7 +433,7 @@ mod tests {
         let mut dev = Loopback::new(Medium::Ethernet);
         let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
         let ip = Ipv4Address::new(192, 168, 254, 10);
-        gratuitous_arp(&mut dev, Instant::ZERO, mac, ip);
+        arp_request(&mut dev, Instant::ZERO, mac, ip, ip);
         let (rx, _) = dev.receive(Instant::ZERO).unwrap();
         rx.consume(|buf| {
             let f = EthernetFrame::new_checked(buf).unwrap();

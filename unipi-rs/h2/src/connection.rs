@@ -1365,6 +1365,25 @@ impl Connection {
         self.closed_reported = true;
     }
 
+    /// Gives back the memory of empty buffers; call when no stream is open
+    /// and nothing waits to be sent (an idle keep-alive connection then
+    /// holds its HPACK table and a few hundred bytes of state).
+    pub fn trim(&mut self) {
+        if self.in_pos >= self.input.len() {
+            self.input = Vec::new();
+            self.in_pos = 0;
+        }
+        if self.out_pos >= self.out.len() {
+            self.out = Vec::new();
+            self.out_pos = 0;
+        }
+        if self.block.is_none() {
+            self.block_buf = Vec::new();
+        }
+        self.scratch = Vec::new();
+        self.name_buf = Vec::new();
+    }
+
     // ---- output ----
 
     /// Bytes to send (to encrypt), possibly empty.

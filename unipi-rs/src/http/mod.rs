@@ -124,6 +124,7 @@
 pub mod conditional;
 pub mod date;
 pub mod h1;
+pub mod h2;
 pub mod hook;
 pub mod mime;
 pub mod path;
@@ -137,7 +138,7 @@ mod tests;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use smoltcp::time::Duration;
+use smoltcp::time::{Duration, Instant};
 
 pub use h1::Connection;
 pub use h1::body;
@@ -171,6 +172,60 @@ pub enum Event {
     /// [`Connection::complete_hook`]. Until then this connection answers
     /// no further requests.
     HookRequested,
+}
+
+/// What a connection is doing, as the server sees it when connections or
+/// memory run short and it must choose whom to close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activity {
+    /// Between requests with nothing to send (keep-alive), since `since`.
+    Idle {
+        /// When the connection became idle.
+        since: Instant,
+    },
+    /// A request (its head, or a webhook body) is arriving, since `since`.
+    Receiving {
+        /// When its first byte arrived.
+        since: Instant,
+    },
+    /// Responses are queued.
+    Sending,
+    /// Waiting for a webhook pull.
+    AwaitingHook,
+    /// Closing: nothing more will be read.
+    Closing,
+}
+
+/// One transport connection's HTTP, whatever its framing: HTTP/1.1
+/// ([`h1::Connection`]) or HTTP/2 ([`h2::Connection`]). The server drives
+/// both the same way (see the module documentation's driving protocol).
+pub trait Session {
+    /// Offers received plaintext; returns how many bytes were taken.
+    fn receive(&mut self, data: &[u8], now: Instant) -> usize;
+    /// Processes buffered input and queues responses; call until `None`.
+    fn poll(&mut self, site: Option<&crate::site::Site>, now: Instant, unix_time: u64) -> Option<Event>;
+    /// The next contiguous bytes to send.
+    fn output(&self) -> &[u8];
+    /// Copies pending output into `buf` without consuming it.
+    fn copy_output(&self, buf: &mut [u8]) -> usize;
+    /// Marks `n` bytes of output as sent.
+    fn consume(&mut self, n: usize);
+    /// The transport should be closed now.
+    fn wants_close(&self) -> bool;
+    /// A webhook request waits for [`Session::complete_hook`].
+    fn awaiting_hook(&self) -> bool;
+    /// The transport is gone.
+    fn abort(&mut self, now: Instant);
+    /// When [`Session::on_timeout`] must be called next.
+    fn deadline(&self) -> Option<Instant>;
+    /// Applies the timeouts that expired.
+    fn on_timeout(&mut self, now: Instant);
+    /// Answers the oldest webhook request waiting for its pull.
+    fn complete_hook(&mut self, outcome: HookOutcome, now: Instant, unix_time: u64);
+    /// What the connection is doing.
+    fn activity(&self) -> Activity;
+    /// Gives back the memory of idle buffers.
+    fn trim(&mut self);
 }
 
 /// How a webhook-triggered pull ended.

@@ -113,7 +113,11 @@ pub fn hook_response(outcome: super::HookOutcome) -> Response<'static> {
 /// The plain-HTTP port: everything goes to the HTTPS site.
 fn redirect_to_https<'c>(cx: &Context<'c>, req: &Request<'_>) -> Response<'c> {
     let Some(t) = path::split_target(req.target) else {
-        return Response::error(400);
+        // A CONNECT's authority-form target has no path to redirect to.
+        return match req.method {
+            Method::Unsupported => method_not_allowed(SITE_METHODS),
+            _ => Response::error(400),
+        };
     };
     let host = match (&cx.cfg.hostname, t.authority, req.host) {
         (Some(h), _, _) => Some(h.as_str()),

@@ -8,11 +8,11 @@
 //! waiting for input. So data that arrived beyond one buffer's worth is
 //! never left waiting for the next idle tick.
 
+use alloc::boxed::Box;
 use log::{debug, info};
 use smoltcp::time::{Duration, Instant};
 
-use crate::http::h1::Activity;
-use crate::http::{self, Event};
+use crate::http::{self, Activity, Event, Role, Session};
 use crate::net::Net;
 use crate::site::Site;
 use crate::transport::Stream;
@@ -108,12 +108,17 @@ pub(super) struct Visit<'v> {
     /// Minimum bytes per second a client must read while a response waits
     /// for it (0: no minimum).
     pub min_send_rate: u64,
+    /// The HTTP settings (for connections that switch to HTTP/2).
+    pub http_cfg: &'v alloc::sync::Arc<http::HttpConfig>,
 }
 
 /// See the module documentation.
 pub(super) struct Conn {
     stream: Stream,
-    http: http::Connection,
+    /// HTTP/1.1 until the TLS handshake has chosen HTTP/2 by ALPN.
+    http: Box<dyn Session>,
+    /// The framing is settled (plain HTTP, or the handshake is done).
+    framing_chosen: bool,
     phase: Phase,
     accepted: Instant,
     /// The socket's buffers are the generous size.
@@ -140,11 +145,14 @@ struct Sending {
 }
 
 impl Conn {
-    /// A connection accepted at `now`.
+    /// A connection accepted at `now`: HTTP/1.1, or HTTP/2 if the TLS
+    /// handshake picks `h2`.
     pub fn new(stream: Stream, http: http::Connection, now: Instant) -> Conn {
+        let framing_chosen = stream.layer().alpn().is_none() && stream.layer().is_ready();
         Conn {
             stream,
-            http,
+            http: Box::new(http),
+            framing_chosen,
             phase: Phase::Open,
             accepted: now,
             generous: false,
@@ -263,6 +271,12 @@ impl Conn {
                     return self.fail(v.net, v.now);
                 }
             };
+            // The handshake may have completed just now, with application
+            // data right behind it: the framing is chosen before any of it
+            // is read.
+            if !self.framing_chosen && self.stream.layer().is_ready() {
+                self.choose_framing(v);
+            }
             moved += self.read(v);
             // Process; output: HTTP -> (TLS) -> socket.
             while let Some(Event::HookRequested) = self.http.poll(v.site, v.now, v.unix) {
@@ -310,6 +324,20 @@ impl Conn {
             self.stream.trim();
         }
         visited
+    }
+
+    /// Once the TLS handshake is done: HTTP/2 if ALPN chose `h2`. (No
+    /// application data has arrived yet, so the HTTP/1.1 connection made at
+    /// accept has seen nothing.)
+    fn choose_framing(&mut self, v: &Visit<'_>) {
+        self.framing_chosen = true;
+        if self.stream.layer().alpn() == Some(b"h2") {
+            self.http = Box::new(http::h2::Connection::new(
+                v.http_cfg.clone(),
+                Role::Site { secure: true },
+                v.now,
+            ));
+        }
     }
 
     /// Updates the send-rate accounting; true when the client reads too

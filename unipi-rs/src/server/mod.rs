@@ -315,6 +315,7 @@ impl Server {
             unix: tick.unix,
             scratch: &mut self.scratch,
             min_send_rate: self.min_send_rate,
+            http_cfg: &self.http_cfg,
         };
         for &id in &visits {
             let Some(c) = self.open.table.get_mut(id) else {

@@ -103,7 +103,7 @@ fn config() -> Arc<rustls::ServerConfig> {
     let (chain, key, _) = test_pki();
     let clock = Arc::new(LoopClock::default());
     clock.set(now());
-    server_config(&chain, &key, clock, None).unwrap()
+    server_config(&chain, &key, clock, None, true).unwrap()
 }
 
 /// Our session, fed the way the transport feeds it.

@@ -102,13 +102,14 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// The HTTPS server configuration: the chain and key from PEM, TLS 1.3 and
-/// 1.2, ALPN `http/1.1`, session tickets from `ticketer` (none: every
-/// connection makes a full handshake).
+/// 1.2, ALPN `h2` (when `http2`) and `http/1.1`, session tickets from
+/// `ticketer` (none: every connection makes a full handshake).
 pub fn server_config(
     cert_pem: &[u8],
     key_pem: &[u8],
     clock: Arc<LoopClock>,
     ticketer: Option<Arc<Ticketer>>,
+    http2: bool,
 ) -> Result<Arc<ServerConfig>, SetupError> {
     let certs = parse_certs(cert_pem)?;
     let key = PrivateKeyDer::from_pem_slice(trim_padding(key_pem))
@@ -119,7 +120,11 @@ pub fn server_config(
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| SetupError::Rustls(e.to_string()))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     match ticketer {
         Some(t) => cfg.ticketer = t,
         None => {
@@ -213,7 +218,7 @@ mod tests {
             SetupError::NoCertificate
         );
         let clock = Arc::new(LoopClock::default());
-        let e = server_config(b"junk", b"junk", clock, None).unwrap_err();
+        let e = server_config(b"junk", b"junk", clock, None, true).unwrap_err();
         assert!(
             matches!(e, SetupError::NoCertificate | SetupError::Pem(_)),
             "{e:?}"

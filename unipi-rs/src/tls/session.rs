@@ -521,7 +521,7 @@ mod tests {
         let clock = Arc::new(LoopClock::default());
         clock.set(now());
         let ticketer = Arc::new(Ticketer::new(now()).unwrap());
-        let scfg = server_config(&chain, &key, clock.clone(), Some(ticketer)).unwrap();
+        let scfg = server_config(&chain, &key, clock.clone(), Some(ticketer), false).unwrap();
         let ccfg = client_config(&ca, clock).unwrap();
         let mut server = ServerTls::server(scfg).unwrap();
         let mut client = ClientTls::client(ccfg, "localhost").unwrap();
@@ -564,6 +564,7 @@ mod tests {
             &key,
             clock,
             Some(Arc::new(Ticketer::new(now()).unwrap())),
+            false,
         )
         .unwrap();
         let mut server = ServerTls::server(scfg).unwrap();
@@ -583,7 +584,7 @@ mod tests {
         let (chain, key, _) = test_pki();
         let clock = Arc::new(LoopClock::default());
         clock.set(now());
-        let scfg = server_config(&chain, &key, clock, None).unwrap();
+        let scfg = server_config(&chain, &key, clock, None, false).unwrap();
         let mut server = ServerTls::server(scfg).unwrap();
         let mut failed = false;
         for i in 0..6 {

@@ -25,7 +25,7 @@ use super::hook::{Credentials, Verdict};
 use super::request::{Method, Request};
 use super::response::{Content, Response, reason};
 use super::serve::{self, Context, Reply, Scratch};
-use super::{Event, HookOutcome, HttpConfig, MAX_HEADERS, Role, SERVER, date};
+use super::{Activity, Event, HookOutcome, HttpConfig, MAX_HEADERS, Role, SERVER, Session, date};
 use crate::site::Site;
 
 /// The facts of a request that its response needs, from the end of its
@@ -74,28 +74,6 @@ enum State {
     Closing,
     /// Close now; nothing more will be sent.
     Dead,
-}
-
-/// What a connection is doing, as the server sees it when connections or
-/// memory run short and it must choose whom to close.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activity {
-    /// Between requests with nothing to send (keep-alive), since `since`.
-    Idle {
-        /// When the connection became idle.
-        since: Instant,
-    },
-    /// A request (its head, or a webhook body) is arriving, since `since`.
-    Receiving {
-        /// When its first byte arrived.
-        since: Instant,
-    },
-    /// Responses are queued.
-    Sending,
-    /// Waiting for a webhook pull.
-    AwaitingHook,
-    /// Closing: nothing more will be read.
-    Closing,
 }
 
 /// One HTTP/1.1 server connection. See the [module documentation](super).
@@ -698,4 +676,46 @@ fn write_response(
         }
     }
     out.finish(exchange.log.clone(), status, cx.now);
+}
+
+impl Session for Connection {
+    fn receive(&mut self, data: &[u8], now: Instant) -> usize {
+        Connection::receive(self, data, now)
+    }
+    fn poll(&mut self, site: Option<&Site>, now: Instant, unix_time: u64) -> Option<Event> {
+        Connection::poll(self, site, now, unix_time)
+    }
+    fn output(&self) -> &[u8] {
+        Connection::output(self)
+    }
+    fn copy_output(&self, buf: &mut [u8]) -> usize {
+        Connection::copy_output(self, buf)
+    }
+    fn consume(&mut self, n: usize) {
+        Connection::consume(self, n)
+    }
+    fn wants_close(&self) -> bool {
+        Connection::wants_close(self)
+    }
+    fn awaiting_hook(&self) -> bool {
+        Connection::awaiting_hook(self)
+    }
+    fn abort(&mut self, now: Instant) {
+        Connection::abort(self, now)
+    }
+    fn deadline(&self) -> Option<Instant> {
+        Connection::deadline(self)
+    }
+    fn on_timeout(&mut self, now: Instant) {
+        Connection::on_timeout(self, now)
+    }
+    fn complete_hook(&mut self, outcome: HookOutcome, now: Instant, unix_time: u64) {
+        Connection::complete_hook(self, outcome, now, unix_time)
+    }
+    fn activity(&self) -> Activity {
+        Connection::activity(self)
+    }
+    fn trim(&mut self) {
+        Connection::trim(self)
+    }
 }

@@ -69,6 +69,20 @@ impl LogRecord {
         core::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or("?")
     }
 
+    /// Logs the response as finished: `status`, `bytes` sent.
+    pub(crate) fn complete(mut self, status: u16, bytes: usize, now: Instant) {
+        self.status = status;
+        self.bytes = bytes;
+        self.emit(now, "");
+    }
+
+    /// Logs the response as cut short.
+    pub(crate) fn aborted(mut self, status: u16, bytes: usize, now: Instant) {
+        self.status = status;
+        self.bytes = bytes;
+        self.emit(now, " (aborted)");
+    }
+
     fn emit(&self, now: Instant, note: &str) {
         let ms = (now - self.start).total_millis();
         log::info!(
