@@ -19,7 +19,7 @@ use smoltcp::socket::{dns, tcp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{DnsQueryType, IpAddress, Ipv4Address};
 use unipi_git::{
-    Fetch, FetchOptions, FileKind, Io, ObjectId, Outcome, Phase, Scheme, Snapshot, Url,
+    Fetch, FetchOptions, FetchPhase, FileKind, Io, ObjectId, Outcome, Scheme, Snapshot, Url,
 };
 
 use crate::config::Config;
@@ -67,7 +67,7 @@ struct Running {
     conn: Conn,
     started: Instant,
     active: Instant,
-    phase: Phase,
+    phase: FetchPhase,
     /// Pull generation this fetch answers.
     generation: u64,
 }
@@ -284,7 +284,7 @@ impl Fetcher {
             conn: Conn::None,
             started: now,
             active: now,
-            phase: Phase::Connecting,
+            phase: FetchPhase::Connecting,
             generation: self.started,
         }));
     }

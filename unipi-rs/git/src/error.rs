@@ -3,7 +3,9 @@
 use alloc::string::String;
 use core::fmt;
 
-use crate::fetch::Phase;
+use unipi_httpwire::ResponseError;
+
+use crate::fetch::FetchPhase;
 use crate::oid::ObjectId;
 
 /// Why a fetch failed. Every variant's `Display` says what happened in words a user can act
@@ -26,19 +28,19 @@ pub enum Error {
     /// The driver reported a transport failure (DNS, TCP, TLS...).
     Transport {
         /// Phase of the fetch when it happened.
-        phase: Phase,
+        phase: FetchPhase,
         /// The driver's description.
         detail: String,
     },
     /// The driver gave up waiting for the remote.
     Timeout {
         /// Phase of the fetch when it happened.
-        phase: Phase,
+        phase: FetchPhase,
     },
     /// The remote closed the connection before the response was complete.
     ConnectionClosed {
         /// Phase of the fetch when it happened.
-        phase: Phase,
+        phase: FetchPhase,
     },
 
     // ---- HTTP ----
@@ -49,13 +51,9 @@ pub enum Error {
         /// The request path that got it.
         path: String,
     },
-    /// The HTTP response is malformed.
-    HttpProtocol(&'static str),
-    /// The HTTP response head is larger than [`Limits::max_http_header_bytes`](crate::Limits).
-    HttpHeaderTooLarge {
-        /// The limit in bytes.
-        limit: usize,
-    },
+    /// The HTTP response is malformed, too large (the head is bounded by
+    /// [`Limits::max_http_header_bytes`](crate::Limits)) or uses a feature this client lacks.
+    Http(ResponseError),
     /// The response has a `Content-Type` that is not the smart protocol's.
     HttpContentType {
         /// What the server sent (sanitised), empty if none.
@@ -285,10 +283,7 @@ impl fmt::Display for Error {
                 };
                 write!(f, "remote: {what} (HTTP {status} for {path})")
             }
-            HttpProtocol(what) => write!(f, "malformed HTTP response: {what}"),
-            HttpHeaderTooLarge { limit } => {
-                write!(f, "HTTP response header larger than {limit} bytes")
-            }
+            Http(e) => e.fmt(f),
             HttpContentType {
                 got,
                 expected,
@@ -391,6 +386,12 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+impl From<ResponseError> for Error {
+    fn from(e: ResponseError) -> Self {
+        Error::Http(e)
+    }
+}
 
 /// Maximum length of remote-controlled text kept in an error.
 const MAX_TEXT: usize = 200;

@@ -192,8 +192,8 @@ pub fn protocol(parser: ProtocolParser, data: &[u8]) -> Result<usize, Error> {
             }
         } else if let Some(f) = &mut fetch {
             match f.on_pkt(pkt)? {
-                crate::protocol::FetchEvent::Pack(d) => pack_bytes += d.len(),
-                crate::protocol::FetchEvent::End => break,
+                crate::protocol::ResponseItem::PackData(d) => pack_bytes += d.len(),
+                crate::protocol::ResponseItem::End => break,
                 _ => {}
             }
         }

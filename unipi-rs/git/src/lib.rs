@@ -1,8 +1,8 @@
 //! A sans-IO Git fetch client for `no_std` + `alloc`: it downloads one commit of a remote
 //! repository (depth 1) and returns its files in memory.
 //!
-//! * Transports: `git://` and smart HTTP(S) (a minimal HTTP/1.1 client is built in; TLS and
-//!   TCP are the driver's job).
+//! * Transports: `git://` and smart HTTP(S) (HTTP/1.1 framing is `unipi-httpwire`'s; TLS
+//!   and TCP are the driver's job).
 //! * Protocol v2 with fallback to v0/v1, side-band-64k, ofs-delta, shallow (`deepen 1`).
 //! * Packs are parsed as a stream while they arrive; every object is hashed, the pack
 //!   trailer verified, deltas fully validated.
@@ -35,7 +35,7 @@ mod fetch;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-mod http;
+mod hex;
 mod inflate;
 mod limits;
 mod object;
@@ -43,22 +43,28 @@ mod oid;
 mod pack;
 mod pktline;
 mod protocol;
+mod session;
 mod sideband;
+mod smart_http;
 mod snapshot;
 mod url;
 
 pub use error::Error;
-pub use fetch::{Fetch, FetchOptions, Io, Outcome, Phase, Progress, ProtocolChoice};
+pub use fetch::{Fetch, FetchOptions, FetchPhase, Io, Outcome, Progress, ProtocolChoice};
 pub use limits::Limits;
 pub use object::ObjectKind;
-pub use oid::ObjectId;
+pub use oid::{ObjectId, blob_id};
 pub use protocol::ProtocolVersion;
-pub use snapshot::{File, FileKind, Snapshot, Stats, is_safe_name};
+pub use snapshot::{File, FileKind, Snapshot, Stats, UnsafeName, check_name, is_safe_name};
+pub use unipi_httpwire::ResponseError;
 pub use url::{Scheme, Url};
 
-/// Wire-level building blocks, exposed for tests and tools: pkt-line framing and side-band
-/// demultiplexing.
+/// Wire-level building blocks, exposed for tests and tools: pkt-line framing, side-band
+/// demultiplexing, and the writers for pack entry and delta headers (the reader's inverses,
+/// for building packs in tests).
 pub mod wire {
+    pub use crate::delta::write_header as write_delta_header;
+    pub use crate::pack::{write_entry_header, write_ofs_offset};
     pub use crate::pktline::{
         MAX_PAYLOAD, Pkt, PktReader, decode, delim, encode, err_message, flush, trim_lf,
     };

@@ -462,13 +462,13 @@ pub(crate) fn v0_request(
     Ok(())
 }
 
-/// What a pkt-line of the fetch response carried.
+/// What one pkt-line of the response to a fetch request carried.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum FetchEvent<'a> {
-    /// Nothing for the caller.
-    None,
+pub(crate) enum ResponseItem<'a> {
+    /// Nothing for the caller (acknowledgments, shallow lines, section headers).
+    Nothing,
     /// Pack bytes (side-band channel 1).
-    Pack(&'a [u8]),
+    PackData(&'a [u8]),
     /// Progress text (side-band channel 2).
     Progress(&'a [u8]),
     /// The response is complete.
@@ -482,7 +482,7 @@ enum Section {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FetchState {
+enum ResponseState {
     // v2
     SectionHeader,
     InSection(Section),
@@ -497,14 +497,14 @@ enum FetchState {
 /// Parses the response to a v2 `fetch` command or a v0 upload-request.
 #[derive(Debug)]
 pub(crate) struct FetchResponse {
-    state: FetchState,
+    state: ResponseState,
 }
 
 impl FetchResponse {
     /// Parser for a v2 fetch response.
     pub fn v2() -> Self {
         FetchResponse {
-            state: FetchState::SectionHeader,
+            state: ResponseState::SectionHeader,
         }
     }
 
@@ -513,9 +513,9 @@ impl FetchResponse {
     pub fn v0(deepened: bool) -> Self {
         FetchResponse {
             state: if deepened {
-                FetchState::V0Shallow
+                ResponseState::V0Shallow
             } else {
-                FetchState::V0Ack
+                ResponseState::V0Ack
             },
         }
     }
@@ -523,18 +523,18 @@ impl FetchResponse {
     /// True once the terminating flush of the pack was seen.
     #[cfg(test)]
     pub fn is_done(&self) -> bool {
-        self.state == FetchState::Done
+        self.state == ResponseState::Done
     }
 
     /// True once the pack data started.
     #[cfg(test)]
     pub fn in_pack(&self) -> bool {
-        self.state == FetchState::Packfile
+        self.state == ResponseState::Packfile
     }
 
     /// Feeds one pkt-line.
-    pub fn on_pkt<'a>(&mut self, pkt: Pkt<'a>) -> Result<FetchEvent<'a>, Error> {
-        use FetchState::*;
+    pub fn on_pkt<'a>(&mut self, pkt: Pkt<'a>) -> Result<ResponseItem<'a>, Error> {
+        use ResponseState::*;
         if self.state != Packfile
             && let Pkt::Data(d) = pkt
             && let Some(msg) = err_message(d)
@@ -561,29 +561,29 @@ impl FetchResponse {
                         )));
                     }
                 };
-                Ok(FetchEvent::None)
+                Ok(ResponseItem::Nothing)
             }
             (InSection(Section::Shallow), Pkt::Data(d)) | (V0Shallow, Pkt::Data(d)) => {
                 check_shallow_line(d)?;
-                Ok(FetchEvent::None)
+                Ok(ResponseItem::Nothing)
             }
-            (InSection(Section::Other), Pkt::Data(_)) => Ok(FetchEvent::None),
+            (InSection(Section::Other), Pkt::Data(_)) => Ok(ResponseItem::Nothing),
             (InSection(_), Pkt::Delim) => {
                 self.state = SectionHeader;
-                Ok(FetchEvent::None)
+                Ok(ResponseItem::Nothing)
             }
             (V0Shallow, Pkt::Flush) => {
                 self.state = V0Ack;
-                Ok(FetchEvent::None)
+                Ok(ResponseItem::Nothing)
             }
             (V0Ack, Pkt::Data(d)) => {
                 let line = trim_lf(d);
                 if line == b"NAK" || line.starts_with(b"ACK ") {
                     self.state = Packfile;
-                    Ok(FetchEvent::None)
+                    Ok(ResponseItem::Nothing)
                 } else if line.starts_with(b"shallow ") || line.starts_with(b"unshallow ") {
                     // Shallow info without a deepen request: tolerate.
-                    Ok(FetchEvent::None)
+                    Ok(ResponseItem::Nothing)
                 } else {
                     Err(Error::Protocol(alloc::format!(
                         "expected NAK, got '{}'",
@@ -592,13 +592,13 @@ impl FetchResponse {
                 }
             }
             (Packfile, Pkt::Data(d)) => match sideband::demux(d)? {
-                Band::Data(data) => Ok(FetchEvent::Pack(data)),
-                Band::Progress(text) => Ok(FetchEvent::Progress(text)),
+                Band::Data(data) => Ok(ResponseItem::PackData(data)),
+                Band::Progress(text) => Ok(ResponseItem::Progress(text)),
                 Band::Fatal(msg) => Err(Error::Remote(sanitize(msg))),
             },
             (Packfile, Pkt::Flush) | (Packfile, Pkt::ResponseEnd) => {
                 self.state = Done;
-                Ok(FetchEvent::End)
+                Ok(ResponseItem::End)
             }
             (Done, _) => unexpected("data after the end"),
             (_, Pkt::Flush) => unexpected("flush"),
@@ -854,28 +854,28 @@ mod tests {
         let mut r = FetchResponse::v2();
         assert_eq!(
             r.on_pkt(Pkt::Data(b"shallow-info\n")).unwrap(),
-            FetchEvent::None
+            ResponseItem::Nothing
         );
         assert_eq!(
             r.on_pkt(Pkt::Data(sh.as_bytes())).unwrap(),
-            FetchEvent::None
+            ResponseItem::Nothing
         );
         assert!(r.clone_state_err(Pkt::Data(b"shallow xyz\n")));
-        assert_eq!(r.on_pkt(Pkt::Delim).unwrap(), FetchEvent::None);
+        assert_eq!(r.on_pkt(Pkt::Delim).unwrap(), ResponseItem::Nothing);
         assert_eq!(
             r.on_pkt(Pkt::Data(b"packfile\n")).unwrap(),
-            FetchEvent::None
+            ResponseItem::Nothing
         );
         assert!(r.in_pack());
         assert_eq!(
             r.on_pkt(Pkt::Data(b"\x01PACK")).unwrap(),
-            FetchEvent::Pack(b"PACK")
+            ResponseItem::PackData(b"PACK")
         );
         assert_eq!(
             r.on_pkt(Pkt::Data(b"\x0250%\r")).unwrap(),
-            FetchEvent::Progress(b"50%\r")
+            ResponseItem::Progress(b"50%\r")
         );
-        assert_eq!(r.on_pkt(Pkt::Flush).unwrap(), FetchEvent::End);
+        assert_eq!(r.on_pkt(Pkt::Flush).unwrap(), ResponseItem::End);
         assert!(r.is_done());
         assert!(r.on_pkt(Pkt::Data(b"\x01x")).is_err());
 
@@ -905,9 +905,9 @@ mod tests {
         r.on_pkt(Pkt::Data(b"NAK\n")).unwrap();
         assert_eq!(
             r.on_pkt(Pkt::Data(b"\x01PACK")).unwrap(),
-            FetchEvent::Pack(b"PACK")
+            ResponseItem::PackData(b"PACK")
         );
-        assert_eq!(r.on_pkt(Pkt::Flush).unwrap(), FetchEvent::End);
+        assert_eq!(r.on_pkt(Pkt::Flush).unwrap(), ResponseItem::End);
         let mut r = FetchResponse::v0(false);
         assert!(r.on_pkt(Pkt::Data(b"PACK")).is_err());
         let mut r = FetchResponse::v0(false);

@@ -81,16 +81,63 @@ impl Snapshot {
     }
 }
 
-/// True for a path component this client accepts: non-empty, not `.` or `..`, not `.git` in
-/// any case, no `/`, `\`, NUL or other control characters.
+/// Why a path component is refused by [`check_name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnsafeName {
+    /// The component is empty (`a//b`, a leading or trailing `/`).
+    Empty,
+    /// `.` or `..`: would leave or repeat the directory.
+    Dot,
+    /// `.git` in any letter case: git's own directory.
+    DotGit,
+    /// Contains `/` or `\` (a path separator on some system).
+    Separator,
+    /// Contains NUL, DEL or another control character.
+    Control,
+}
+
+impl UnsafeName {
+    /// The rule as a short phrase ("dot path component", ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnsafeName::Empty => "empty path component",
+            UnsafeName::Dot => "dot path component",
+            UnsafeName::DotGit => ".git path component",
+            UnsafeName::Separator => "path separator in a path component",
+            UnsafeName::Control => "control character in path",
+        }
+    }
+}
+
+impl core::fmt::Display for UnsafeName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The rule every component of a served path follows, for files from a Git tree and from
+/// anywhere else: non-empty, not `.` or `..`, not `.git` in any case, no `/`, `\`, NUL or
+/// other control characters.
+pub fn check_name(name: &[u8]) -> Result<(), UnsafeName> {
+    if name.is_empty() {
+        Err(UnsafeName::Empty)
+    } else if name == b"." || name == b".." {
+        Err(UnsafeName::Dot)
+    } else if name.eq_ignore_ascii_case(b".git") {
+        Err(UnsafeName::DotGit)
+    } else if name.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        Err(UnsafeName::Control)
+    } else if name.iter().any(|&b| b == b'/' || b == b'\\') {
+        Err(UnsafeName::Separator)
+    } else {
+        Ok(())
+    }
+}
+
+/// True for a path component [`check_name`] accepts.
 pub fn is_safe_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name != b"."
-        && name != b".."
-        && !name.eq_ignore_ascii_case(b".git")
-        && !name
-            .iter()
-            .any(|&b| b == b'/' || b == b'\\' || b < 0x20 || b == 0x7f)
+    check_name(name).is_ok()
 }
 
 fn get<'a>(
@@ -238,7 +285,7 @@ mod tests {
             }
         }
         fn add(&mut self, kind: ObjectKind, data: &[u8]) -> ObjectId {
-            let id = hash_object(kind.name(), data);
+            let id = hash_object(kind, data);
             self.objects.insert(
                 id,
                 Object {
@@ -295,6 +342,11 @@ mod tests {
         ] {
             assert!(!is_safe_name(bad), "{bad:?}");
         }
+        assert_eq!(check_name(b".."), Err(UnsafeName::Dot));
+        assert_eq!(check_name(b".gIt"), Err(UnsafeName::DotGit));
+        assert_eq!(check_name(b"a\\b"), Err(UnsafeName::Separator));
+        assert_eq!(check_name(b"a\tb"), Err(UnsafeName::Control));
+        assert_eq!(check_name(b""), Err(UnsafeName::Empty));
     }
 
     #[test]

@@ -134,28 +134,13 @@ impl Request<'_> {
         }
         match self.body {
             Some(body) => {
-                let mut digits = [0u8; 20];
-                out.extend_from_slice(b"Content-Length: ");
-                out.extend_from_slice(decimal(body.len() as u64, &mut digits));
-                out.extend_from_slice(b"\r\n\r\n");
+                let length = alloc::format!("Content-Length: {}\r\n\r\n", body.len());
+                out.extend_from_slice(length.as_bytes());
                 out.extend_from_slice(body);
             }
             None => out.extend_from_slice(b"\r\n"),
         }
         Ok(())
-    }
-}
-
-/// Formats `n` in decimal into `buf` and returns the digits.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
     }
 }
 

@@ -135,6 +135,13 @@ impl ResponseHead {
         self.header(name).and_then(|v| core::str::from_utf8(v).ok())
     }
 
+    /// The media type of `Content-Type`, without parameters (`text/html; charset=utf-8`
+    /// gives `text/html`); compare it ASCII case-insensitively.
+    pub fn media_type(&self) -> Option<&[u8]> {
+        let value = self.header("content-type")?;
+        Some(trim(value.split(|&b| b == b';').next().unwrap_or_default()))
+    }
+
     /// The values of every field called `name`, in order (e.g. several `Link` fields).
     pub fn header_values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a [u8]> {
         self.fields.iter().filter_map(move |(n, v)| {
@@ -540,6 +547,10 @@ mod tests {
             let links: Vec<_> = head.header_values("Link").collect();
             assert_eq!(links, [&b"<a>;rel=\"up\""[..], b"<b>;rel=\"index\""]);
             assert_eq!(head.header("Retry-After"), None);
+            assert_eq!(
+                head.media_type(),
+                Some(&b"application/x-git-upload-pack-advertisement"[..])
+            );
             assert_eq!(head.headers().count(), 5);
             assert_eq!(head.framing(), Framing::Length(5));
             assert_eq!(body, b"hello");
@@ -682,6 +693,8 @@ mod tests {
                 core::str::from_utf8(bad)
             );
         }
+        let (head, _, _) = read(b"HTTP/1.1 200 OK\r\nContent-Type: Text/HTML ; charset=utf-8\r\nContent-Length: 0\r\n\r\n", 9).unwrap();
+        assert_eq!(head.media_type(), Some(&b"Text/HTML"[..]));
         let (head, _, _) = read(b"HTTP/1.1 301 Moved\r\nLocation: https://h/x/info/refs?service=git-upload-pack\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 4).unwrap();
         assert_eq!(head.status(), 301);
         assert!(!head.keep_alive());
