@@ -112,7 +112,9 @@ impl Fetcher {
         let Some(remote) = &cfg.remote else {
             return Ok(None);
         };
-        let url = Url::parse(remote).map_err(|e| format!("--remote {remote}: {e}"))?;
+        let url = Url::parse(remote).map_err(|e| {
+            format!("--remote {}: {e}", unipi_git::redact_credentials(remote))
+        })?;
         let tls = match url.scheme() {
             Scheme::Https => Some(match p.region(&cfg.remote_ca) {
                 Some(pem) => {

@@ -19,6 +19,11 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Credentials break a rule of [`Credentials::new`](crate::Credentials::new).
+    InvalidCredentials {
+        /// Which rule (never the credentials themselves).
+        reason: &'static str,
+    },
     /// The driver used the state machine out of order (e.g. `sent()` while nothing was pending).
     Usage(&'static str),
     /// `poll()` was called again after the result had been handed out.
@@ -44,6 +49,13 @@ pub enum Error {
     },
 
     // ---- HTTP ----
+    /// The HTTP server answered 401 or 403 to a request that carried credentials.
+    AuthenticationFailed {
+        /// The remote, its credentials shown as `user:***`.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+    },
     /// The HTTP server answered with a status that ends the fetch (401, 403, 404, 5xx, ...).
     HttpStatus {
         /// The status code.
@@ -266,6 +278,7 @@ impl fmt::Display for Error {
         use Error::*;
         match self {
             InvalidUrl { reason } => write!(f, "invalid remote URL: {reason}"),
+            InvalidCredentials { reason } => write!(f, "invalid credentials: {reason}"),
             Usage(what) => write!(f, "git fetch driven incorrectly: {what}"),
             Finished => f.write_str("git fetch already finished"),
             Transport { phase, detail } => write!(f, "transport error while {phase}: {detail}"),
@@ -273,6 +286,10 @@ impl fmt::Display for Error {
             ConnectionClosed { phase } => {
                 write!(f, "remote closed the connection while {phase}")
             }
+            AuthenticationFailed { url, status } => write!(
+                f,
+                "authentication failed: the server refused the credentials for {url} (HTTP {status}); check the user name and token"
+            ),
             HttpStatus { status, path } => {
                 let what = match status {
                     401 => "authentication required",

@@ -7,6 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::credentials::Credentials;
 use crate::error::Error;
 use crate::limits::Limits;
 use crate::oid::ObjectId;
@@ -44,6 +45,10 @@ pub struct FetchOptions {
     pub user_agent: String,
     /// Ask the server for progress messages (logged at debug level); off by default.
     pub remote_progress: bool,
+    /// Credentials for HTTP(S) remotes, used instead of any in the URL. Sent with HTTP Basic
+    /// authentication on every request to the remote's origin (scheme, host, port), and
+    /// never after a redirect to another origin.
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for FetchOptions {
@@ -54,6 +59,7 @@ impl Default for FetchOptions {
             current: None,
             user_agent: String::from(concat!("git/unipi-rs-", env!("CARGO_PKG_VERSION"))),
             remote_progress: false,
+            credentials: None,
         }
     }
 }
@@ -226,7 +232,6 @@ enum Finish {
 ///     Err(e) => eprintln!("fetch failed: {e}"),
 /// }
 /// ```
-#[derive(Debug)]
 pub struct Fetch {
     transport: Transport,
     session: Session,
@@ -238,6 +243,20 @@ pub struct Fetch {
     received: u64,
     max_received: u64,
     finish: Finish,
+}
+
+impl fmt::Debug for Fetch {
+    /// The state, without buffered bytes (requests may carry credentials).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fetch")
+            .field("url", self.url())
+            .field("phase", &self.phase())
+            .field("link", &self.link)
+            .field("connections", &self.connections)
+            .field("pending_output", &(self.out.len() - self.out_pos))
+            .field("received", &self.received)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fetch {
@@ -867,5 +886,69 @@ mod tests {
         let _ = expect_send(&mut f);
         f.received(b"0008abcd0008abcd");
         assert_eq!(f.poll(), Io::Done(Err(Error::TooMuchData { limit: 10 })));
+    }
+
+    #[test]
+    fn http_basic_auth_per_origin() {
+        // "alice:zq9-token" in base64
+        let basic = "Authorization: Basic YWxpY2U6enE5LXRva2Vu\r\n";
+        let mut f = Fetch::new(
+            Url::parse("http://alice:zq9-token@h/r").unwrap(),
+            FetchOptions::default(),
+        );
+        let get = String::from_utf8(expect_send(&mut f)).unwrap();
+        assert!(get.contains(basic), "{get}");
+        let debug = alloc::format!("{f:?}");
+        assert!(!debug.contains("zq9") && !debug.contains("YWxp"), "{debug}");
+        // Same-origin redirect: still sent. To https (another origin): dropped.
+        f.received(b"HTTP/1.1 302 Found\r\nLocation: /moved/r/info/refs?service=git-upload-pack\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(f.poll(), Io::Close);
+        let get = String::from_utf8(expect_send(&mut f)).unwrap();
+        assert!(
+            get.starts_with("GET /moved/r/info/refs") && get.contains(basic),
+            "{get}"
+        );
+        f.received(b"HTTP/1.1 301 Moved\r\nLocation: https://h/r/info/refs?service=git-upload-pack\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(f.poll(), Io::Close);
+        assert_eq!(
+            f.poll(),
+            Io::Connect {
+                host: "h",
+                port: 443,
+                tls: true
+            }
+        );
+        let get = String::from_utf8(expect_send(&mut f)).unwrap();
+        assert!(!get.contains("Authorization"), "{get}");
+        // Without credentials a 401 is the plain status error.
+        f.received(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+        assert!(matches!(
+            finish(&mut f),
+            Err(Error::HttpStatus { status: 401, .. })
+        ));
+
+        // Options override the URL's credentials; a refusal is the typed error, redacted.
+        let mut f = Fetch::new(
+            Url::parse("https://old:gone@h:8443/r#main").unwrap(),
+            FetchOptions {
+                credentials: Some(Credentials::parse("alice:zq9-token\n").unwrap()),
+                ..FetchOptions::default()
+            },
+        );
+        let get = String::from_utf8(expect_send(&mut f)).unwrap();
+        assert!(get.contains(basic), "{get}");
+        f.received(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+        let e = finish(&mut f).unwrap_err();
+        assert_eq!(
+            e,
+            Error::AuthenticationFailed {
+                url: "https://alice:***@h:8443/r#main".into(),
+                status: 403
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "authentication failed: the server refused the credentials for https://alice:***@h:8443/r#main (HTTP 403); check the user name and token"
+        );
     }
 }

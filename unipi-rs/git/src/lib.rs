@@ -6,6 +6,9 @@
 //! * Protocol v2 with fallback to v0/v1, side-band-64k, ofs-delta, shallow (`deepen 1`).
 //! * Packs are parsed as a stream while they arrive; every object is hashed, the pack
 //!   trailer verified, deltas fully validated.
+//! * `https://user:token@host/…` remotes (or [`FetchOptions::credentials`]) authenticate with
+//!   HTTP Basic on every request to that origin and never beyond it; [`Credentials`] and
+//!   [`Url`] print the secret as `***`.
 //! * Every input from the remote is hostile: nothing panics, and memory and work are bounded
 //!   by explicit [`Limits`]; each violation is a specific [`Error`].
 //!
@@ -29,6 +32,7 @@
 
 extern crate alloc;
 
+mod credentials;
 mod delta;
 mod error;
 mod fetch;
@@ -49,6 +53,7 @@ mod smart_http;
 mod snapshot;
 mod url;
 
+pub use credentials::{Credentials, redact_credentials};
 pub use error::Error;
 pub use fetch::{Fetch, FetchOptions, FetchPhase, Io, Outcome, Progress, ProtocolChoice};
 pub use limits::Limits;

@@ -9,11 +9,15 @@
 //! redirects of the first request are followed within the same host (see
 //! [`redirect_target`]). HTTP framing is `unipi_httpwire`'s.
 
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::fmt;
 
-use unipi_httpwire::{BodyLimits, Request, ResponseEvent, ResponseLimits, ResponseReader};
+use unipi_httpwire::{
+    BodyLimits, Request, ResponseEvent, ResponseLimits, ResponseReader, basic_authorization,
+};
 
+use crate::credentials::redact_credentials;
 use crate::error::{Error, sanitize};
 use crate::fetch::{FetchOptions, Outcome, ProtocolChoice};
 use crate::protocol::ProtocolVersion;
@@ -35,12 +39,40 @@ enum RequestKind {
 }
 
 /// A serialised request, kept until its response is complete (it may have to be resent).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct HttpRequest {
     kind: RequestKind,
     /// The request target, for error messages.
     target: String,
+    /// Whether it carries the `Authorization` field.
+    authorized: bool,
     bytes: Vec<u8>,
+}
+
+impl fmt::Debug for HttpRequest {
+    /// Without the bytes: they may hold credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("kind", &self.kind)
+            .field("target", &self.target)
+            .field("authorized", &self.authorized)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// HTTP Basic credentials and the origin they are sent to.
+struct Auth {
+    /// The remote they were given for, with them (it prints them as `user:***`).
+    url: Url,
+    /// The `Authorization` field value: a secret.
+    header: String,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth").field("url", &self.url).finish()
+    }
 }
 
 /// Whether the connection a request went out on had carried an exchange before.
@@ -94,8 +126,9 @@ pub(crate) enum HttpAction {
 /// The smart HTTP side of a fetch.
 #[derive(Debug)]
 pub(crate) struct SmartHttp {
-    /// The remote, updated by redirects.
+    /// The remote, updated by redirects (without credentials).
     url: Url,
+    auth: Option<Auth>,
     agent: String,
     ask_v2: bool,
     response_limits: ResponseLimits,
@@ -112,8 +145,32 @@ impl SmartHttp {
         opts: &FetchOptions,
     ) -> Result<(SmartHttp, Vec<u8>), Error> {
         let limits = &opts.limits;
+        let credentials = opts
+            .credentials
+            .clone()
+            .or_else(|| url.credentials().cloned());
+        let url = url.with_credentials(None);
+        let auth = match credentials {
+            Some(c) => {
+                let header = basic_authorization(c.user(), c.secret()).map_err(|_| {
+                    Error::InvalidCredentials {
+                        reason: "not usable for HTTP Basic authentication",
+                    }
+                })?;
+                let auth = Auth {
+                    url: url.clone().with_credentials(Some(c)),
+                    header,
+                };
+                if url.scheme() == Scheme::Http {
+                    log::warn!("git: credentials for {} are sent without TLS", auth.url);
+                }
+                Some(auth)
+            }
+            None => None,
+        };
         let mut http = SmartHttp {
             url,
+            auth,
             agent,
             ask_v2: opts.protocol != ProtocolChoice::V0,
             response_limits: ResponseLimits {
@@ -189,12 +246,17 @@ impl SmartHttp {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Result<HttpRequest, Error> {
+        let mut fields = headers.to_vec();
+        let auth = self.auth.as_ref().filter(|a| a.url.same_origin(&self.url));
+        if let Some(auth) = auth {
+            fields.push(("Authorization", &auth.header));
+        }
         let mut bytes = Vec::new();
         Request {
             method,
             target: &target,
             host: &self.url.host_header(),
-            headers,
+            headers: &fields,
             body,
         }
         .write(&mut bytes)
@@ -202,6 +264,7 @@ impl SmartHttp {
         Ok(HttpRequest {
             kind,
             target,
+            authorized: auth.is_some(),
             bytes,
         })
     }
@@ -412,6 +475,13 @@ impl SmartHttp {
                 }
                 self.url = redirect_target(&self.url, &location)?;
                 log::info!("git remote redirected to {}", self.url);
+                if let Some(auth) = self.auth.as_ref().filter(|a| !a.url.same_origin(&self.url)) {
+                    log::warn!(
+                        "git: the credentials for {} are not sent to {}, another origin",
+                        auth.url,
+                        self.url
+                    );
+                }
                 let request = self.info_refs_request()?;
                 let bytes = request.bytes.clone();
                 self.exchange = Exchange::Awaiting {
@@ -424,6 +494,14 @@ impl SmartHttp {
                     new_connection: true,
                 }))
             }
+            status @ (401 | 403) if request.authorized => Err(Error::AuthenticationFailed {
+                url: self
+                    .auth
+                    .as_ref()
+                    .map(|a| a.url.to_string())
+                    .unwrap_or_default(),
+                status,
+            }),
             status => Err(Error::HttpStatus {
                 status,
                 path: sanitize(request.target.as_bytes()),
@@ -445,7 +523,7 @@ fn ended_early(request: &HttpRequest, session: &Session) -> Error {
 /// same host. The location must end with `/info/refs?service=git-upload-pack`.
 pub(crate) fn redirect_target(current: &Url, location: &str) -> Result<Url, Error> {
     let refuse = |reason| Error::RedirectRefused {
-        location: sanitize(location.as_bytes()),
+        location: sanitize(redact_credentials(location).as_bytes()),
         reason,
     };
     let base = location
@@ -466,6 +544,9 @@ pub(crate) fn redirect_target(current: &Url, location: &str) -> Result<Url, Erro
             String::from(base)
         };
         let u = Url::parse(&with_path).map_err(|_| refuse("malformed location"))?;
+        if u.credentials().is_some() {
+            return Err(refuse("location contains credentials"));
+        }
         if !u.host().eq_ignore_ascii_case(current.host()) {
             return Err(refuse("redirect to another host"));
         }
@@ -522,7 +603,8 @@ mod tests {
                 "//evil/x",
                 "network-path references are not followed",
             ),
-            (&http, "https://user@h/x", "malformed location"),
+            (&http, "https://user@h/x", "location contains credentials"),
+            (&http, "https://u:zq9@h/x", "location contains credentials"),
             (&http, "/a b", "malformed location"),
             (&http, "/x#frag", "location contains a fragment"),
         ] {
@@ -535,6 +617,9 @@ mod tests {
             redirect_target(&http, "https://h/elsewhere"),
             Err(Error::RedirectRefused { .. })
         ));
+        let e = redirect_target(&http, "https://u:zq9@h/x/info/refs?service=git-upload-pack")
+            .unwrap_err();
+        assert!(!e.to_string().contains("zq9"), "{e}");
         let e =
             redirect_target(&http, "http://evil/x/info/refs?service=git-upload-pack").unwrap_err();
         assert_eq!(

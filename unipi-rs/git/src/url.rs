@@ -1,9 +1,13 @@
-//! Remote URLs: `git://`, `http://` and `https://`, with an optional `#branch`.
+//! Remote URLs: `git://`, `http://` and `https://`, with an optional `#branch`, and
+//! `user:secret@` credentials for HTTP(S).
 
 use alloc::string::String;
-use core::fmt;
+use alloc::vec::Vec;
+use core::fmt::{self, Write as _};
 
+use crate::credentials::Credentials;
 use crate::error::Error;
+use crate::hex;
 
 /// The transport a URL selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +44,8 @@ impl Scheme {
 ///
 /// Promises: `host` is a non-empty lowercase hostname or IPv4 literal made of
 /// `[a-z0-9.-]`; `path` starts with `/`, contains no whitespace, control characters, `?` or
-/// `#`, and (for HTTP) has no trailing `/`; `branch`, if any, is a plausible git branch name.
+/// `#`, and (for HTTP) has no trailing `/`; `branch`, if any, is a plausible git branch name;
+/// credentials only come with HTTP(S). `Display` and `Debug` show credentials as `user:***`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
     scheme: Scheme,
@@ -48,12 +53,15 @@ pub struct Url {
     port: u16,
     path: String,
     branch: Option<String>,
+    credentials: Option<Credentials>,
 }
 
 impl Url {
-    /// Parses `scheme://host[:port]/path[#branch]` for the schemes `git`, `http` and `https`.
-    /// Credentials (`user@`), IPv6 literals, query strings and other schemes are rejected with
-    /// [`Error::InvalidUrl`].
+    /// Parses `scheme://[user[:secret]@]host[:port]/path[#branch]` for the schemes `git`,
+    /// `http` and `https`. User and secret may be percent-encoded (`%40` for `@`); they are
+    /// only accepted for HTTP(S), where they are sent with HTTP Basic authentication to this
+    /// origin. IPv6 literals, query strings and other schemes are rejected with
+    /// [`Error::InvalidUrl`], whose reason never repeats the secret.
     pub fn parse(input: &str) -> Result<Url, Error> {
         let bad = |reason| Err(Error::InvalidUrl { reason });
         let (main, branch) = match input.split_once('#') {
@@ -82,9 +90,13 @@ impl Url {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        if authority.contains('@') {
-            return bad("credentials in the URL are not supported");
-        }
+        let (credentials, authority) = match authority.rsplit_once('@') {
+            Some(_) if scheme == Scheme::Git => {
+                return bad("git:// does not support credentials (user@ in the URL)");
+            }
+            Some((userinfo, host)) => (Some(parse_userinfo(userinfo)?), host),
+            None => (None, authority),
+        };
         if authority.starts_with('[') {
             return bad("IPv6 address literals are not supported");
         }
@@ -121,6 +133,7 @@ impl Url {
             port,
             path,
             branch,
+            credentials,
         })
     }
 
@@ -161,7 +174,24 @@ impl Url {
         }
     }
 
-    /// The same URL with another scheme, port and path (used for HTTP redirects).
+    /// The credentials given in the URL, if any.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    /// The same URL with `credentials` instead of its own.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Url {
+        self.credentials = credentials;
+        self
+    }
+
+    /// True when `other` has the same origin (scheme, host and port).
+    pub fn same_origin(&self, other: &Url) -> bool {
+        self.scheme == other.scheme && self.host == other.host && self.port == other.port
+    }
+
+    /// The same host with another scheme, port and path and no credentials (used for HTTP
+    /// redirects; the transport decides whether its credentials go along).
     pub(crate) fn with_location(&self, scheme: Scheme, port: u16, path: String) -> Url {
         Url {
             scheme,
@@ -169,20 +199,84 @@ impl Url {
             port,
             path,
             branch: self.branch.clone(),
+            credentials: None,
         }
     }
 }
 
+/// Characters RFC 3986 allows unencoded in user information, besides `%XX`.
+fn userinfo_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+        )
+}
+
+/// Decodes `%XX` escapes; the result must be UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = hex::value(bytes.next()?)?;
+            let lo = hex::value(bytes.next()?)?;
+            out.push((hi << 4) | lo);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `user[:secret]` from a URL (without the `@`).
+fn parse_userinfo(userinfo: &str) -> Result<Credentials, Error> {
+    let bad = |reason| Err(Error::InvalidUrl { reason });
+    if userinfo.is_empty() {
+        return bad("empty user name before '@'");
+    }
+    if !userinfo.bytes().all(|c| userinfo_char(c) || c == b'%') {
+        return bad("credentials contain characters that must be percent-encoded");
+    }
+    let (user, secret) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let (Some(user), Some(secret)) = (percent_decode(user), percent_decode(secret)) else {
+        return bad("credentials contain an invalid percent-encoding");
+    };
+    Credentials::new(&user, &secret).map_err(|e| match e {
+        Error::InvalidCredentials { reason } => Error::InvalidUrl { reason },
+        other => other,
+    })
+}
+
 impl fmt::Display for Url {
-    /// Formats the URL back to `scheme://host[:port]path[#branch]`.
+    /// Formats the URL back to `scheme://[user:***@]host[:port]path[#branch]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}://{}{}",
-            self.scheme.as_str(),
-            self.host_header(),
-            self.path
-        )?;
+        write!(f, "{}://", self.scheme.as_str())?;
+        if let Some(c) = &self.credentials {
+            for b in c.user().bytes() {
+                if userinfo_char(b) && b != b':' {
+                    f.write_char(char::from(b))?;
+                } else {
+                    write!(f, "%{:02X}", b)?;
+                }
+            }
+            f.write_str(":***@")?;
+        }
+        write!(f, "{}{}", self.host_header(), self.path)?;
         if let Some(b) = &self.branch {
             write!(f, "#{b}")?;
         }
@@ -270,11 +364,46 @@ mod tests {
     }
 
     #[test]
+    fn credentials() {
+        let u = Url::parse("https://alice:t%40k:en@Git.Example:8443/site.git#main").unwrap();
+        let c = u.credentials().unwrap();
+        assert_eq!((c.user(), c.secret()), ("alice", "t@k:en"));
+        assert_eq!(u.host(), "git.example");
+        assert_eq!(
+            u.to_string(),
+            "https://alice:***@git.example:8443/site.git#main"
+        );
+        let debug = alloc::format!("{u:?}");
+        assert!(!debug.contains("t@k") && debug.contains("***"), "{debug}");
+        let u = Url::parse("http://a%40b%20c@h/x").unwrap();
+        assert_eq!(u.credentials().unwrap().user(), "a@b c");
+        assert_eq!(u.to_string(), "http://a%40b%20c:***@h/x");
+        let u = Url::parse("http://bob@h/x").unwrap();
+        assert_eq!(u.credentials().unwrap().secret(), "");
+        assert_eq!(u.to_string(), "http://bob:***@h/x");
+        let plain = Url::parse("http://h/x").unwrap();
+        assert!(u.same_origin(&plain));
+        assert!(!u.same_origin(&Url::parse("https://h/x").unwrap()));
+        assert!(!u.same_origin(&Url::parse("http://h:81/x").unwrap()));
+        assert_eq!(u.clone().with_credentials(None).to_string(), "http://h/x");
+        // Reasons never repeat the secret.
+        let e = Url::parse("https://u:zq%0a9@h/x").unwrap_err();
+        assert!(!alloc::format!("{e} {e:?}").contains("zq"), "{e}");
+    }
+
+    #[test]
     fn rejected() {
         for bad in [
             "ftp://h/x",
             "h/x",
-            "http://user:pw@h/x",
+            "git://user@h/x",
+            "http://@h/x",
+            "http://us er:pw@h/x",
+            "http://u:p w@h/x",
+            "http://u:%zz@h/x",
+            "http://u:%ff@h/x",
+            "http://u%3Ax:pw@h/x",
+            "http://u:%0a@h/x",
             "http://[::1]/x",
             "http://h:0/x",
             "http://h:99999/x",

@@ -519,12 +519,23 @@ pub struct Nginx {
     pub https_port: u16,
     pub http_port: u16,
     pub tls: Arc<rustls::ClientConfig>,
+    pub access_log: PathBuf,
+}
+
+impl Nginx {
+    /// The HTTPS access log so far.
+    pub fn access(&self) -> String {
+        std::fs::read_to_string(&self.access_log).unwrap_or_default()
+    }
 }
 
 /// nginx + fcgiwrap + `git http-backend` for repositories under `root`, with TLS from a
 /// throw-away CA. HTTPS: `/v2/<repo>` (Git-Protocol passed), `/v0/<repo>`
 /// (`fastcgi_pass_request_headers off`: no HTTP_* variables, so v0), `/moved/<repo>` (301 to
-/// `/v2/<repo>`), `/loop/...` (redirects to itself). Plain HTTP: everything 301 to https.
+/// `/v2/<repo>`), `/loop/...` (redirects to itself), `/auth/<repo>` (HTTP Basic with
+/// `<scratch>/htpasswd`, which the test writes), `/authmoved/<repo>` (301 to `/auth/<repo>`).
+/// Plain HTTP: everything 301 to https. `Nginx::access_log` has one line per HTTPS request:
+/// `<uri> user=<authenticated user or -> status=<status>`.
 pub fn nginx(root: &Path, scratch: &Path) -> Nginx {
     let nginx = require("nginx", "nginx");
     let fcgiwrap = require("fcgiwrap", "fcgiwrap");
@@ -566,6 +577,8 @@ pub fn nginx(root: &Path, scratch: &Path) -> Nginx {
     let tmp = scratch.join(format!("nginx-tmp-{https_port}"));
     std::fs::create_dir_all(&tmp).unwrap();
     let log = scratch.join(format!("nginx-{https_port}.log"));
+    let access_log = scratch.join(format!("nginx-{https_port}.access"));
+    let htpasswd = scratch.join("htpasswd");
     let fastcgi = |pass_headers: bool| {
         format!(
             r#"
@@ -602,6 +615,7 @@ error_log {log} info;
 events {{ worker_connections 64; }}
 http {{
     access_log off;
+    log_format who '$request_uri user=$remote_user status=$status';
     client_body_temp_path {tmp}/body;
     fastcgi_temp_path {tmp}/fastcgi;
     proxy_temp_path {tmp}/proxy;
@@ -612,7 +626,14 @@ http {{
         listen 127.0.0.1:{https_port} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
+        access_log {access} who;
         location ~ ^/v2(/.*)$ {{ {v2} }}
+        location ~ ^/auth(/.*)$ {{
+            auth_basic "git";
+            auth_basic_user_file {htpasswd};
+            {v2}
+        }}
+        location ~ ^/authmoved/(.*)$ {{ return 301 /auth/$1$is_args$args; }}
         location ~ ^/v0(/.*)$ {{ {v0} }}
         location ~ ^/moved/(.*)$ {{ return 301 /v2/$1$is_args$args; }}
         location ~ ^/loop/(.*)$ {{ return 302 /loop/$1$is_args$args; }}
@@ -630,6 +651,8 @@ http {{
             key = key.display(),
             v2 = fastcgi(true),
             v0 = fastcgi(false),
+            access = access_log.display(),
+            htpasswd = htpasswd.display(),
         ),
     )
     .unwrap();
@@ -655,6 +678,7 @@ http {{
         https_port,
         http_port,
         tls,
+        access_log,
     }
 }
 
@@ -825,4 +849,41 @@ pub fn fetch_err(url: &str, opts: FetchOptions, tls: Option<Arc<rustls::ClientCo
         Err(e) => e,
         Ok(o) => panic!("fetch {url}: expected an error, got {o:?}"),
     }
+}
+
+// ---------------------------------------------------------------- log capture
+
+struct CaptureLogger;
+
+static LOG_LINES: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+impl log::Log for CaptureLogger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        let line = format!(
+            "{} {}: {}\n",
+            record.level(),
+            record.target(),
+            record.args()
+        );
+        if let Ok(mut lines) = LOG_LINES.lock() {
+            lines.push_str(&line);
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Records every log line of the crate (all levels) from now on, for all tests of this binary.
+pub fn capture_logs() {
+    static LOGGER: CaptureLogger = CaptureLogger;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Trace);
+    }
+}
+
+/// The log lines recorded since [`capture_logs`].
+pub fn captured_logs() -> String {
+    LOG_LINES.lock().map(|l| l.clone()).unwrap_or_default()
 }
