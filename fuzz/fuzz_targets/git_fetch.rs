@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     let mut chunks = Chunks::new(seed, 1500);
     for _ in 0..1_000_000 {
         match fetch.poll() {
-            Io::Connect { .. } => {
+            Io::Connect { .. } | Io::ConnectSsh(_) => {
                 current = Some(streams.next().unwrap_or(&[]));
                 fetch.connected();
             }

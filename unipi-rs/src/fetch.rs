@@ -328,6 +328,7 @@ fn scheme_name(s: Scheme) -> &'static str {
         Scheme::Git => "git",
         Scheme::Http => "http",
         Scheme::Https => "https",
+        Scheme::Ssh => "ssh",
     }
 }
 
@@ -356,6 +357,7 @@ fn drive(
                 r.conn = Conn::None;
                 return Some(result);
             }
+            Io::ConnectSsh(_) => r.fetch.transport_error("ssh:// remotes are not supported yet"),
             Io::Close => {
                 net.sockets.get_mut::<tcp::Socket>(socket).abort();
                 r.conn = Conn::None;

@@ -323,6 +323,7 @@ fn record(
                 conn.last_mut().unwrap().extend_from_slice(&data);
                 fetch.received(&data);
             }
+            Io::ConnectSsh(_) => panic!("seedgen fetches no SSH remotes"),
             Io::Close => server = None,
             Io::Done(result) => {
                 match result {

@@ -16,7 +16,7 @@ use crate::protocol::{self, ProtocolVersion};
 use crate::session::{Reaction, Session};
 use crate::smart_http::{HttpAction, SmartHttp};
 use crate::snapshot::Snapshot;
-use crate::url::{Scheme, Url};
+use crate::url::{DEFAULT_SSH_USER, Scheme, Url};
 
 /// Which protocol version to ask for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -141,11 +141,38 @@ pub enum Io<'a> {
     /// Wait for data and pass it to [`Fetch::received`], or report the end of the stream with
     /// [`Fetch::peer_closed`]. Timeouts are the driver's business ([`Fetch::timeout`]).
     Receive,
+    /// Open an SSH connection and run a command on it (see [`SshCommand`]); then call
+    /// [`Fetch::connected`]. From then on [`Io::Send`] bytes go to the command's standard
+    /// input and its standard output comes back through [`Fetch::received`]; the end of its
+    /// output is [`Fetch::peer_closed`]. Returned again by every `poll` until `connected()`.
+    ConnectSsh(SshCommand<'a>),
     /// Close the current connection (no acknowledgement needed); poll again.
     Close,
     /// The fetch is over. Returned once; close any connection that is still open.
     Done(Result<Outcome, Error>),
 }
+
+/// What the driver opens for an SSH remote: a connection to `host:port`, authenticated as
+/// `user` (host key checking and the user's key are the driver's business), and a session
+/// channel that sets the environment `env` and execs `command`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SshCommand<'a> {
+    /// Host name or IPv4 literal.
+    pub host: &'a str,
+    /// TCP port (22 unless the URL says otherwise).
+    pub port: u16,
+    /// The login: the URL's, or [`DEFAULT_SSH_USER`](crate::DEFAULT_SSH_USER).
+    pub user: &'a str,
+    /// `git-upload-pack '<path>'`, quoted for the server's shell.
+    pub command: &'a str,
+    /// Environment variables to request before the exec: `GIT_PROTOCOL=version=2` when v2
+    /// is wanted, else none. A server that refuses them (OpenSSH without `AcceptEnv
+    /// GIT_PROTOCOL`) answers with protocol v0, which works as well.
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+/// The environment that asks `git-upload-pack` for protocol v2.
+const V2_ENV: &[(&str, &str)] = &[("GIT_PROTOCOL", "version=2")];
 
 /// The state of the driver's connection, as far as the fetch knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +193,13 @@ enum Link {
 enum Transport {
     /// git:// — one TCP connection; requests and answers are plain pkt-lines.
     Daemon(Url),
+    /// ssh:// — one SSH channel running `git-upload-pack`; plain pkt-lines as over git://,
+    /// without the daemon's request line.
+    Ssh {
+        url: Url,
+        command: String,
+        env: &'static [(&'static str, &'static str)],
+    },
     /// Smart HTTP(S): one HTTP exchange per request.
     Http(Box<SmartHttp>),
 }
@@ -222,6 +256,7 @@ enum Finish {
 ///             Ok(n) => fetch.received(&buf[..n]),
 ///             Err(e) => fetch.transport_error(e.to_string()),
 ///         },
+///         Io::ConnectSsh(_) => fetch.transport_error("no SSH in this example"),
 ///         Io::Close => conn = None,
 ///         Io::Done(result) => break result,
 ///     }
@@ -280,6 +315,14 @@ impl Fetch {
                 protocol::git_daemon_request(&mut out, url.path(), &url.host_header(), ask_v2)
                     .map(|()| Transport::Daemon(url.clone()))
             }
+            Scheme::Ssh => {
+                let command = url.ssh_command().unwrap_or_default();
+                Ok(Transport::Ssh {
+                    url: url.clone(),
+                    command,
+                    env: if ask_v2 { V2_ENV } else { &[] },
+                })
+            }
             Scheme::Http | Scheme::Https => {
                 SmartHttp::start(url.clone(), agent, &opts).map(|(http, request)| {
                     out = request;
@@ -315,11 +358,23 @@ impl Fetch {
             self.link = Link::Closed;
             return Io::Close;
         }
-        if self.out_pos < self.out.len() {
-            if self.link == Link::Open {
-                return Io::Send(&self.out[self.out_pos..]);
-            }
+        let to_send = self.out_pos < self.out.len();
+        // Over SSH the server speaks first: the channel is opened with nothing to send.
+        let server_first = self.connections == 0 && matches!(self.transport, Transport::Ssh { .. });
+        if to_send && self.link == Link::Open {
+            return Io::Send(&self.out[self.out_pos..]);
+        }
+        if (to_send || server_first) && self.link != Link::Open {
             self.link = Link::Connecting;
+            if let Transport::Ssh { url, command, env } = &self.transport {
+                return Io::ConnectSsh(SshCommand {
+                    host: url.host(),
+                    port: url.port(),
+                    user: url.ssh_user().unwrap_or(DEFAULT_SSH_USER),
+                    command,
+                    env,
+                });
+            }
             let url = self.url();
             return Io::Connect {
                 host: url.host(),
@@ -381,7 +436,7 @@ impl Fetch {
                 let action = http.received(data, &mut self.session);
                 self.on_http_action(action);
             }
-            Transport::Daemon(_) => match self.session.on_bytes(data) {
+            Transport::Daemon(_) | Transport::Ssh { .. } => match self.session.on_bytes(data) {
                 Ok(Some(reaction)) => self.on_reaction(reaction),
                 Ok(None) => {}
                 Err(e) => self.fail(e),
@@ -400,7 +455,7 @@ impl Fetch {
                 let action = http.peer_closed(&mut self.session);
                 self.on_http_action(action);
             }
-            Transport::Daemon(_) => self.fail(Error::ConnectionClosed {
+            Transport::Daemon(_) | Transport::Ssh { .. } => self.fail(Error::ConnectionClosed {
                 phase: self.phase(),
             }),
         }
@@ -438,7 +493,7 @@ impl Fetch {
     /// The URL being fetched (after redirects).
     pub fn url(&self) -> &Url {
         match &self.transport {
-            Transport::Daemon(url) => url,
+            Transport::Daemon(url) | Transport::Ssh { url, .. } => url,
             Transport::Http(http) => http.url(),
         }
     }
@@ -463,7 +518,7 @@ impl Fetch {
         }
     }
 
-    /// git://: the session's reaction goes out on the same connection.
+    /// git:// and ssh://: the session's reaction goes out on the same connection.
     fn on_reaction(&mut self, reaction: Reaction) {
         match reaction {
             Reaction::Send(request) => self.out.extend_from_slice(&request),
@@ -950,5 +1005,70 @@ mod tests {
             e.to_string(),
             "authentication failed: the server refused the credentials for https://alice:***@h:8443/r#main (HTTP 403); check the user name and token"
         );
+    }
+
+    #[test]
+    fn ssh_server_speaks_first_v0() {
+        let s = site();
+        let mut f = Fetch::new(
+            Url::parse("deploy@h:sites/it's.git#main").unwrap(),
+            FetchOptions::default(),
+        );
+        let expected = Io::ConnectSsh(SshCommand {
+            host: "h",
+            port: 22,
+            user: "deploy",
+            command: "git-upload-pack 'sites/it'\\''s.git'",
+            env: &[("GIT_PROTOCOL", "version=2")],
+        });
+        assert_eq!(f.poll(), expected);
+        assert_eq!(f.poll(), expected, "repeated until connected()");
+        assert_eq!(f.progress().phase, FetchPhase::Connecting);
+        f.connected();
+        // Nothing to send: no daemon request line over SSH.
+        assert_eq!(f.poll(), Io::Receive);
+        let mut adv = Vec::new();
+        pkt(
+            &mut adv,
+            alloc::format!(
+                "{} refs/heads/main\0side-band-64k ofs-delta shallow\n",
+                s.commit
+            )
+            .as_bytes(),
+        );
+        pktline::flush(&mut adv);
+        feed_bytewise(&mut f, &adv);
+        let want = String::from_utf8(expect_send(&mut f)).unwrap();
+        assert!(
+            want.contains(&alloc::format!("want {} side-band-64k", s.commit)),
+            "{want}"
+        );
+        let mut resp = Vec::new();
+        pkt(
+            &mut resp,
+            alloc::format!("shallow {}\n", s.commit).as_bytes(),
+        );
+        pktline::flush(&mut resp);
+        pkt(&mut resp, b"NAK\n");
+        sideband_pack(&mut resp, &s.pack);
+        f.received(&resp);
+        check_snapshot(finish(&mut f), &s);
+
+        // v0 requested: no environment.
+        let mut f = Fetch::new(
+            Url::parse("ssh://h:2222/~/x").unwrap(),
+            FetchOptions {
+                protocol: ProtocolChoice::V0,
+                ..FetchOptions::default()
+            },
+        );
+        let Io::ConnectSsh(cmd) = f.poll() else {
+            panic!()
+        };
+        assert_eq!(
+            (cmd.port, cmd.user, cmd.env),
+            (2222, DEFAULT_SSH_USER, &[][..])
+        );
+        assert_eq!(cmd.command, "git-upload-pack '~/x'");
     }
 }

@@ -1,8 +1,9 @@
 //! A sans-IO Git fetch client for `no_std` + `alloc`: it downloads one commit of a remote
 //! repository (depth 1) and returns its files in memory.
 //!
-//! * Transports: `git://` and smart HTTP(S) (HTTP/1.1 framing is `unipi-httpwire`'s; TLS
-//!   and TCP are the driver's job).
+//! * Transports: `git://`, smart HTTP(S) (HTTP/1.1 framing is `unipi-httpwire`'s) and SSH
+//!   (`ssh://`, `user@host:path`: the driver runs the command [`Io::ConnectSsh`] names); TCP,
+//!   TLS and SSH themselves are the driver's job.
 //! * Protocol v2 with fallback to v0/v1, side-band-64k, ofs-delta, shallow (`deepen 1`).
 //! * Packs are parsed as a stream while they arrive; every object is hashed, the pack
 //!   trailer verified, deltas fully validated.
@@ -55,14 +56,16 @@ mod url;
 
 pub use credentials::{Credentials, redact_credentials};
 pub use error::Error;
-pub use fetch::{Fetch, FetchOptions, FetchPhase, Io, Outcome, Progress, ProtocolChoice};
+pub use fetch::{
+    Fetch, FetchOptions, FetchPhase, Io, Outcome, Progress, ProtocolChoice, SshCommand,
+};
 pub use limits::Limits;
 pub use object::ObjectKind;
 pub use oid::{ObjectId, blob_id};
 pub use protocol::ProtocolVersion;
 pub use snapshot::{File, FileKind, Snapshot, Stats, UnsafeName, check_name, is_safe_name};
 pub use unipi_httpwire::ResponseError;
-pub use url::{Scheme, Url};
+pub use url::{DEFAULT_SSH_USER, Scheme, Url};
 
 /// Wire-level building blocks, exposed for tests and tools: pkt-line framing, side-band
 /// demultiplexing, and the writers for pack entry and delta headers (the reader's inverses,

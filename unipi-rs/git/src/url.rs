@@ -1,5 +1,5 @@
-//! Remote URLs: `git://`, `http://` and `https://`, with an optional `#branch`, and
-//! `user:secret@` credentials for HTTP(S).
+//! Remote URLs: `git://`, `http://`, `https://`, `ssh://` and scp-like `user@host:path`,
+//! with an optional `#branch`, and `user:secret@` credentials for HTTP(S).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -18,6 +18,8 @@ pub enum Scheme {
     Http,
     /// `https://` — smart HTTP over TLS (default port 443).
     Https,
+    /// `ssh://` or `user@host:path` — `git-upload-pack` run over SSH (default port 22).
+    Ssh,
 }
 
 impl Scheme {
@@ -27,6 +29,7 @@ impl Scheme {
             Scheme::Git => 9418,
             Scheme::Http => 80,
             Scheme::Https => 443,
+            Scheme::Ssh => 22,
         }
     }
 
@@ -36,16 +39,26 @@ impl Scheme {
             Scheme::Git => "git",
             Scheme::Http => "http",
             Scheme::Https => "https",
+            Scheme::Ssh => "ssh",
         }
     }
 }
 
+/// The SSH login used when an SSH remote names none (what forges expect).
+pub const DEFAULT_SSH_USER: &str = "git";
+
+/// Longest accepted SSH path in bytes.
+const MAX_SSH_PATH: usize = 4096;
+
 /// A parsed, validated remote URL.
 ///
 /// Promises: `host` is a non-empty lowercase hostname or IPv4 literal made of
-/// `[a-z0-9.-]`; `path` starts with `/`, contains no whitespace, control characters, `?` or
-/// `#`, and (for HTTP) has no trailing `/`; `branch`, if any, is a plausible git branch name;
-/// credentials only come with HTTP(S). `Display` and `Debug` show credentials as `user:***`.
+/// `[a-z0-9.-]`; `branch`, if any, is a plausible git branch name. For git:// and HTTP(S)
+/// `path` starts with `/` and contains no whitespace, control characters, `?` or `#` (and
+/// for HTTP no trailing `/`); credentials only come with HTTP(S). For SSH `path` is what
+/// `git-upload-pack` gets: non-empty, without control characters or `#`, absolute, relative
+/// to the login directory or starting with `~`; the user name is `[A-Za-z0-9._+-]` and
+/// does not start with `-`. `Display` and `Debug` show credentials as `user:***`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
     scheme: Scheme,
@@ -54,16 +67,25 @@ pub struct Url {
     path: String,
     branch: Option<String>,
     credentials: Option<Credentials>,
+    /// The SSH login, if the URL names one.
+    ssh_user: Option<String>,
 }
 
 impl Url {
-    /// Parses `scheme://[user[:secret]@]host[:port]/path[#branch]` for the schemes `git`,
-    /// `http` and `https`. User and secret may be percent-encoded (`%40` for `@`); they are
-    /// only accepted for HTTP(S), where they are sent with HTTP Basic authentication to this
-    /// origin. IPv6 literals, query strings and other schemes are rejected with
-    /// [`Error::InvalidUrl`], whose reason never repeats the secret.
+    /// Parses a remote with an optional `#branch`:
+    ///
+    /// * `git://host[:port]/path`;
+    /// * `http[s]://[user[:secret]@]host[:port]/path` — user and secret may be
+    ///   percent-encoded (`%40` for `@`) and are sent with HTTP Basic authentication to this
+    ///   origin;
+    /// * `ssh://[user@]host[:port]/path` (also `git+ssh://`, `ssh+git://`), where `/~…`
+    ///   stands for a path from a home directory as in git;
+    /// * scp-like `[user@]host:path`, `path` relative to the login directory unless it
+    ///   starts with `/` or `~`.
+    ///
+    /// IPv6 literals, query strings on git:// and HTTP, passwords in SSH remotes and other
+    /// schemes are rejected with [`Error::InvalidUrl`], whose reason never repeats a secret.
     pub fn parse(input: &str) -> Result<Url, Error> {
-        let bad = |reason| Err(Error::InvalidUrl { reason });
         let (main, branch) = match input.split_once('#') {
             Some((m, b)) => {
                 if !valid_branch(b) {
@@ -73,68 +95,12 @@ impl Url {
             }
             None => (input, None),
         };
-        let (scheme_str, rest) = match main.split_once("://") {
-            Some(x) => x,
-            None => return bad("missing '://' (expected git://, http:// or https://)"),
+        let mut url = match main.split_once("://") {
+            Some((scheme, rest)) => parse_with_scheme(scheme, rest)?,
+            None => parse_scp_like(main)?,
         };
-        let scheme = if scheme_str.eq_ignore_ascii_case("git") {
-            Scheme::Git
-        } else if scheme_str.eq_ignore_ascii_case("http") {
-            Scheme::Http
-        } else if scheme_str.eq_ignore_ascii_case("https") {
-            Scheme::Https
-        } else {
-            return bad("unsupported scheme (expected git://, http:// or https://)");
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (credentials, authority) = match authority.rsplit_once('@') {
-            Some(_) if scheme == Scheme::Git => {
-                return bad("git:// does not support credentials (user@ in the URL)");
-            }
-            Some((userinfo, host)) => (Some(parse_userinfo(userinfo)?), host),
-            None => (None, authority),
-        };
-        if authority.starts_with('[') {
-            return bad("IPv6 address literals are not supported");
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => match p.parse::<u16>() {
-                Ok(n) if n != 0 && !p.starts_with('+') => (h, n),
-                _ => return bad("invalid port"),
-            },
-            None => (authority, scheme.default_port()),
-        };
-        if !valid_host(host) {
-            return bad("invalid host name");
-        }
-        if path
-            .bytes()
-            .any(|b| b.is_ascii_control() || b == b' ' || b == b'?' || b >= 0x80)
-        {
-            return bad("path contains spaces, control characters, non-ASCII or a query");
-        }
-        let mut path = String::from(path);
-        if scheme != Scheme::Git {
-            while path.ends_with('/') {
-                path.pop();
-            }
-            if path.is_empty() {
-                path.push('/');
-            }
-        } else if path.len() <= 1 {
-            return bad("git:// URL needs a repository path");
-        }
-        Ok(Url {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port,
-            path,
-            branch,
-            credentials,
-        })
+        url.branch = branch;
+        Ok(url)
     }
 
     /// The scheme.
@@ -149,9 +115,24 @@ impl Url {
     pub fn port(&self) -> u16 {
         self.port
     }
-    /// The repository path, starting with `/`.
+    /// The repository path: starting with `/`, except for SSH remotes, where it is what
+    /// `git-upload-pack` gets (possibly relative to the login directory, or `~…`).
     pub fn path(&self) -> &str {
         &self.path
+    }
+    /// The SSH login the URL names, if any (see [`DEFAULT_SSH_USER`]).
+    pub fn ssh_user(&self) -> Option<&str> {
+        self.ssh_user.as_deref()
+    }
+    /// For SSH remotes, the command the server runs: `git-upload-pack '<path>'`, the path
+    /// quoted for a POSIX shell (the SSH server hands it to the login shell).
+    pub fn ssh_command(&self) -> Option<String> {
+        if self.scheme != Scheme::Ssh {
+            return None;
+        }
+        let mut command = String::from("git-upload-pack ");
+        shell_quote(&self.path, &mut command);
+        Some(command)
     }
     /// The branch selected with `#branch`, if any.
     pub fn branch(&self) -> Option<&str> {
@@ -200,6 +181,7 @@ impl Url {
             path,
             branch: self.branch.clone(),
             credentials: None,
+            ssh_user: None,
         }
     }
 }
@@ -245,7 +227,6 @@ fn percent_decode(text: &str) -> Option<String> {
 
 /// `user[:secret]` from a URL (without the `@`).
 fn parse_userinfo(userinfo: &str) -> Result<Credentials, Error> {
-    let bad = |reason| Err(Error::InvalidUrl { reason });
     if userinfo.is_empty() {
         return bad("empty user name before '@'");
     }
@@ -263,25 +244,218 @@ fn parse_userinfo(userinfo: &str) -> Result<Credentials, Error> {
 }
 
 impl fmt::Display for Url {
-    /// Formats the URL back to `scheme://[user:***@]host[:port]path[#branch]`.
+    /// Formats the URL back to `scheme://[user:***@]host[:port]path[#branch]`; SSH remotes
+    /// with a relative path as `[user@]host:path`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://", self.scheme.as_str())?;
-        if let Some(c) = &self.credentials {
-            for b in c.user().bytes() {
-                if userinfo_char(b) && b != b':' {
-                    f.write_char(char::from(b))?;
-                } else {
-                    write!(f, "%{:02X}", b)?;
-                }
+        if self.scheme == Scheme::Ssh {
+            // ssh://host/~x means ~x, so an absolute /~x needs the scp-like form (port 22),
+            // and a relative path has no ssh:// form.
+            let ssh_form = self.path.starts_with('~')
+                || (self.path.starts_with('/') && !self.path.starts_with("/~"));
+            let scp_like = self.port == 22 && !ssh_form;
+            if !scp_like {
+                f.write_str("ssh://")?;
             }
-            f.write_str(":***@")?;
+            if let Some(user) = &self.ssh_user {
+                write!(f, "{user}@")?;
+            }
+            if scp_like {
+                write!(f, "{}:{}", self.host, self.path)?;
+            } else {
+                let slash = if self.path.starts_with('~') { "/" } else { "" };
+                write!(f, "{}{slash}{}", self.host_header(), self.path)?;
+            }
+        } else {
+            write!(f, "{}://", self.scheme.as_str())?;
+            if let Some(c) = &self.credentials {
+                for b in c.user().bytes() {
+                    if userinfo_char(b) && b != b':' {
+                        f.write_char(char::from(b))?;
+                    } else {
+                        write!(f, "%{:02X}", b)?;
+                    }
+                }
+                f.write_str(":***@")?;
+            }
+            write!(f, "{}{}", self.host_header(), self.path)?;
         }
-        write!(f, "{}{}", self.host_header(), self.path)?;
         if let Some(b) = &self.branch {
             write!(f, "#{b}")?;
         }
         Ok(())
     }
+}
+
+fn bad<T>(reason: &'static str) -> Result<T, Error> {
+    Err(Error::InvalidUrl { reason })
+}
+
+/// `scheme://…` (after splitting off `#branch`).
+fn parse_with_scheme(scheme: &str, rest: &str) -> Result<Url, Error> {
+    let scheme = if scheme.eq_ignore_ascii_case("git") {
+        Scheme::Git
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Scheme::Http
+    } else if scheme.eq_ignore_ascii_case("https") {
+        Scheme::Https
+    } else if ["ssh", "git+ssh", "ssh+git"]
+        .iter()
+        .any(|s| scheme.eq_ignore_ascii_case(s))
+    {
+        Scheme::Ssh
+    } else {
+        return bad("unsupported scheme (expected git://, http://, https:// or ssh://)");
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (userinfo, authority) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (Some(userinfo), host),
+        None => (None, authority),
+    };
+    let (credentials, ssh_user) = match (scheme, userinfo) {
+        (_, None) => (None, None),
+        (Scheme::Git, Some(_)) => {
+            return bad("git:// does not support credentials (user@ in the URL)");
+        }
+        (Scheme::Ssh, Some(user)) => (None, Some(parse_ssh_user(user)?)),
+        (Scheme::Http | Scheme::Https, Some(userinfo)) => (Some(parse_userinfo(userinfo)?), None),
+    };
+    if authority.starts_with('[') {
+        return bad("IPv6 address literals are not supported");
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => match p.parse::<u16>() {
+            Ok(n) if n != 0 && !p.starts_with('+') => (h, n),
+            _ => return bad("invalid port"),
+        },
+        None => (authority, scheme.default_port()),
+    };
+    if !valid_host(host) {
+        return bad("invalid host name");
+    }
+    let path = match scheme {
+        Scheme::Ssh => {
+            // As in git: ssh://host/~user/repo names a path from a home directory.
+            let path = if path.starts_with("/~") {
+                &path[1..]
+            } else {
+                path
+            };
+            ssh_path(path)?
+        }
+        Scheme::Git | Scheme::Http | Scheme::Https => {
+            if path
+                .bytes()
+                .any(|b| b.is_ascii_control() || b == b' ' || b == b'?' || b >= 0x80)
+            {
+                return bad("path contains spaces, control characters, non-ASCII or a query");
+            }
+            let mut path = String::from(path);
+            if scheme != Scheme::Git {
+                while path.ends_with('/') {
+                    path.pop();
+                }
+                if path.is_empty() {
+                    path.push('/');
+                }
+            } else if path.len() <= 1 {
+                return bad("git:// URL needs a repository path");
+            }
+            path
+        }
+    };
+    Ok(Url {
+        scheme,
+        host: host.to_ascii_lowercase(),
+        port,
+        path,
+        branch: None,
+        credentials,
+        ssh_user,
+    })
+}
+
+/// scp-like `[user@]host:path` (after splitting off `#branch`).
+fn parse_scp_like(text: &str) -> Result<Url, Error> {
+    let Some((login, path)) = text.split_once(':') else {
+        return bad(
+            "not a remote URL (expected git://, http://, https://, ssh:// or user@host:path)",
+        );
+    };
+    if login.contains('/') {
+        return bad(
+            "local paths are not remotes (expected git://, http://, https://, ssh:// or user@host:path)",
+        );
+    }
+    let (ssh_user, host) = match login.rsplit_once('@') {
+        Some((user, host)) => (Some(parse_ssh_user(user)?), host),
+        None => (None, login),
+    };
+    if host.starts_with('[') {
+        return bad("IPv6 address literals are not supported");
+    }
+    if !valid_host(host) {
+        return bad("invalid host name");
+    }
+    Ok(Url {
+        scheme: Scheme::Ssh,
+        host: host.to_ascii_lowercase(),
+        port: Scheme::Ssh.default_port(),
+        path: ssh_path(path)?,
+        branch: None,
+        credentials: None,
+        ssh_user,
+    })
+}
+
+/// An SSH login name: `[A-Za-z0-9._+-]`, 1 to 64 characters, not starting with `-`.
+fn parse_ssh_user(user: &str) -> Result<String, Error> {
+    if user.contains(':') {
+        return bad("SSH remotes take a user name, not a password (use a key)");
+    }
+    let ok = !user.is_empty()
+        && user.len() <= 64
+        && !user.starts_with('-')
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'));
+    if !ok {
+        return bad("invalid SSH user name");
+    }
+    Ok(String::from(user))
+}
+
+/// A path for `git-upload-pack` on the SSH server.
+fn ssh_path(path: &str) -> Result<String, Error> {
+    if path.is_empty() || path == "/" {
+        return bad("SSH remote needs a repository path");
+    }
+    if path.len() > MAX_SSH_PATH {
+        return bad("SSH repository path longer than 4096 bytes");
+    }
+    if path.chars().any(char::is_control) {
+        return bad("SSH repository path contains control characters");
+    }
+    Ok(String::from(path))
+}
+
+/// `text` as one word for a POSIX shell, as git quotes it (`sq_quote_buf`): in single
+/// quotes, with `'` written as `'\''` and `!` as `'\!'` (for csh login shells).
+fn shell_quote(text: &str, out: &mut String) {
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\'' | '!' => {
+                out.push_str("'\\");
+                out.push(c);
+                out.push('\'');
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
 }
 
 /// Hostnames and IPv4 literals: `[A-Za-z0-9.-]`, labels of 1..=63 chars not starting or
@@ -389,6 +563,127 @@ mod tests {
         // Reasons never repeat the secret.
         let e = Url::parse("https://u:zq%0a9@h/x").unwrap_err();
         assert!(!alloc::format!("{e} {e:?}").contains("zq"), "{e}");
+    }
+
+    #[test]
+    fn ssh_forms() {
+        let cmd = |u: &Url| u.ssh_command().unwrap();
+        for (text, user, host, port, path, shown) in [
+            (
+                "ssh://h/srv/site.git",
+                None,
+                "h",
+                22,
+                "/srv/site.git",
+                "ssh://h/srv/site.git",
+            ),
+            (
+                "ssh://deploy@Git.Example:2222/site.git#gh-pages",
+                Some("deploy"),
+                "git.example",
+                2222,
+                "/site.git",
+                "ssh://deploy@git.example:2222/site.git#gh-pages",
+            ),
+            (
+                "git+ssh://h/~/site.git",
+                None,
+                "h",
+                22,
+                "~/site.git",
+                "ssh://h/~/site.git",
+            ),
+            (
+                "ssh+git://h:22/~alice/x",
+                None,
+                "h",
+                22,
+                "~alice/x",
+                "ssh://h/~alice/x",
+            ),
+            (
+                "git@github.com:org/site.git",
+                Some("git"),
+                "github.com",
+                22,
+                "org/site.git",
+                "git@github.com:org/site.git",
+            ),
+            (
+                "h:site.git#main",
+                None,
+                "h",
+                22,
+                "site.git",
+                "h:site.git#main",
+            ),
+            (
+                "h:/abs/a b.git",
+                None,
+                "h",
+                22,
+                "/abs/a b.git",
+                "ssh://h/abs/a b.git",
+            ),
+            ("u@h:~/x", Some("u"), "h", 22, "~/x", "ssh://u@h/~/x"),
+            ("http:/~'@C", None, "http", 22, "/~'@C", "http:/~'@C"),
+            ("h:it's!.git", None, "h", 22, "it's!.git", "h:it's!.git"),
+            (
+                "ssh://h/caf\u{e9}?.git",
+                None,
+                "h",
+                22,
+                "/caf\u{e9}?.git",
+                "ssh://h/caf\u{e9}?.git",
+            ),
+        ] {
+            let u = Url::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(u.scheme(), Scheme::Ssh, "{text}");
+            assert_eq!(
+                (u.ssh_user(), u.host(), u.port(), u.path()),
+                (user, host, port, path),
+                "{text}"
+            );
+            assert_eq!(u.to_string(), shown, "{text}");
+            assert_eq!(Url::parse(shown).unwrap(), u, "{shown}");
+            assert!(u.credentials().is_none());
+        }
+        let u = Url::parse("h:it's!.git").unwrap();
+        assert_eq!(cmd(&u), r"git-upload-pack 'it'\''s'\!'.git'");
+        let u = Url::parse("ssh://h/srv/a b.git").unwrap();
+        assert_eq!(cmd(&u), "git-upload-pack '/srv/a b.git'");
+        let u = Url::parse("ssh://h/~/x").unwrap();
+        assert_eq!(cmd(&u), "git-upload-pack '~/x'");
+        assert_eq!(Url::parse("git://h/x").unwrap().ssh_command(), None);
+        let not_remote =
+            "not a remote URL (expected git://, http://, https://, ssh:// or user@host:path)";
+        let local = "local paths are not remotes (expected git://, http://, https://, ssh:// or user@host:path)";
+        let password = "SSH remotes take a user name, not a password (use a key)";
+        let control = "SSH repository path contains control characters";
+        for (bad, why) in [
+            ("ssh://u:pw@h/x", password),
+            ("ssh://-oProxyCommand=x@h/x", "invalid SSH user name"),
+            ("-oProxyCommand=x@h:x", "invalid SSH user name"),
+            ("ssh://h", "SSH remote needs a repository path"),
+            ("ssh://h/", "SSH remote needs a repository path"),
+            ("h:", "SSH remote needs a repository path"),
+            ("ssh://h/a\nb", control),
+            ("h:a\u{7f}b", control),
+            ("h:a\u{85}b", control),
+            ("-oProxyCommand=x:y", "invalid host name"),
+            ("[::1]:x", "IPv6 address literals are not supported"),
+            ("./dir:x", local),
+            ("/srv/site.git", not_remote),
+            ("ssh://h:0/x", "invalid port"),
+        ] {
+            assert_eq!(
+                Url::parse(bad),
+                Err(Error::InvalidUrl { reason: why }),
+                "{bad}"
+            );
+        }
+        let long = alloc::format!("h:{}", "x".repeat(4097));
+        assert!(Url::parse(&long).is_err());
     }
 
     #[test]

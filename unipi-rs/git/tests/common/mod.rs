@@ -813,6 +813,7 @@ pub fn drive_with(
                     Err(e) => fetch.transport_error(e.to_string()),
                 }
             }
+            Io::ConnectSsh(_) => fetch.transport_error("this driver speaks no SSH"),
             Io::Close => {
                 log.closes += 1;
                 conn = None;
