@@ -19,7 +19,7 @@ use smoltcp::socket::{dns, tcp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{DnsQueryType, IpAddress, Ipv4Address};
 use unipi_git::{
-    Fetch, FetchOptions, FetchPhase, FileKind, Io, ObjectId, Outcome, Scheme, Snapshot, Url,
+    BaseObjects, Fetch, FetchOptions, FetchPhase, FileKind, Io, ObjectId, Outcome, Scheme, Snapshot, Url,
 };
 
 use crate::config::Config;
@@ -80,6 +80,8 @@ pub struct Fetcher {
     socket: Option<SocketHandle>,
     local_port: u16,
     current: Option<ObjectId>,
+    /// The served commit's objects: the next pull asks only for what changed.
+    base: Option<Arc<BaseObjects>>,
     running: Option<Box<Running>>,
     /// Pulls requested (webhooks) and the generation last started.
     requested: u64,
@@ -142,6 +144,7 @@ impl Fetcher {
             socket: None,
             local_port,
             current: None,
+            base: None,
             running: None,
             requested: 1,
             started: 0,
@@ -224,6 +227,7 @@ impl Fetcher {
                         elapsed.total_millis()
                     );
                     self.current = Some(snapshot.commit);
+                    self.base = Some(snapshot.base.clone());
                     self.succeeded();
                     FetchEvent::Updated {
                         site: Box::new(site),
@@ -270,6 +274,7 @@ impl Fetcher {
         self.started = self.requested;
         let opts = FetchOptions {
             current: self.current,
+            base: self.base.clone(),
             ..FetchOptions::default()
         };
         info!(

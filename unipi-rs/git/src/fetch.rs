@@ -4,9 +4,11 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::base::BaseObjects;
 use crate::credentials::Credentials;
 use crate::error::Error;
 use crate::limits::Limits;
@@ -45,6 +47,11 @@ pub struct FetchOptions {
     pub user_agent: String,
     /// Ask the server for progress messages (logged at debug level); off by default.
     pub remote_progress: bool,
+    /// The objects of the commit being served ([`Snapshot::base`] of the last fetch): the
+    /// pull then asks only for what changed since that commit and accepts deltas against its
+    /// objects (a thin pack), falling back to a full fetch when the remote cannot do that.
+    /// Also the commit of the unchanged check when [`current`](Self::current) is `None`.
+    pub base: Option<Arc<BaseObjects>>,
     /// Credentials for HTTP(S) remotes, used instead of any in the URL. Sent with HTTP Basic
     /// authentication on every request to the remote's origin (scheme, host, port), and
     /// never after a redirect to another origin.
@@ -59,6 +66,7 @@ impl Default for FetchOptions {
             current: None,
             user_agent: String::from(concat!("git/unipi-rs-", env!("CARGO_PKG_VERSION"))),
             remote_progress: false,
+            base: None,
             credentials: None,
         }
     }
@@ -278,6 +286,49 @@ pub struct Fetch {
     received: u64,
     max_received: u64,
     finish: Finish,
+    /// For an incremental fetch: the remote and the options of the full fetch it falls back
+    /// to when the server's answer lacks objects.
+    start_over: Option<(Url, FetchOptions)>,
+}
+
+/// The transport, session, first output and state of a fetch of `url`.
+fn begin(url: Url, opts: &FetchOptions) -> (Transport, Session, Vec<u8>, Finish) {
+    let mut agent: String = opts
+        .user_agent
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '-' })
+        .take(100)
+        .collect();
+    if agent.is_empty() {
+        agent = FetchOptions::default().user_agent;
+    }
+    let session = Session::new(url.wanted_ref(), agent.clone(), opts);
+    let mut out = Vec::new();
+    let ask_v2 = opts.protocol != ProtocolChoice::V0;
+    let started = match url.scheme() {
+        Scheme::Git => {
+            protocol::git_daemon_request(&mut out, url.path(), &url.host_header(), ask_v2)
+                .map(|()| Transport::Daemon(url.clone()))
+        }
+        Scheme::Ssh => {
+            let command = url.ssh_command().unwrap_or_default();
+            Ok(Transport::Ssh {
+                url: url.clone(),
+                command,
+                env: if ask_v2 { V2_ENV } else { &[] },
+            })
+        }
+        Scheme::Http | Scheme::Https => {
+            SmartHttp::start(url.clone(), agent, opts).map(|(http, request)| {
+                out = request;
+                Transport::Http(Box::new(http))
+            })
+        }
+    };
+    match started {
+        Ok(t) => (t, session, out, Finish::Running),
+        Err(e) => (Transport::Daemon(url), session, out, Finish::Ready(Err(e))),
+    }
 }
 
 impl fmt::Debug for Fetch {
@@ -298,42 +349,15 @@ impl Fetch {
     /// Prepares a fetch of `url` (its `#branch`, or the remote's HEAD). Nothing happens until
     /// the first [`poll`](Fetch::poll).
     pub fn new(url: Url, opts: FetchOptions) -> Fetch {
-        let mut agent: String = opts
-            .user_agent
-            .chars()
-            .map(|c| if c.is_ascii_graphic() { c } else { '-' })
-            .take(100)
-            .collect();
-        if agent.is_empty() {
-            agent = FetchOptions::default().user_agent;
-        }
-        let session = Session::new(url.wanted_ref(), agent.clone(), &opts);
-        let mut out = Vec::new();
-        let ask_v2 = opts.protocol != ProtocolChoice::V0;
-        let started = match url.scheme() {
-            Scheme::Git => {
-                protocol::git_daemon_request(&mut out, url.path(), &url.host_header(), ask_v2)
-                    .map(|()| Transport::Daemon(url.clone()))
-            }
-            Scheme::Ssh => {
-                let command = url.ssh_command().unwrap_or_default();
-                Ok(Transport::Ssh {
-                    url: url.clone(),
-                    command,
-                    env: if ask_v2 { V2_ENV } else { &[] },
-                })
-            }
-            Scheme::Http | Scheme::Https => {
-                SmartHttp::start(url.clone(), agent, &opts).map(|(http, request)| {
-                    out = request;
-                    Transport::Http(Box::new(http))
-                })
-            }
-        };
-        let (transport, finish) = match started {
-            Ok(t) => (t, Finish::Running),
-            Err(e) => (Transport::Daemon(url), Finish::Ready(Err(e))),
-        };
+        let start_over = opts.base.is_some().then(|| {
+            let full = FetchOptions {
+                base: None,
+                ..opts.clone()
+            };
+            (url.clone(), full)
+        });
+        let max_received = opts.limits.max_received_bytes;
+        let (transport, session, out, finish) = begin(url, &opts);
         Fetch {
             transport,
             session,
@@ -342,8 +366,9 @@ impl Fetch {
             out,
             out_pos: 0,
             received: 0,
-            max_received: opts.limits.max_received_bytes,
+            max_received,
             finish,
+            start_over,
         }
     }
 
@@ -360,7 +385,8 @@ impl Fetch {
         }
         let to_send = self.out_pos < self.out.len();
         // Over SSH the server speaks first: the channel is opened with nothing to send.
-        let server_first = self.connections == 0 && matches!(self.transport, Transport::Ssh { .. });
+        let server_first = matches!(self.transport, Transport::Ssh { .. })
+            && self.session.phase() == FetchPhase::Discovering;
         if to_send && self.link == Link::Open {
             return Io::Send(&self.out[self.out_pos..]);
         }
@@ -528,6 +554,25 @@ impl Fetch {
                 }
                 self.finish = Finish::Ready(Ok(outcome));
             }
+            Reaction::StartOverFull { why } => self.start_over_full(why),
+        }
+    }
+
+    /// The incremental fetch failed with `why`: the same fetch again without a base, on a
+    /// new connection.
+    fn start_over_full(&mut self, why: Error) {
+        let Some((url, opts)) = self.start_over.take() else {
+            return self.fail(why);
+        };
+        log::warn!("git: the incremental fetch failed ({why}); fetching everything");
+        let (transport, session, out, finish) = begin(url, &opts);
+        self.transport = transport;
+        self.session = session;
+        self.out = out;
+        self.out_pos = 0;
+        self.finish = finish;
+        if self.link != Link::Closed {
+            self.link = Link::Retiring;
         }
     }
 
@@ -546,6 +591,7 @@ impl Fetch {
                 self.out_pos = 0;
             }
             Ok(HttpAction::Finish(outcome)) => self.finish = Finish::Ready(Ok(outcome)),
+            Ok(HttpAction::StartOverFull { why }) => self.start_over_full(why),
         }
     }
 }
@@ -1070,5 +1116,180 @@ mod tests {
             (2222, DEFAULT_SSH_USER, &[][..])
         );
         assert_eq!(cmd.command, "git-upload-pack '~/x'");
+    }
+    /// A v0 git:// conversation up to the fetch request, answered by `pack` (after the
+    /// shallow list and an ACK); returns the request the client sent.
+    fn v0_fetch_with(f: &mut Fetch, advertised: ObjectId, caps: &str, pack: &[u8]) -> String {
+        let _daemon_request = expect_send(f);
+        let mut adv = Vec::new();
+        pkt(
+            &mut adv,
+            alloc::format!("{advertised} HEAD\0{caps}\n").as_bytes(),
+        );
+        pktline::flush(&mut adv);
+        f.received(&adv);
+        let request = String::from_utf8(expect_send(f)).unwrap();
+        let mut resp = Vec::new();
+        pkt(
+            &mut resp,
+            alloc::format!("shallow {advertised}\n").as_bytes(),
+        );
+        pktline::flush(&mut resp);
+        pkt(&mut resp, b"NAK\n");
+        sideband_pack(&mut resp, pack);
+        f.received(&resp);
+        request
+    }
+
+    #[test]
+    fn incremental_thin_pack_and_fallback() {
+        use crate::pack::tests::{delta, entry_header};
+        use miniz_oxide::deflate::compress_to_vec_zlib;
+        // The site being served, fetched in full.
+        let s = site();
+        let caps = "side-band-64k ofs-delta shallow thin-pack";
+        let mut f = Fetch::new(Url::parse("git://h/r").unwrap(), FetchOptions::default());
+        v0_fetch_with(&mut f, s.commit, caps, &s.pack);
+        let Ok(Outcome::Fetched(old)) = finish(&mut f) else {
+            panic!()
+        };
+        assert!(!old.stats.incremental);
+        let base = old.base.clone();
+        assert_eq!(
+            (base.commit(), base.tree_count(), base.blob_count()),
+            (s.commit, 1, 1)
+        );
+
+        // The next commit: index.html unchanged (not sent), b.txt a REF_DELTA against the
+        // base's blob (thin), c.txt an OFS_DELTA against b.txt.
+        let old_blob = b"<h1>hi</h1>\n";
+        let old_blob_id = hash_object(ObjectKind::Blob, old_blob);
+        let b = b"<h1>hi</h1>\nmore\n";
+        let c = b"<h1>";
+        let mut tree = Vec::new();
+        for (name, id) in [
+            ("b.txt", hash_object(ObjectKind::Blob, b)),
+            ("c.txt", hash_object(ObjectKind::Blob, c)),
+            ("index.html", old_blob_id),
+        ] {
+            tree.extend_from_slice(alloc::format!("100644 {name}\0").as_bytes());
+            tree.extend_from_slice(&id.0);
+        }
+        let tree_id = hash_object(ObjectKind::Tree, &tree);
+        let commit = alloc::format!(
+            "tree {tree_id}\nparent {}\nauthor a <a@b> 1 +0000\ncommitter c <c@d> 1600000100 +0000\n\nv2\n",
+            s.commit
+        )
+        .into_bytes();
+        let commit_id = hash_object(ObjectKind::Commit, &commit);
+        let delta_b = delta(12, 17, &[0x90, 12, 5, b'm', b'o', b'r', b'e', b'\n']);
+        let delta_c = delta(17, 4, &[0x90, 4]);
+        let b_entry_len = entry_header(7, delta_b.len() as u64).len()
+            + 20
+            + compress_to_vec_zlib(&delta_b, 6).len();
+        let entries = |with_tree: bool| {
+            let mut e = vec![RawEntry {
+                ty: 1,
+                base: vec![],
+                data: commit.clone(),
+            }];
+            if with_tree {
+                e.push(RawEntry {
+                    ty: 2,
+                    base: vec![],
+                    data: tree.clone(),
+                });
+            }
+            e.push(RawEntry {
+                ty: 7,
+                base: old_blob_id.0.to_vec(),
+                data: delta_b.clone(),
+            });
+            e.push(RawEntry {
+                ty: 6,
+                base: crate::pack::tests::ofs(b_entry_len as u64),
+                data: delta_c.clone(),
+            });
+            e
+        };
+        let thin = build_pack(&entries(true));
+        let opts = || FetchOptions {
+            base: Some(base.clone()),
+            ..FetchOptions::default()
+        };
+        let mut f = Fetch::new(Url::parse("git://h/r").unwrap(), opts());
+        let request = v0_fetch_with(&mut f, commit_id, caps, &thin);
+        assert!(request.contains(" thin-pack"), "{request}");
+        assert!(
+            request.contains(&alloc::format!(
+                "shallow {}\n000ddeepen 1\n00000032have {}\n0009done\n",
+                s.commit,
+                s.commit
+            )),
+            "{request}"
+        );
+        let Ok(Outcome::Fetched(new)) = finish(&mut f) else {
+            panic!()
+        };
+        let st = new.stats;
+        assert!(st.incremental);
+        assert_eq!((st.objects, st.thin_deltas, st.reused_objects), (4, 1, 1));
+        assert_eq!(&*new.get("b.txt").unwrap().data, b);
+        assert_eq!(&*new.get("c.txt").unwrap().data, c);
+        assert!(Arc::ptr_eq(
+            &new.get("index.html").unwrap().data,
+            &old.get("index.html").unwrap().data
+        ));
+        assert_eq!(new.base.blob_count(), 3);
+
+        // Unchanged: the base's commit is the current one.
+        let mut f = Fetch::new(Url::parse("git://h/r").unwrap(), opts());
+        let _ = expect_send(&mut f);
+        let mut adv = Vec::new();
+        pkt(
+            &mut adv,
+            alloc::format!("{} HEAD\0{caps}\n", s.commit).as_bytes(),
+        );
+        pktline::flush(&mut adv);
+        f.received(&adv);
+        assert_eq!(expect_send(&mut f), b"0000");
+        assert_eq!(finish(&mut f), Ok(Outcome::Unchanged(s.commit)));
+
+        // A server without thin packs gets a full request.
+        let mut f = Fetch::new(Url::parse("git://h/r").unwrap(), opts());
+        let request = v0_fetch_with(&mut f, commit_id, "side-band-64k ofs-delta shallow", &thin);
+        assert!(
+            !request.contains("have ") && !request.contains("thin-pack"),
+            "{request}"
+        );
+        // (the thin pack then misses its base: no base was given to the reader)
+        let r = finish(&mut f);
+        assert!(
+            matches!(r, Err(Error::DeltaBaseMissing { base: Some(id), .. }) if id == old_blob_id),
+            "{r:?}"
+        );
+
+        // A thin pack that leaves out the new tree: start over with a full fetch.
+        let mut f = Fetch::new(Url::parse("git://h/r").unwrap(), opts());
+        v0_fetch_with(&mut f, commit_id, caps, &build_pack(&entries(false)));
+        assert_eq!(f.poll(), Io::Close);
+        assert!(matches!(f.poll(), Io::Connect { .. }));
+        let mut full_tree_pack = entries(true);
+        full_tree_pack.insert(
+            2,
+            RawEntry {
+                ty: 3,
+                base: vec![],
+                data: old_blob.to_vec(),
+            },
+        );
+        let full = build_pack(&full_tree_pack);
+        let request = v0_fetch_with(&mut f, commit_id, caps, &full);
+        assert!(!request.contains("have "), "{request}");
+        let Ok(Outcome::Fetched(new)) = finish(&mut f) else {
+            panic!()
+        };
+        assert!(!new.stats.incremental);
+        assert_eq!(&*new.get("c.txt").unwrap().data, c);
     }
 }

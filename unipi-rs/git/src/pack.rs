@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use sha1::{Digest, Sha1};
 
+use crate::base::BaseObjects;
 use crate::delta;
 use crate::error::Error;
 use crate::inflate::{InflateError, Inflater};
@@ -201,6 +202,8 @@ pub(crate) struct PackCounters {
     pub inflated_bytes: u64,
     pub live_bytes: u64,
     pub peak_bytes: u64,
+    /// REF_DELTA entries whose base was one of the base objects (a thin pack).
+    pub thin_deltas: u32,
 }
 
 /// The streaming pack reader and the object store it fills.
@@ -218,12 +221,15 @@ pub(crate) struct PackReader {
     pending: BTreeMap<BaseKey, Vec<PendingDelta>>,
     pending_count: usize,
     counters: PackCounters,
+    /// Objects the client already has: REF_DELTA bases of a thin pack.
+    base: Option<Arc<BaseObjects>>,
 }
 
 impl PackReader {
-    /// A reader enforcing `limits`.
-    pub fn new(limits: Limits) -> Self {
+    /// A reader enforcing `limits`; REF_DELTA entries may refer to `base` (a thin pack).
+    pub fn new(limits: Limits, base: Option<Arc<BaseObjects>>) -> Self {
         PackReader {
+            base,
             limits,
             state: PackState::Header,
             hasher: Sha1::new(),
@@ -466,7 +472,8 @@ impl PackReader {
                 }
             }
             EntryKind::RefDelta(base) => {
-                if self.objects.contains_key(&base) {
+                let in_base = || self.base.as_ref().is_some_and(|b| b.get(&base).is_some());
+                if self.objects.contains_key(&base) || in_base() {
                     self.apply_delta(cur.offset, base, &delta)
                 } else {
                     self.defer(BaseKey::Oid(base), cur.offset, delta)
@@ -493,18 +500,25 @@ impl PackReader {
         base: ObjectId,
         delta_data: &[u8],
     ) -> Result<Resolved, Error> {
-        let base_obj = self.objects.get(&base).ok_or(Error::DeltaBaseMissing {
-            offset,
-            base: Some(base),
-        })?;
-        let depth = base_obj.depth + 1;
+        let (kind, base_data, base_depth) = match self.objects.get(&base) {
+            Some(o) => (o.kind, Arc::clone(&o.data), o.depth),
+            None => {
+                let (kind, data) = self.base.as_ref().and_then(|b| b.get(&base)).ok_or(
+                    Error::DeltaBaseMissing {
+                        offset,
+                        base: Some(base),
+                    },
+                )?;
+                self.counters.thin_deltas += 1;
+                (kind, Arc::clone(data), 0)
+            }
+        };
+        let depth = base_depth + 1;
         if depth > self.limits.max_delta_depth {
             return Err(Error::DeltaTooDeep {
                 limit: self.limits.max_delta_depth,
             });
         }
-        let kind = base_obj.kind;
-        let base_data = Arc::clone(&base_obj.data);
         let (_, result_size, _) =
             delta::sizes(delta_data).map_err(|reason| Error::Delta { offset, reason })?;
         if result_size > self.limits.max_object_size {
@@ -576,7 +590,13 @@ impl PackReader {
             return Err(Error::PackChecksum);
         }
         self.buf.clear();
-        if let Some((key, list)) = self.pending.iter().next() {
+        // Report a missing REF_DELTA base first: OFS deltas only wait for entries that wait
+        // themselves.
+        let missing = self
+            .pending
+            .iter()
+            .find(|(k, _)| matches!(k, BaseKey::Oid(_)));
+        if let Some((key, list)) = missing.or_else(|| self.pending.iter().next()) {
             let offset = list.first().map(|p| p.offset).unwrap_or(0);
             return Err(Error::DeltaBaseMissing {
                 offset,
@@ -661,7 +681,7 @@ pub(crate) mod tests {
     }
 
     fn read(pack: &[u8], step: usize, limits: Limits) -> Result<PackReader, Error> {
-        let mut r = PackReader::new(limits);
+        let mut r = PackReader::new(limits, None);
         for chunk in pack.chunks(step) {
             r.feed(chunk)?;
         }

@@ -72,6 +72,7 @@ impl V2Caps {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct V0Caps {
     pub side_band_64k: bool,
+    pub thin_pack: bool,
     pub side_band: bool,
     pub ofs_delta: bool,
     pub shallow: bool,
@@ -88,6 +89,7 @@ impl V0Caps {
             match cap {
                 b"side-band-64k" => c.side_band_64k = true,
                 b"side-band" => c.side_band = true,
+                b"thin-pack" => c.thin_pack = true,
                 b"ofs-delta" => c.ofs_delta = true,
                 b"shallow" => c.shallow = true,
                 b"no-progress" => c.no_progress = true,
@@ -399,34 +401,49 @@ pub(crate) fn v2_ls_refs(
     Ok(())
 }
 
-/// A v2 `fetch` command for one commit, depth 1 when the server supports shallow.
+/// A v2 `fetch` command for one commit, depth 1 when the server supports shallow. With
+/// `have` (which needs shallow support) it asks only for what changed since that commit,
+/// declared as the client's shallow boundary, and accepts a thin pack.
 pub(crate) fn v2_fetch(
     out: &mut Vec<u8>,
     caps: &V2Caps,
     p: &RequestParams<'_>,
     want: ObjectId,
+    have: Option<ObjectId>,
 ) -> Result<(), Error> {
     v2_header(out, b"fetch", caps, p.agent)?;
+    if have.is_some() {
+        pktline::encode(out, b"thin-pack\n")?;
+    }
     if p.no_progress {
         pktline::encode(out, b"no-progress\n")?;
     }
     pktline::encode(out, b"ofs-delta\n")?;
+    let mut hex = [0u8; 40];
+    if let Some(have) = have {
+        pktline::encode_parts(out, &[b"shallow ", have.to_hex(&mut hex).as_bytes(), b"\n"])?;
+    }
     if caps.fetch_shallow {
         pktline::encode(out, b"deepen 1\n")?;
     }
-    let mut hex = [0u8; 40];
     pktline::encode_parts(out, &[b"want ", want.to_hex(&mut hex).as_bytes(), b"\n"])?;
+    if let Some(have) = have {
+        pktline::encode_parts(out, &[b"have ", have.to_hex(&mut hex).as_bytes(), b"\n"])?;
+    }
     pktline::encode(out, b"done\n")?;
     pktline::flush(out);
     Ok(())
 }
 
 /// A v0/v1 upload-request for one commit: want + capabilities, `deepen 1`, flush, `done`.
+/// With `have` (which needs the `shallow` capability): `thin-pack`, the commit as the
+/// client's shallow boundary, and `have` before `done`.
 pub(crate) fn v0_request(
     out: &mut Vec<u8>,
     caps: &V0Caps,
     p: &RequestParams<'_>,
     want: ObjectId,
+    have: Option<ObjectId>,
 ) -> Result<(), Error> {
     let mut line = Vec::new();
     let mut hex = [0u8; 40];
@@ -438,6 +455,9 @@ pub(crate) fn v0_request(
         line.extend_from_slice(b" side-band");
     } else {
         return Err(Error::MissingCapability("side-band-64k"));
+    }
+    if have.is_some() && caps.thin_pack {
+        line.extend_from_slice(b" thin-pack");
     }
     if caps.ofs_delta {
         line.extend_from_slice(b" ofs-delta");
@@ -454,10 +474,16 @@ pub(crate) fn v0_request(
     }
     line.push(b'\n');
     pktline::encode(out, &line)?;
+    if let Some(have) = have {
+        pktline::encode_parts(out, &[b"shallow ", have.to_hex(&mut hex).as_bytes(), b"\n"])?;
+    }
     if caps.shallow {
         pktline::encode(out, b"deepen 1\n")?;
     }
     pktline::flush(out);
+    if let Some(have) = have {
+        pktline::encode_parts(out, &[b"have ", have.to_hex(&mut hex).as_bytes(), b"\n"])?;
+    }
     pktline::encode(out, b"done\n")?;
     Ok(())
 }
@@ -817,7 +843,7 @@ mod tests {
         );
         let mut out = Vec::new();
         let want = ObjectId::from_hex(A.as_bytes()).unwrap();
-        v2_fetch(&mut out, &caps, &p, want).unwrap();
+        v2_fetch(&mut out, &caps, &p, want, None).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("0012command=fetch\n"));
         assert!(text.contains("0010no-progress\n000eofs-delta\n000ddeepen 1\n0032want 1111"));
@@ -826,7 +852,7 @@ mod tests {
 
         let v0caps = V0Caps::parse(b"side-band-64k ofs-delta shallow no-progress agent=x");
         let mut out = Vec::new();
-        v0_request(&mut out, &v0caps, &p, want).unwrap();
+        v0_request(&mut out, &v0caps, &p, want, None).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
@@ -834,9 +860,31 @@ mod tests {
                 "006ewant {A} side-band-64k ofs-delta shallow no-progress agent=git/unipi\n000ddeepen 1\n00000009done\n"
             )
         );
+        // Incremental: what `git fetch --depth=1` sends from a shallow clone (GIT_TRACE_PACKET
+        // against git 2.47), with `done` in the same request.
+        let have = ObjectId::from_hex(B.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        v2_fetch(&mut out, &caps, &p, want, Some(have)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with(&alloc::format!(
+                "0001000ethin-pack\n0010no-progress\n000eofs-delta\n0035shallow {B}\n000ddeepen 1\n0032want {A}\n0032have {B}\n0009done\n0000"
+            )),
+            "{text}"
+        );
+        let v0caps = V0Caps::parse(b"thin-pack side-band-64k ofs-delta shallow");
+        let mut out = Vec::new();
+        v0_request(&mut out, &v0caps, &p, want, Some(have)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            alloc::format!(
+                "005cwant {A} side-band-64k thin-pack ofs-delta shallow\n0035shallow {B}\n000ddeepen 1\n00000032have {B}\n0009done\n"
+            )
+        );
         let none = V0Caps::parse(b"ofs-delta");
         assert_eq!(
-            v0_request(&mut Vec::new(), &none, &p, want),
+            v0_request(&mut Vec::new(), &none, &p, want, None),
             Err(Error::MissingCapability("side-band-64k"))
         );
 

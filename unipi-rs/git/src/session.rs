@@ -8,8 +8,10 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use crate::base::BaseObjects;
 use crate::error::{Error, sanitize};
 use crate::fetch::{FetchOptions, FetchPhase, Outcome, ProtocolChoice};
 use crate::limits::Limits;
@@ -29,6 +31,12 @@ pub(crate) enum Reaction {
     Send(Vec<u8>),
     /// The fetch is over.
     Finish(Outcome),
+    /// The incremental fetch could not be completed from what the server sent (`why`): start
+    /// over with a full fetch.
+    StartOverFull {
+        /// What was missing.
+        why: Error,
+    },
 }
 
 /// The answer the client waits for, with the parser for it.
@@ -43,6 +51,8 @@ enum Awaiting {
         response: FetchResponse,
         pack: Box<PackReader>,
         commit: ObjectId,
+        /// The base the request named (an incremental fetch), if any.
+        base: Option<Arc<BaseObjects>>,
     },
     /// Nothing more (after the pack, or after the fetch ended otherwise).
     Nothing,
@@ -66,9 +76,22 @@ struct Conversation {
     agent: String,
     no_progress: bool,
     limits: Limits,
+    /// The commit being served (unchanged check).
     current: Option<ObjectId>,
+    /// Its objects, for an incremental fetch.
+    base: Option<Arc<BaseObjects>>,
     /// Pack counters kept once the pack reader is gone.
     counters: PackCounters,
+}
+
+/// What the server allows of an incremental fetch.
+#[derive(Clone, Copy, Debug)]
+struct PackSupport {
+    /// Shallow boundaries (`shallow`, `deepen`): without them the server would assume the
+    /// client has the base's history.
+    shallow: bool,
+    /// Thin packs (always in v2; a capability in v0).
+    thin_pack: bool,
 }
 
 impl Session {
@@ -88,7 +111,8 @@ impl Session {
                 agent,
                 no_progress: !opts.remote_progress,
                 limits: opts.limits.clone(),
-                current: opts.current,
+                current: opts.current.or(opts.base.as_ref().map(|b| b.commit())),
+                base: opts.base.clone(),
                 counters: PackCounters::default(),
             },
         }
@@ -113,7 +137,9 @@ impl Session {
         while let Some(pkt) = self.pkt.next_pkt()? {
             match (self.conversation.on_pkt(pkt)?, &reaction) {
                 (None, _) => {}
-                (Some(r @ Reaction::Finish(_)), None) => return Ok(Some(r)),
+                (Some(r @ (Reaction::Finish(_) | Reaction::StartOverFull { .. })), None) => {
+                    return Ok(Some(r));
+                }
                 (Some(r), None) => reaction = Some(r),
                 (Some(_), Some(_)) => {
                     return Err(Error::Protocol(
@@ -173,18 +199,30 @@ impl Conversation {
                 }
                 None => Ok(None),
             },
-            Awaiting::Pack { response, pack, .. } => match response.on_pkt(pkt)? {
-                ResponseItem::Nothing => Ok(None),
-                ResponseItem::PackData(data) => {
-                    pack.feed(data)?;
-                    Ok(None)
+            Awaiting::Pack {
+                response,
+                pack,
+                base,
+                ..
+            } => {
+                let incremental = base.is_some();
+                let item = match response.on_pkt(pkt)? {
+                    ResponseItem::PackData(data) => pack.feed(data).map(|()| None),
+                    ResponseItem::Nothing => Ok(None),
+                    ResponseItem::Progress(text) => {
+                        log::debug!("remote: {}", sanitize(text));
+                        Ok(None)
+                    }
+                    ResponseItem::End => self.on_pack_end(),
+                };
+                match item {
+                    Err(why) if incremental && missing_object(&why) => {
+                        self.awaiting = Awaiting::Nothing;
+                        Ok(Some(Reaction::StartOverFull { why }))
+                    }
+                    other => other,
                 }
-                ResponseItem::Progress(text) => {
-                    log::debug!("remote: {}", sanitize(text));
-                    Ok(None)
-                }
-                ResponseItem::End => self.on_pack_end().map(Some),
-            },
+            }
             Awaiting::Nothing => match pkt {
                 Pkt::ResponseEnd => Ok(None),
                 _ => Err(Error::Protocol("unexpected data from the remote".into())),
@@ -223,11 +261,15 @@ impl Conversation {
         let target = target.ok_or_else(|| Error::RefNotFound {
             name: self.wanted_ref.clone(),
         })?;
+        let support = PackSupport {
+            shallow: caps.fetch_shallow,
+            thin_pack: true,
+        };
         self.request_pack(
             target,
-            caps.fetch_shallow,
+            support,
             FetchResponse::v2(),
-            |out, p, want| protocol::v2_fetch(out, caps, p, want),
+            |out, p, want, have| protocol::v2_fetch(out, caps, p, want, have),
         )
     }
 
@@ -241,24 +283,33 @@ impl Conversation {
         let target = wanted.ok_or_else(|| Error::RefNotFound {
             name: self.wanted_ref.clone(),
         })?;
-        let shallow = caps.shallow;
+        let support = PackSupport {
+            shallow: caps.shallow,
+            thin_pack: caps.thin_pack,
+        };
         self.request_pack(
             target,
-            shallow,
-            FetchResponse::v0(shallow),
-            |out, p, want| protocol::v0_request(out, &caps, p, want),
+            support,
+            FetchResponse::v0(caps.shallow),
+            |out, p, want, have| protocol::v0_request(out, &caps, p, want, have),
         )
     }
 
     /// What both protocol versions do once the wanted ref is known: finish if it still
-    /// points at the commit being served, otherwise build the fetch request with `encode` and
-    /// get ready for the pack.
+    /// points at the commit being served, otherwise build the fetch request with `encode`
+    /// (incremental when there is a base and the server allows it) and get ready for the
+    /// pack.
     fn request_pack(
         &mut self,
         target: RefTarget,
-        shallow: bool,
+        support: PackSupport,
         response: FetchResponse,
-        encode: impl FnOnce(&mut Vec<u8>, &RequestParams<'_>, ObjectId) -> Result<(), Error>,
+        encode: impl FnOnce(
+            &mut Vec<u8>,
+            &RequestParams<'_>,
+            ObjectId,
+            Option<ObjectId>,
+        ) -> Result<(), Error>,
     ) -> Result<Reaction, Error> {
         let commit = target.commit();
         if let Some(branch) = &target.symref {
@@ -269,22 +320,46 @@ impl Conversation {
             self.awaiting = Awaiting::Nothing;
             return Ok(Reaction::Finish(Outcome::Unchanged(commit)));
         }
-        if !shallow {
+        if !support.shallow {
             log::warn!("git remote does not support shallow fetches; fetching full history");
         }
+        let base = match &self.base {
+            Some(b) if !support.shallow => {
+                log::info!(
+                    "git: full fetch: the remote cannot send only what changed since {} (no shallow fetches)",
+                    b.commit()
+                );
+                None
+            }
+            Some(b) if !support.thin_pack => {
+                log::info!(
+                    "git: full fetch: the remote cannot send only what changed since {} (no thin packs)",
+                    b.commit()
+                );
+                None
+            }
+            other => other.clone(),
+        };
         let mut body = Vec::new();
-        encode(&mut body, &self.params(), commit)?;
+        encode(
+            &mut body,
+            &self.params(),
+            commit,
+            base.as_ref().map(|b| b.commit()),
+        )?;
         self.awaiting = Awaiting::Pack {
             response,
-            pack: Box::new(PackReader::new(self.limits.clone())),
+            pack: Box::new(PackReader::new(self.limits.clone(), base.clone())),
             commit,
+            base,
         };
         Ok(Reaction::Send(body))
     }
 
-    fn on_pack_end(&mut self) -> Result<Reaction, Error> {
-        let Awaiting::Pack { pack, commit, .. } =
-            core::mem::replace(&mut self.awaiting, Awaiting::Nothing)
+    fn on_pack_end(&mut self) -> Result<Option<Reaction>, Error> {
+        let Awaiting::Pack {
+            pack, commit, base, ..
+        } = core::mem::replace(&mut self.awaiting, Awaiting::Nothing)
         else {
             return Err(Error::Usage("pack reader missing"));
         };
@@ -299,20 +374,45 @@ impl Conversation {
             peak_object_bytes: c.peak_bytes,
             snapshot_bytes: 0,
             protocol: self.protocol,
+            incremental: base.is_some(),
+            thin_deltas: c.thin_deltas,
+            reused_objects: 0,
         };
         let objects = pack.into_objects();
-        let snapshot = snapshot::build(&objects, commit, &self.limits, stats)?;
+        let snapshot = snapshot::build(&objects, base.as_deref(), commit, &self.limits, stats)?;
         drop(objects); // everything not in the snapshot is freed here
+        let s = &snapshot.stats;
         log::debug!(
-            "fetched {} ({} files, {} bytes, pack {} bytes, {} objects)",
+            "fetched {} ({} files, {} bytes, pack {} bytes, {} objects, {} thin deltas, {} objects reused)",
             snapshot.commit,
             snapshot.files.len(),
-            snapshot.stats.snapshot_bytes,
-            snapshot.stats.pack_bytes,
-            snapshot.stats.objects
+            s.snapshot_bytes,
+            s.pack_bytes,
+            s.objects,
+            s.thin_deltas,
+            s.reused_objects
         );
-        Ok(Reaction::Finish(Outcome::Fetched(snapshot)))
+        if let Some(b) = &base
+            && s.reused_objects == 0
+            && s.thin_deltas == 0
+        {
+            log::info!(
+                "git: the remote sent the whole tree of {}: it does not know {} (history rewritten?)",
+                snapshot.commit,
+                b.commit()
+            );
+        }
+        Ok(Some(Reaction::Finish(Outcome::Fetched(snapshot))))
     }
+}
+
+/// Errors of an incremental fetch that a full fetch may not have: the server left out an
+/// object it assumed the client had.
+fn missing_object(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::ObjectMissing { .. } | Error::DeltaBaseMissing { base: Some(_), .. }
+    )
 }
 
 fn check_object_format(format: Option<&str>) -> Result<(), Error> {

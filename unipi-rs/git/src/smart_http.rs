@@ -121,6 +121,8 @@ pub(crate) enum HttpAction {
     },
     /// The fetch is over.
     Finish(Outcome),
+    /// The incremental fetch failed (`why`); start over with a full one.
+    StartOverFull { why: Error },
 }
 
 /// The smart HTTP side of a fetch.
@@ -309,6 +311,9 @@ impl SmartHttp {
                     ResponseEvent::Body(body) => match session.on_bytes(body)? {
                         None => Exchange::Receiving { request, response },
                         Some(Reaction::Finish(outcome)) => return Ok(HttpAction::Finish(outcome)),
+                        Some(Reaction::StartOverFull { why }) => {
+                            return Ok(HttpAction::StartOverFull { why });
+                        }
                         Some(Reaction::Send(body)) => {
                             let v2 = session.protocol() == Some(ProtocolVersion::V2);
                             let next = self.upload_pack_request(&body, v2)?;

@@ -888,3 +888,144 @@ pub fn capture_logs() {
 pub fn captured_logs() -> String {
     LOG_LINES.lock().map(|l| l.clone()).unwrap_or_default()
 }
+
+// ---------------------------------------------------------------- git archive reference
+
+/// Checks a snapshot against `git archive` of `commit`, extracted by `tar`: the same
+/// regular files, executables and symlinks with the same contents.
+pub fn assert_equals_archive(snap: &Snapshot, repo: &Path, commit: &str) {
+    assert_eq!(snap.commit.to_string(), commit);
+    let tar = git_bytes(repo, &["archive", "--format=tar", commit], None);
+    let dir = TempDir::new("archive");
+    let mut child = Command::new(require("tar", "tar"))
+        .arg("-x")
+        .arg("-C")
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("tar");
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    assert!(child.wait().unwrap().success(), "tar -x failed");
+    let mut want = Vec::new();
+    collect_tree(dir.path(), "", &mut want);
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    let got: Vec<(String, FileKind, Vec<u8>)> = snap
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.kind, f.data.to_vec()))
+        .collect();
+    assert_eq!(got.len(), want.len(), "file count differs from git archive");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((&g.0, g.1), (&w.0, w.1), "entry differs from git archive");
+        assert!(g.2 == w.2, "content of {} differs from git archive", g.0);
+    }
+}
+
+fn collect_tree(root: &Path, prefix: &str, out: &mut Vec<(String, FileKind, Vec<u8>)>) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut entries: Vec<_> = std::fs::read_dir(root.join(prefix))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().into_string().unwrap();
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let meta = std::fs::symlink_metadata(e.path()).unwrap();
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(e.path()).unwrap();
+            out.push((
+                rel,
+                FileKind::Symlink,
+                target.into_os_string().into_encoded_bytes(),
+            ));
+        } else if meta.is_dir() {
+            collect_tree(root, &rel, out);
+        } else {
+            let kind = if meta.permissions().mode() & 0o111 != 0 {
+                FileKind::Executable
+            } else {
+                FileKind::Regular
+            };
+            out.push((rel, kind, std::fs::read(e.path()).unwrap()));
+        }
+    }
+}
+
+/// A deterministic site of `n` files like the benchmark's (`bench/bench.py`,
+/// `make_site_1000`): an `index.html` and `n - 1` files in ten directories, text pages of
+/// 200 B to 16 KiB and every 50th a binary. Returns the work tree (a repository on `main`
+/// with one commit) and the bare clone `<dir>/site.git`.
+pub fn site_of(n: usize, dir: &Path) -> (PathBuf, PathBuf) {
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        work.join("index.html"),
+        format!("<!doctype html><title>{n} files</title><p>index</p>\n"),
+    )
+    .unwrap();
+    let words = [
+        "muen",
+        "separation",
+        "kernel",
+        "subject",
+        "channel",
+        "unikernel",
+        "rust",
+        "smoltcp",
+        "rustls",
+        "git",
+        "pack",
+        "delta",
+        "object",
+        "tree",
+        "blob",
+        "commit",
+        "memory",
+        "region",
+    ];
+    let mut rng = noise(n as u64, 8 * n);
+    for i in 0..n - 1 {
+        let r = u64::from_le_bytes(rng[8 * i..8 * i + 8].try_into().unwrap());
+        let size = 200 + (r % 4096) as usize * (1 + (r >> 40) as usize % 4);
+        let sub = work.join(format!("d{:02}", i % 10));
+        std::fs::create_dir_all(&sub).unwrap();
+        if i % 50 == 7 {
+            std::fs::write(sub.join(format!("f{i:04}.bin")), noise(r, size)).unwrap();
+        } else {
+            let mut text = format!("<!doctype html><title>page {i}</title>\n");
+            let mut w = r;
+            while text.len() < size {
+                for _ in 0..12 {
+                    w = w
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    text.push_str(words[(w >> 33) as usize % words.len()]);
+                    text.push(' ');
+                }
+                text.push('\n');
+            }
+            std::fs::write(sub.join(format!("f{i:04}.html")), text).unwrap();
+        }
+    }
+    rng.clear();
+    git(&work, &["add", "-A"]);
+    git_with(
+        &work,
+        &["commit", "-q", "-m", "site"],
+        &[
+            ("GIT_AUTHOR_DATE", "1700000000 +0000"),
+            ("GIT_COMMITTER_DATE", "1700000000 +0000"),
+        ],
+        None,
+    );
+    let bare = dir.join("site.git");
+    git(dir, &["clone", "-q", "--bare", "work", "site.git"]);
+    git(&work, &["remote", "add", "served", bare.to_str().unwrap()]);
+    (work, bare)
+}
