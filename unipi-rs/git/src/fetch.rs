@@ -648,6 +648,24 @@ mod tests {
         pktline::encode(out, s).unwrap();
     }
 
+    /// The pkt-lines `list`, then a flush.
+    fn lines(list: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for l in list {
+            pkt(&mut out, l);
+        }
+        pktline::flush(&mut out);
+        out
+    }
+
+    /// A v0 answer to a fetch request with `deepen`: the shallow list, NAK, then `pack`.
+    fn shallow_nak_pack(shallow: ObjectId, pack: &[u8]) -> Vec<u8> {
+        let mut resp = lines(&[alloc::format!("shallow {shallow}\n").as_bytes()]);
+        pkt(&mut resp, b"NAK\n");
+        sideband_pack(&mut resp, pack);
+        resp
+    }
+
     fn sideband_pack(out: &mut Vec<u8>, pack: &[u8]) {
         for chunk in pack.chunks(100) {
             let mut p = vec![1u8];
@@ -717,13 +735,10 @@ mod tests {
         f.connected();
         let req = expect_send(&mut f);
         assert_eq!(req, b"0030git-upload-pack /repo.git\0host=h\0\0version=2\0");
-        let mut adv = Vec::new();
-        pkt(&mut adv, alloc::format!("{} HEAD\0side-band-64k ofs-delta shallow no-progress agent=x symref=HEAD:refs/heads/main\n", s.commit).as_bytes());
-        pkt(
-            &mut adv,
+        let adv = lines(&[
+            alloc::format!("{} HEAD\0side-band-64k ofs-delta shallow no-progress agent=x symref=HEAD:refs/heads/main\n", s.commit).as_bytes(),
             alloc::format!("{} refs/heads/main\n", s.commit).as_bytes(),
-        );
-        pktline::flush(&mut adv);
+        ]);
         feed_bytewise(&mut f, &adv);
         let want = String::from_utf8(expect_send(&mut f)).unwrap();
         assert!(want.contains(&alloc::format!(
@@ -732,15 +747,7 @@ mod tests {
         )));
         assert!(want.ends_with("000ddeepen 1\n00000009done\n"));
         assert_eq!(f.progress().protocol, Some(ProtocolVersion::V0));
-        let mut resp = Vec::new();
-        pkt(
-            &mut resp,
-            alloc::format!("shallow {}\n", s.commit).as_bytes(),
-        );
-        pktline::flush(&mut resp);
-        pkt(&mut resp, b"NAK\n");
-        sideband_pack(&mut resp, &s.pack);
-        feed_bytewise(&mut f, &resp);
+        feed_bytewise(&mut f, &shallow_nak_pack(s.commit, &s.pack));
         let p = f.progress();
         assert_eq!((p.objects, p.total_objects), (3, 3));
         check_snapshot(finish(&mut f), &s);
@@ -759,27 +766,18 @@ mod tests {
         let mut f = Fetch::new(url, opts);
         let req = expect_send(&mut f);
         assert!(req.ends_with(b"host=h:1234\0\0version=2\0"));
-        let mut caps = Vec::new();
-        for l in [
-            &b"version 2\n"[..],
+        f.received(&lines(&[
+            b"version 2\n",
             b"agent=git/2\n",
             b"ls-refs=unborn\n",
             b"fetch=shallow\n",
-        ] {
-            pkt(&mut caps, l);
-        }
-        pktline::flush(&mut caps);
-        f.received(&caps);
+        ]));
         let ls = String::from_utf8(expect_send(&mut f)).unwrap();
         assert!(ls.starts_with("0014command=ls-refs\n"));
         assert!(ls.contains("ref-prefix refs/heads/main\n"));
-        let mut refs = Vec::new();
-        pkt(
-            &mut refs,
-            alloc::format!("{} refs/heads/main\n", s.commit).as_bytes(),
-        );
-        pktline::flush(&mut refs);
-        f.received(&refs);
+        f.received(&lines(&[
+            alloc::format!("{} refs/heads/main\n", s.commit).as_bytes()
+        ]));
         assert_eq!(expect_send(&mut f), b"0000");
         assert_eq!(finish(&mut f), Ok(Outcome::Unchanged(s.commit)));
     }
@@ -826,16 +824,12 @@ mod tests {
         ));
         assert!(get.contains("Git-Protocol: version=2\r\n"));
         assert!(!get.contains("Accept-Encoding"));
-        let mut caps = Vec::new();
-        for l in [
-            &b"version 2\n"[..],
+        let caps = lines(&[
+            b"version 2\n",
             b"ls-refs\n",
             b"fetch=shallow\n",
             b"object-format=sha1\n",
-        ] {
-            pkt(&mut caps, l);
-        }
-        pktline::flush(&mut caps);
+        ]);
         let mut resp = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-advertisement\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         resp.extend(chunked(&caps));
         feed_bytewise(&mut f, &resp);
@@ -850,12 +844,9 @@ mod tests {
         assert!(post.contains("Content-Type: application/x-git-upload-pack-request\r\n"));
         assert!(post.ends_with("0000"));
         assert!(post.contains("0017object-format=sha1\n"));
-        let mut refs = Vec::new();
-        pkt(
-            &mut refs,
+        let refs = lines(&[
             alloc::format!("{} HEAD symref-target:refs/heads/main\n", s.commit).as_bytes(),
-        );
-        pktline::flush(&mut refs);
+        ]);
         let resp = response("application/x-git-upload-pack-result", &refs);
         f.received(&resp);
         let fetch_req = match f.poll() {
@@ -894,14 +885,12 @@ mod tests {
         );
         let get = String::from_utf8(expect_send(&mut f)).unwrap();
         assert!(!get.contains("Git-Protocol"));
-        let mut adv = Vec::new();
-        pkt(&mut adv, b"# service=git-upload-pack\n");
-        pktline::flush(&mut adv);
-        pkt(
-            &mut adv,
-            alloc::format!("{} HEAD\0side-band-64k ofs-delta\n", s.commit).as_bytes(),
-        );
-        pktline::flush(&mut adv);
+        let mut adv = lines(&[b"# service=git-upload-pack\n"]);
+        adv.extend(lines(&[alloc::format!(
+            "{} HEAD\0side-band-64k ofs-delta\n",
+            s.commit
+        )
+        .as_bytes()]));
         let resp = response("application/x-git-upload-pack-advertisement", &adv);
         f.received(&resp);
         let post1 = expect_send(&mut f);
@@ -1073,31 +1062,18 @@ mod tests {
         f.connected();
         // Nothing to send: no daemon request line over SSH.
         assert_eq!(f.poll(), Io::Receive);
-        let mut adv = Vec::new();
-        pkt(
-            &mut adv,
-            alloc::format!(
-                "{} refs/heads/main\0side-band-64k ofs-delta shallow\n",
-                s.commit
-            )
-            .as_bytes(),
-        );
-        pktline::flush(&mut adv);
+        let adv = lines(&[alloc::format!(
+            "{} refs/heads/main\0side-band-64k ofs-delta shallow\n",
+            s.commit
+        )
+        .as_bytes()]);
         feed_bytewise(&mut f, &adv);
         let want = String::from_utf8(expect_send(&mut f)).unwrap();
         assert!(
             want.contains(&alloc::format!("want {} side-band-64k", s.commit)),
             "{want}"
         );
-        let mut resp = Vec::new();
-        pkt(
-            &mut resp,
-            alloc::format!("shallow {}\n", s.commit).as_bytes(),
-        );
-        pktline::flush(&mut resp);
-        pkt(&mut resp, b"NAK\n");
-        sideband_pack(&mut resp, &s.pack);
-        f.received(&resp);
+        f.received(&shallow_nak_pack(s.commit, &s.pack));
         check_snapshot(finish(&mut f), &s);
 
         // v0 requested: no environment.
@@ -1121,23 +1097,11 @@ mod tests {
     /// shallow list and an ACK); returns the request the client sent.
     fn v0_fetch_with(f: &mut Fetch, advertised: ObjectId, caps: &str, pack: &[u8]) -> String {
         let _daemon_request = expect_send(f);
-        let mut adv = Vec::new();
-        pkt(
-            &mut adv,
-            alloc::format!("{advertised} HEAD\0{caps}\n").as_bytes(),
-        );
-        pktline::flush(&mut adv);
-        f.received(&adv);
+        f.received(&lines(&[
+            alloc::format!("{advertised} HEAD\0{caps}\n").as_bytes()
+        ]));
         let request = String::from_utf8(expect_send(f)).unwrap();
-        let mut resp = Vec::new();
-        pkt(
-            &mut resp,
-            alloc::format!("shallow {advertised}\n").as_bytes(),
-        );
-        pktline::flush(&mut resp);
-        pkt(&mut resp, b"NAK\n");
-        sideband_pack(&mut resp, pack);
-        f.received(&resp);
+        f.received(&shallow_nak_pack(advertised, pack));
         request
     }
 
@@ -1245,13 +1209,9 @@ mod tests {
         // Unchanged: the base's commit is the current one.
         let mut f = Fetch::new(Url::parse("git://h/r").unwrap(), opts());
         let _ = expect_send(&mut f);
-        let mut adv = Vec::new();
-        pkt(
-            &mut adv,
-            alloc::format!("{} HEAD\0{caps}\n", s.commit).as_bytes(),
-        );
-        pktline::flush(&mut adv);
-        f.received(&adv);
+        f.received(&lines(&[
+            alloc::format!("{} HEAD\0{caps}\n", s.commit).as_bytes()
+        ]));
         assert_eq!(expect_send(&mut f), b"0000");
         assert_eq!(finish(&mut f), Ok(Outcome::Unchanged(s.commit)));
 
