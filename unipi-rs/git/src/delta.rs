@@ -22,7 +22,7 @@ fn varint(delta: &[u8], pos: &mut usize) -> Result<u64, DeltaError> {
 }
 
 /// Appends a delta header: the base size and the result size as varints (7 bits per byte,
-/// least significant group first). What [`sizes`] reads back.
+/// least significant group first), as the delta reader expects them.
 pub fn write_header(out: &mut alloc::vec::Vec<u8>, base_len: u64, result_len: u64) {
     for mut n in [base_len, result_len] {
         loop {

@@ -75,7 +75,6 @@ pub use fetch::{
     Fetch, FetchOptions, FetchPhase, Io, Outcome, Progress, ProtocolChoice, SshCommand,
 };
 pub use limits::Limits;
-pub use object::ObjectKind;
 pub use oid::{ObjectId, blob_id};
 pub use protocol::ProtocolVersion;
 pub use snapshot::{File, FileKind, Snapshot, Stats, UnsafeName, check_name, is_safe_name};

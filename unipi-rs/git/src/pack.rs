@@ -107,7 +107,7 @@ pub(crate) fn parse_entry_header(
 }
 
 /// Appends a pack entry header: `type_code` (1 commit, 2 tree, 3 blob, 4 tag, 6 OFS_DELTA,
-/// 7 REF_DELTA) and the inflated `size`, as [`parse_entry_header`] reads them. For deltas the
+/// 7 REF_DELTA) and the inflated `size`, as the pack reader expects them. For deltas the
 /// base reference follows (see [`write_ofs_offset`], or the base's 20-byte id).
 pub fn write_entry_header(out: &mut Vec<u8>, type_code: u8, size: u64) {
     let mut b = ((type_code & 7) << 4) | (size & 0x0f) as u8;

@@ -111,7 +111,9 @@ enum State {
     Done,
 }
 
-/// A streaming decoder for one message body. See the [module documentation](self).
+/// A streaming decoder for one message body: strict chunked coding, `Content-Length` or
+/// until the connection closes, handing decoded bytes out or dropping them, within
+/// [`BodyLimits`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BodyDecoder {
     state: State,
