@@ -19,7 +19,8 @@ use smoltcp::socket::{dns, tcp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{DnsQueryType, IpAddress, Ipv4Address};
 use unipi_git::{
-    BaseObjects, Fetch, FetchOptions, FetchPhase, FileKind, Io, ObjectId, Outcome, Scheme, Snapshot, Url,
+    BaseObjects, Fetch, FetchOptions, FetchPhase, FileKind, Io, ObjectId, Outcome, Scheme,
+    Snapshot, Url,
 };
 
 use crate::config::Config;
@@ -114,9 +115,8 @@ impl Fetcher {
         let Some(remote) = &cfg.remote else {
             return Ok(None);
         };
-        let url = Url::parse(remote).map_err(|e| {
-            format!("--remote {}: {e}", unipi_git::redact_credentials(remote))
-        })?;
+        let url = Url::parse(remote)
+            .map_err(|e| format!("--remote {}: {e}", unipi_git::redact_credentials(remote)))?;
         let tls = match url.scheme() {
             Scheme::Https => Some(match p.region(&cfg.remote_ca) {
                 Some(pem) => {
@@ -362,7 +362,9 @@ fn drive(
                 r.conn = Conn::None;
                 return Some(result);
             }
-            Io::ConnectSsh(_) => r.fetch.transport_error("ssh:// remotes are not supported yet"),
+            Io::ConnectSsh(_) => r
+                .fetch
+                .transport_error("ssh:// remotes are not supported yet"),
             Io::Close => {
                 net.sockets.get_mut::<tcp::Socket>(socket).abort();
                 r.conn = Conn::None;

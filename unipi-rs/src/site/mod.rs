@@ -22,7 +22,6 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-
 /// Shared, immutable file contents.
 ///
 /// Cloning never copies the bytes: a `Static` body is a plain slice (for
