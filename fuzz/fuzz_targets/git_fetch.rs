@@ -1,6 +1,7 @@
 //! The whole git client: a `Fetch` (git:// or smart HTTP, protocol v2 or v0) driven with
 //! arbitrary server bytes after `connected()` — advertisement, ls-refs, negotiation, pack,
-//! HTTP framing (chunked, redirects, keep-alive) and the final tree walk.
+//! HTTP framing (chunked, redirects, keep-alive), incremental pulls (thin packs against a
+//! base, the fall-back to a full fetch) and the final tree walk.
 //!
 //! Input: `flags (1) | seed (4) | server bytes`; the marker `\0\0CLOSE\0\0` in the server
 //! bytes makes the server close the connection there (the driver reconnects when asked).
@@ -36,6 +37,10 @@ fuzz_target!(|data: &[u8]| {
     if flags & 32 != 0 {
         opts.current = ObjectId::from_hex(b"0123456789abcdef0123456789abcdef01234567");
     }
+    if flags & 64 != 0 {
+        // An incremental pull: have/shallow for the base, thin packs against it.
+        opts.base = Some(unipi_git::fuzzing::thin_base());
+    }
     let mut fetch = Fetch::new(Url::parse(url).expect("fixture URL"), opts);
     // Server bytes per connection, in order.
     let mut streams = Vec::new();
@@ -50,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
     let mut chunks = Chunks::new(seed, 1500);
     for _ in 0..1_000_000 {
         match fetch.poll() {
-            Io::Connect { .. } => {
+            Io::Connect { .. } | Io::ConnectSsh(_) => {
                 current = Some(streams.next().unwrap_or(&[]));
                 fetch.connected();
             }

@@ -17,6 +17,7 @@
 //! | `--https-port=N` | 4433 | HTTPS port |
 //! | `--remote=URL[#branch]` | none | Git remote (parsed by the git client) |
 //! | `--remote-ca=REGION` | `remote_ca` | memory region with PEM CA certificates |
+//! | `--remote-auth=REGION` | none | memory region with `user:token` for an HTTP(S) remote (Basic auth; kept out of the boot parameters) |
 //! | `--site=REGION` | `site` | memory region with the fallback tar archive |
 //! | `--tls-cert=REGION` | `tls_cert` | memory region with the PEM certificate chain |
 //! | `--tls-key=REGION` | `tls_key` | memory region with the PEM private key |
@@ -72,6 +73,8 @@ pub struct Config {
     pub remote: Option<String>,
     /// Memory region holding PEM CA certificates for HTTPS remotes.
     pub remote_ca: String,
+    /// Memory region holding `user:token` for an HTTP(S) remote.
+    pub remote_auth: Option<String>,
     /// Memory region holding the fallback site archive.
     pub site_region: String,
     /// Memory region holding the TLS certificate chain (PEM).
@@ -133,6 +136,7 @@ impl Default for Config {
             https_port: 4433,
             remote: None,
             remote_ca: String::from("remote_ca"),
+            remote_auth: None,
             site_region: String::from("site"),
             tls_cert: String::from("tls_cert"),
             tls_key: String::from("tls_key"),
@@ -268,6 +272,7 @@ const FLAGS: &[(&str, Kind)] = &[
     ("https-port", Kind::Value),
     ("remote", Kind::Value),
     ("remote-ca", Kind::Value),
+    ("remote-auth", Kind::Value),
     ("site", Kind::Value),
     ("tls-cert", Kind::Value),
     ("tls-key", Kind::Value),
@@ -429,9 +434,16 @@ impl Config {
                 port_given = true;
             }
             if let Err(reason) = cfg.apply(flag, value) {
+                // The value may carry a secret (a token in a URL): never
+                // keep it unredacted, even in an error.
+                let value = if SECRET_FLAGS.contains(&flag) {
+                    String::from("***")
+                } else {
+                    redact_userinfo(value)
+                };
                 errors.push(ConfigError::Invalid {
                     flag,
-                    value: value.to_string(),
+                    value,
                     reason,
                 });
             }
@@ -472,6 +484,7 @@ impl Config {
             "https-port" => self.https_port = parse_port(v)?,
             "remote" => self.remote = Some(parse_remote(v)?),
             "remote-ca" => self.remote_ca = parse_region(v)?,
+            "remote-auth" => self.remote_auth = Some(parse_region(v)?),
             "site" => self.site_region = parse_region(v)?,
             "tls-cert" => self.tls_cert = parse_region(v)?,
             "tls-key" => self.tls_key = parse_region(v)?,
@@ -643,8 +656,13 @@ fn parse_remote(v: &str) -> Result<String, &'static str> {
     if v.is_empty() || v.len() > 2048 || !visible(v) {
         return Err("expected a URL");
     }
-    if !v.contains("://") {
-        return Err("expected scheme://host/path");
+    // scheme://… or scp-like [user@]host:path (ssh); the Git client checks
+    // the rest.
+    let scp_like = v
+        .split_once(':')
+        .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'));
+    if !v.contains("://") && !scp_like {
+        return Err("expected scheme://host/path or user@host:path");
     }
     Ok(v.to_string())
 }

@@ -20,7 +20,8 @@ use rustls::ClientConfig;
 use smoltcp::iface::SocketHandle;
 use smoltcp::time::{Duration, Instant};
 use unipi_git::{
-    Fetch, FetchOptions, FileKind, Io, ObjectId, Outcome, Phase, Scheme, Snapshot, Url,
+    BaseObjects, Credentials, Fetch, FetchOptions, FetchPhase, FileKind, Io, ObjectId, Outcome,
+    Scheme, Snapshot, Url,
 };
 
 use crate::config::Config;
@@ -76,7 +77,7 @@ struct Running {
     started: Instant,
     /// Last time bytes moved.
     active: Instant,
-    phase: Phase,
+    phase: FetchPhase,
     /// Pull generation this fetch answers.
     generation: u64,
 }
@@ -88,6 +89,10 @@ pub struct Puller {
     tls: Option<Arc<ClientConfig>>,
     socket: Option<SocketHandle>,
     current: Option<ObjectId>,
+    /// The served commit's objects: the next pull asks only for what changed.
+    base: Option<Arc<BaseObjects>>,
+    /// Credentials from `--remote-auth` (else those in the URL, if any).
+    credentials: Option<Credentials>,
     running: Option<Box<Running>>,
     /// Pulls requested (webhooks) and the generation last started.
     requested: u64,
@@ -111,7 +116,23 @@ impl Puller {
         let Some(remote) = &cfg.remote else {
             return Ok(None);
         };
-        let url = Url::parse(remote).map_err(|e| format!("--remote {remote}: {e}"))?;
+        let url = Url::parse(remote)
+            .map_err(|e| format!("--remote {}: {e}", unipi_git::redact_credentials(remote)))?;
+        let credentials = match &cfg.remote_auth {
+            None => None,
+            Some(region) => {
+                let text = p
+                    .region(region)
+                    .ok_or_else(|| format!("--remote-auth: no memory region '{region}'"))?;
+                let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+                let text = core::str::from_utf8(&text[..end])
+                    .map_err(|_| format!("--remote-auth region '{region}': not UTF-8 text"))?;
+                let c = Credentials::parse(text)
+                    .map_err(|e| format!("--remote-auth region '{region}': {e}"))?;
+                info!("git: credentials for {} from the '{region}' region", url);
+                Some(c)
+            }
+        };
         let tls = match url.scheme() {
             Scheme::Https => Some(match p.region(&cfg.remote_ca) {
                 Some(pem) => {
@@ -134,6 +155,8 @@ impl Puller {
             tls,
             socket: None,
             current: None,
+            base: None,
+            credentials,
             running: None,
             requested: 1,
             started: 0,
@@ -209,6 +232,7 @@ impl Puller {
                         elapsed.total_millis()
                     );
                     self.current = Some(snapshot.commit);
+                    self.base = Some(snapshot.base.clone());
                     self.succeeded();
                     PullResult::Updated {
                         site: Box::new(site),
@@ -238,6 +262,8 @@ impl Puller {
         self.started = self.requested;
         let opts = FetchOptions {
             current: self.current,
+            base: self.base.clone(),
+            credentials: self.credentials.clone(),
             ..FetchOptions::default()
         };
         info!(
@@ -254,7 +280,7 @@ impl Puller {
             link: None,
             started: now,
             active: now,
-            phase: Phase::Connecting,
+            phase: FetchPhase::Connecting,
             generation: self.started,
         }));
     }
@@ -312,6 +338,9 @@ impl Running {
                     net.tcp(socket).abort();
                     self.link = None;
                 }
+                Io::ConnectSsh(_) => self
+                    .fetch
+                    .transport_error("ssh:// remotes are not supported yet"),
                 Io::Connect {
                     host,
                     port,

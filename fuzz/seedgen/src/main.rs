@@ -323,6 +323,7 @@ fn record(
                 conn.last_mut().unwrap().extend_from_slice(&data);
                 fetch.received(&data);
             }
+            Io::ConnectSsh(_) => panic!("seedgen fetches no SSH remotes"),
             Io::Close => server = None,
             Io::Done(result) => {
                 match result {
@@ -446,22 +447,10 @@ fn git_seeds(tmp: &Path) {
 // ------------------------------------------------------------- other formats
 
 fn delta_seeds() {
-    fn varint(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
     let base = b"<h1>Muen</h1>\n<p>A separation kernel.</p>\n";
     let mut d = Vec::new();
-    varint(base.len(), &mut d);
     let result_len = 14 + 9 + base.len() - 14;
-    varint(result_len, &mut d);
+    unipi_git::wire::write_delta_header(&mut d, base.len() as u64, result_len as u64);
     d.extend_from_slice(&[0x90, 14]); // copy offset 0, size 14
     d.push(9);
     d.extend_from_slice(b"<p>new</p"); // insert 9 bytes
@@ -473,8 +462,7 @@ fn delta_seeds() {
     // A large copy with every offset and size byte present.
     let mut big = vec![0x00, 0x00];
     let mut d = Vec::new();
-    varint(0, &mut d);
-    varint(0x10000, &mut d);
+    unipi_git::wire::write_delta_header(&mut d, 0, 0x10000);
     d.extend_from_slice(&[0x80 | 0x0f | 0x70, 0, 0, 0, 0, 0, 0, 0]);
     big.extend_from_slice(&d);
     put("git_delta", "size-0x10000-copy", &big);

@@ -21,6 +21,22 @@ fn varint(delta: &[u8], pos: &mut usize) -> Result<u64, DeltaError> {
     }
 }
 
+/// Appends a delta header: the base size and the result size as varints (7 bits per byte,
+/// least significant group first), as the delta reader expects them.
+pub fn write_header(out: &mut alloc::vec::Vec<u8>, base_len: u64, result_len: u64) {
+    for mut n in [base_len, result_len] {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+    }
+}
+
 /// The base size, result size and header length of a delta.
 pub fn sizes(delta: &[u8]) -> Result<(u64, u64, usize), DeltaError> {
     let mut pos = 0;
@@ -109,17 +125,7 @@ mod tests {
 
     fn hdr(base: u64, result: u64) -> Vec<u8> {
         let mut v = vec![];
-        for mut n in [base, result] {
-            loop {
-                let b = (n & 0x7f) as u8;
-                n >>= 7;
-                if n == 0 {
-                    v.push(b);
-                    break;
-                }
-                v.push(b | 0x80);
-            }
-        }
+        write_header(&mut v, base, result);
         v
     }
 

@@ -3,7 +3,9 @@
 use alloc::string::String;
 use core::fmt;
 
-use crate::fetch::Phase;
+use unipi_httpwire::ResponseError;
+
+use crate::fetch::FetchPhase;
 use crate::oid::ObjectId;
 
 /// Why a fetch failed. Every variant's `Display` says what happened in words a user can act
@@ -17,6 +19,11 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Credentials break a rule of [`Credentials::new`](crate::Credentials::new).
+    InvalidCredentials {
+        /// Which rule (never the credentials themselves).
+        reason: &'static str,
+    },
     /// The driver used the state machine out of order (e.g. `sent()` while nothing was pending).
     Usage(&'static str),
     /// `poll()` was called again after the result had been handed out.
@@ -26,22 +33,29 @@ pub enum Error {
     /// The driver reported a transport failure (DNS, TCP, TLS...).
     Transport {
         /// Phase of the fetch when it happened.
-        phase: Phase,
+        phase: FetchPhase,
         /// The driver's description.
         detail: String,
     },
     /// The driver gave up waiting for the remote.
     Timeout {
         /// Phase of the fetch when it happened.
-        phase: Phase,
+        phase: FetchPhase,
     },
     /// The remote closed the connection before the response was complete.
     ConnectionClosed {
         /// Phase of the fetch when it happened.
-        phase: Phase,
+        phase: FetchPhase,
     },
 
     // ---- HTTP ----
+    /// The HTTP server answered 401 or 403 to a request that carried credentials.
+    AuthenticationFailed {
+        /// The remote, its credentials shown as `user:***`.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+    },
     /// The HTTP server answered with a status that ends the fetch (401, 403, 404, 5xx, ...).
     HttpStatus {
         /// The status code.
@@ -49,13 +63,9 @@ pub enum Error {
         /// The request path that got it.
         path: String,
     },
-    /// The HTTP response is malformed.
-    HttpProtocol(&'static str),
-    /// The HTTP response head is larger than [`Limits::max_http_header_bytes`](crate::Limits).
-    HttpHeaderTooLarge {
-        /// The limit in bytes.
-        limit: usize,
-    },
+    /// The HTTP response is malformed, too large (the head is bounded by
+    /// [`Limits::max_http_header_bytes`](crate::Limits)) or uses a feature this client lacks.
+    Http(ResponseError),
     /// The response has a `Content-Type` that is not the smart protocol's.
     HttpContentType {
         /// What the server sent (sanitised), empty if none.
@@ -268,6 +278,7 @@ impl fmt::Display for Error {
         use Error::*;
         match self {
             InvalidUrl { reason } => write!(f, "invalid remote URL: {reason}"),
+            InvalidCredentials { reason } => write!(f, "invalid credentials: {reason}"),
             Usage(what) => write!(f, "git fetch driven incorrectly: {what}"),
             Finished => f.write_str("git fetch already finished"),
             Transport { phase, detail } => write!(f, "transport error while {phase}: {detail}"),
@@ -275,6 +286,10 @@ impl fmt::Display for Error {
             ConnectionClosed { phase } => {
                 write!(f, "remote closed the connection while {phase}")
             }
+            AuthenticationFailed { url, status } => write!(
+                f,
+                "authentication failed: the server refused the credentials for {url} (HTTP {status}); check the user name and token"
+            ),
             HttpStatus { status, path } => {
                 let what = match status {
                     401 => "authentication required",
@@ -285,10 +300,7 @@ impl fmt::Display for Error {
                 };
                 write!(f, "remote: {what} (HTTP {status} for {path})")
             }
-            HttpProtocol(what) => write!(f, "malformed HTTP response: {what}"),
-            HttpHeaderTooLarge { limit } => {
-                write!(f, "HTTP response header larger than {limit} bytes")
-            }
+            Http(e) => e.fmt(f),
             HttpContentType {
                 got,
                 expected,
@@ -391,6 +403,12 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+impl From<ResponseError> for Error {
+    fn from(e: ResponseError) -> Self {
+        Error::Http(e)
+    }
+}
 
 /// Maximum length of remote-controlled text kept in an error.
 const MAX_TEXT: usize = 200;

@@ -1,22 +1,24 @@
-//! The sans-IO fetch state machine: connect, discover refs, request a depth-1 pack, read it,
-//! and build a [`Snapshot`].
+//! The sans-IO fetch: the driver-facing state machine. It owns the connection state and the
+//! output buffer, and routes the remote's bytes to the transport (git:// or smart HTTP,
+//! `smart_http.rs`) and from there to the protocol session (`session.rs`).
 
+use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::error::{Error, sanitize};
-use crate::http::{self, HttpEvent, ResponseReader};
+use crate::base::BaseObjects;
+use crate::credentials::Credentials;
+use crate::error::Error;
 use crate::limits::Limits;
 use crate::oid::ObjectId;
-use crate::pack::{PackCounters, PackReader};
-use crate::pktline::{self, Pkt, PktReader};
-use crate::protocol::{
-    self, Advertisement, Discovery, FetchEvent, FetchResponse, LsRefs, ProtocolVersion, RefTarget,
-    RequestParams, V0Caps, V2Caps,
-};
-use crate::snapshot::{self, Snapshot, Stats};
-use crate::url::{Scheme, Url};
+use crate::pktline;
+use crate::protocol::{self, ProtocolVersion};
+use crate::session::{Reaction, Session};
+use crate::smart_http::{HttpAction, SmartHttp};
+use crate::snapshot::Snapshot;
+use crate::url::{DEFAULT_SSH_USER, Scheme, Url};
 
 /// Which protocol version to ask for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,6 +47,15 @@ pub struct FetchOptions {
     pub user_agent: String,
     /// Ask the server for progress messages (logged at debug level); off by default.
     pub remote_progress: bool,
+    /// The objects of the commit being served ([`Snapshot::base`] of the last fetch): the
+    /// pull then asks only for what changed since that commit and accepts deltas against its
+    /// objects (a thin pack), falling back to a full fetch when the remote cannot do that.
+    /// Also the commit of the unchanged check when [`current`](Self::current) is `None`.
+    pub base: Option<Arc<BaseObjects>>,
+    /// Credentials for HTTP(S) remotes, used instead of any in the URL. Sent with HTTP Basic
+    /// authentication on every request to the remote's origin (scheme, host, port), and
+    /// never after a redirect to another origin.
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for FetchOptions {
@@ -55,13 +66,15 @@ impl Default for FetchOptions {
             current: None,
             user_agent: String::from(concat!("git/unipi-rs-", env!("CARGO_PKG_VERSION"))),
             remote_progress: false,
+            base: None,
+            credentials: None,
         }
     }
 }
 
-/// Where the fetch is, for logging and error messages.
+/// Where a fetch is, for logging and error messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
+pub enum FetchPhase {
     /// Before the first connection is up.
     Connecting,
     /// Reading the capability or ref advertisement.
@@ -76,16 +89,16 @@ pub enum Phase {
     Done,
 }
 
-impl fmt::Display for Phase {
+impl fmt::Display for FetchPhase {
     /// A gerund phrase: "connecting", "receiving the pack", ...
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Phase::Connecting => "connecting",
-            Phase::Discovering => "reading the ref advertisement",
-            Phase::ListingRefs => "listing refs",
-            Phase::Negotiating => "requesting the pack",
-            Phase::ReceivingPack => "receiving the pack",
-            Phase::Done => "finishing",
+            FetchPhase::Connecting => "connecting",
+            FetchPhase::Discovering => "reading the ref advertisement",
+            FetchPhase::ListingRefs => "listing refs",
+            FetchPhase::Negotiating => "requesting the pack",
+            FetchPhase::ReceivingPack => "receiving the pack",
+            FetchPhase::Done => "finishing",
         })
     }
 }
@@ -94,7 +107,7 @@ impl fmt::Display for Phase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
     /// Current phase.
-    pub phase: Phase,
+    pub phase: FetchPhase,
     /// The protocol version the server spoke, once known.
     pub protocol: Option<ProtocolVersion>,
     /// Pack entries read so far.
@@ -136,113 +149,76 @@ pub enum Io<'a> {
     /// Wait for data and pass it to [`Fetch::received`], or report the end of the stream with
     /// [`Fetch::peer_closed`]. Timeouts are the driver's business ([`Fetch::timeout`]).
     Receive,
+    /// Open an SSH connection and run a command on it (see [`SshCommand`]); then call
+    /// [`Fetch::connected`]. From then on [`Io::Send`] bytes go to the command's standard
+    /// input and its standard output comes back through [`Fetch::received`]; the end of its
+    /// output is [`Fetch::peer_closed`]. Returned again by every `poll` until `connected()`.
+    ConnectSsh(SshCommand<'a>),
     /// Close the current connection (no acknowledgement needed); poll again.
     Close,
     /// The fetch is over. Returned once; close any connection that is still open.
     Done(Result<Outcome, Error>),
 }
 
+/// What the driver opens for an SSH remote: a connection to `host:port`, authenticated as
+/// `user` (host key checking and the user's key are the driver's business), and a session
+/// channel that sets the environment `env` and execs `command`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SshCommand<'a> {
+    /// Host name or IPv4 literal.
+    pub host: &'a str,
+    /// TCP port (22 unless the URL says otherwise).
+    pub port: u16,
+    /// The login: the URL's, or [`DEFAULT_SSH_USER`](crate::DEFAULT_SSH_USER).
+    pub user: &'a str,
+    /// `git-upload-pack '<path>'`, quoted for the server's shell.
+    pub command: &'a str,
+    /// Environment variables to request before the exec: `GIT_PROTOCOL=version=2` when v2
+    /// is wanted, else none. A server that refuses them (OpenSSH without `AcceptEnv
+    /// GIT_PROTOCOL`) answers with protocol v0, which works as well.
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+/// The environment that asks `git-upload-pack` for protocol v2.
+const V2_ENV: &[(&str, &str)] = &[("GIT_PROTOCOL", "version=2")];
+
+/// The state of the driver's connection, as far as the fetch knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Conn {
+enum Link {
+    /// None open; one is requested when there is something to send.
     Closed,
+    /// [`Io::Connect`] was returned; waiting for [`Fetch::connected`].
     Connecting,
+    /// Open and usable.
     Open,
+    /// Open but not to be used again (a redirect, or the server did not keep it alive): it is
+    /// closed before anything else happens.
+    Retiring,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RequestKind {
-    InfoRefs,
-    Rpc,
-}
-
+/// How the remote is reached.
 #[derive(Debug)]
-struct HttpState {
-    reader: ResponseReader,
-    kind: RequestKind,
-    /// Path of the request in flight, for error messages.
-    path: String,
-    /// The request in flight, kept to retry once on a reused connection.
-    last_request: Vec<u8>,
-    /// The next request, sent once the current response is complete.
-    next_request: Option<(RequestKind, String, Vec<u8>)>,
-    /// The connection already carried a complete exchange.
-    reused: bool,
-    /// Response bytes received for the request in flight.
-    got_bytes: bool,
-    /// The protocol answer in the current body is complete.
-    answer_complete: bool,
-    keep_alive: bool,
-    redirects: u32,
-    retried: bool,
+enum Transport {
+    /// git:// — one TCP connection; requests and answers are plain pkt-lines.
+    Daemon(Url),
+    /// ssh:// — one SSH channel running `git-upload-pack`; plain pkt-lines as over git://,
+    /// without the daemon's request line.
+    Ssh {
+        url: Url,
+        command: String,
+        env: &'static [(&'static str, &'static str)],
+    },
+    /// Smart HTTP(S): one HTTP exchange per request.
+    Http(Box<SmartHttp>),
 }
 
+/// Whether the result is out.
 #[derive(Debug)]
-enum Step {
-    Discover(Discovery),
-    LsRefs(LsRefs),
-    Fetch(FetchResponse),
-    Idle,
-}
-
-enum Event {
-    None,
-    Advertised(Advertisement),
-    Refs(Option<RefTarget>),
-    PackEnd,
-}
-
-/// The protocol side: consumes pkt-lines, feeds the pack reader.
-#[derive(Debug)]
-struct Session {
-    step: Step,
-    pack: Option<PackReader>,
-}
-
-impl Session {
-    fn on_pkt(&mut self, pkt: Pkt<'_>) -> Result<Event, Error> {
-        match &mut self.step {
-            Step::Discover(d) => match d.on_pkt(pkt)? {
-                Some(ad) => {
-                    self.step = Step::Idle;
-                    Ok(Event::Advertised(ad))
-                }
-                None => Ok(Event::None),
-            },
-            Step::LsRefs(l) => match l.on_pkt(pkt)? {
-                Some(target) => {
-                    self.step = Step::Idle;
-                    Ok(Event::Refs(target))
-                }
-                None => Ok(Event::None),
-            },
-            Step::Fetch(r) => match r.on_pkt(pkt)? {
-                FetchEvent::None => Ok(Event::None),
-                FetchEvent::Pack(data) => {
-                    let pack = self
-                        .pack
-                        .as_mut()
-                        .ok_or(Error::Usage("pack reader missing"))?;
-                    pack.feed(data)?;
-                    Ok(Event::None)
-                }
-                FetchEvent::Progress(text) => {
-                    log::debug!("remote: {}", sanitize(text));
-                    Ok(Event::None)
-                }
-                FetchEvent::End => {
-                    self.step = Step::Idle;
-                    if let Some(pack) = &self.pack {
-                        pack.finish()?;
-                    }
-                    Ok(Event::PackEnd)
-                }
-            },
-            Step::Idle => match pkt {
-                Pkt::ResponseEnd => Ok(Event::None),
-                _ => Err(Error::Protocol("unexpected data from the remote".into())),
-            },
-        }
-    }
+enum Finish {
+    Running,
+    Ready(Result<Outcome, Error>),
+    /// [`Io::Done`] was returned.
+    Taken,
 }
 
 /// A sans-IO fetch of one commit (depth 1) from a git remote.
@@ -288,6 +264,7 @@ impl Session {
 ///             Ok(n) => fetch.received(&buf[..n]),
 ///             Err(e) => fetch.transport_error(e.to_string()),
 ///         },
+///         Io::ConnectSsh(_) => fetch.transport_error("no SSH in this example"),
 ///         Io::Close => conn = None,
 ///         Io::Done(result) => break result,
 ///     }
@@ -298,220 +275,163 @@ impl Session {
 ///     Err(e) => eprintln!("fetch failed: {e}"),
 /// }
 /// ```
-#[derive(Debug)]
 pub struct Fetch {
-    url: Url,
-    opts: FetchOptions,
-    agent: String,
-    phase: Phase,
-    conn: Conn,
-    reconnect: bool,
-    close_when_sent: bool,
+    transport: Transport,
+    session: Session,
+    link: Link,
+    /// Connections opened so far.
+    connections: u32,
     out: Vec<u8>,
     out_pos: usize,
-    http: Option<HttpState>,
-    pkt: PktReader,
-    session: Session,
-    protocol: Option<ProtocolVersion>,
-    target: Option<RefTarget>,
-    v2caps: Option<V2Caps>,
-    /// Pack counters kept after the pack reader is dropped.
-    last_counters: PackCounters,
-    result: Option<Result<Outcome, Error>>,
-    result_taken: bool,
     received: u64,
+    max_received: u64,
+    finish: Finish,
+    /// For an incremental fetch: the remote and the options of the full fetch it falls back
+    /// to when the server's answer lacks objects.
+    start_over: Option<(Url, FetchOptions)>,
 }
 
-const ADVERTISEMENT_TYPE: &str = "application/x-git-upload-pack-advertisement";
-const RESULT_TYPE: &str = "application/x-git-upload-pack-result";
-const INFO_REFS: &str = "/info/refs?service=git-upload-pack";
+/// The transport, session, first output and state of a fetch of `url`.
+fn begin(url: Url, opts: &FetchOptions) -> (Transport, Session, Vec<u8>, Finish) {
+    let mut agent: String = opts
+        .user_agent
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '-' })
+        .take(100)
+        .collect();
+    if agent.is_empty() {
+        agent = FetchOptions::default().user_agent;
+    }
+    let session = Session::new(url.wanted_ref(), agent.clone(), opts);
+    let mut out = Vec::new();
+    let ask_v2 = opts.protocol != ProtocolChoice::V0;
+    let started = match url.scheme() {
+        Scheme::Git => {
+            protocol::git_daemon_request(&mut out, url.path(), &url.host_header(), ask_v2)
+                .map(|()| Transport::Daemon(url.clone()))
+        }
+        Scheme::Ssh => {
+            let command = url.ssh_command().unwrap_or_default();
+            Ok(Transport::Ssh {
+                url: url.clone(),
+                command,
+                env: if ask_v2 { V2_ENV } else { &[] },
+            })
+        }
+        Scheme::Http | Scheme::Https => {
+            SmartHttp::start(url.clone(), agent, opts).map(|(http, request)| {
+                out = request;
+                Transport::Http(Box::new(http))
+            })
+        }
+    };
+    match started {
+        Ok(t) => (t, session, out, Finish::Running),
+        Err(e) => (Transport::Daemon(url), session, out, Finish::Ready(Err(e))),
+    }
+}
+
+impl fmt::Debug for Fetch {
+    /// The state, without buffered bytes (requests may carry credentials).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fetch")
+            .field("url", self.url())
+            .field("phase", &self.phase())
+            .field("link", &self.link)
+            .field("connections", &self.connections)
+            .field("pending_output", &(self.out.len() - self.out_pos))
+            .field("received", &self.received)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Fetch {
     /// Prepares a fetch of `url` (its `#branch`, or the remote's HEAD). Nothing happens until
     /// the first [`poll`](Fetch::poll).
     pub fn new(url: Url, opts: FetchOptions) -> Fetch {
-        let mut agent: String = opts
-            .user_agent
-            .chars()
-            .map(|c| if c.is_ascii_graphic() { c } else { '-' })
-            .take(100)
-            .collect();
-        if agent.is_empty() {
-            agent = FetchOptions::default().user_agent;
-        }
-        let wanted = url.wanted_ref();
-        let mut fetch = Fetch {
-            pkt: PktReader::new(opts.limits.max_pkt_line),
-            session: Session {
-                step: Step::Discover(Discovery::new(&wanted, opts.limits.max_refs)),
-                pack: None,
-            },
-            http: None,
-            url,
-            opts,
-            agent,
-            phase: Phase::Connecting,
-            conn: Conn::Closed,
-            reconnect: false,
-            close_when_sent: false,
-            out: Vec::new(),
+        let start_over = opts.base.is_some().then(|| {
+            let full = FetchOptions {
+                base: None,
+                ..opts.clone()
+            };
+            (url.clone(), full)
+        });
+        let max_received = opts.limits.max_received_bytes;
+        let (transport, session, out, finish) = begin(url, &opts);
+        Fetch {
+            transport,
+            session,
+            link: Link::Closed,
+            connections: 0,
+            out,
             out_pos: 0,
-            protocol: None,
-            target: None,
-            v2caps: None,
-            last_counters: PackCounters::default(),
-            result: None,
-            result_taken: false,
             received: 0,
-        };
-        if let Err(e) = fetch.start() {
-            fetch.fail(e);
+            max_received,
+            finish,
+            start_over,
         }
-        fetch
-    }
-
-    fn start(&mut self) -> Result<(), Error> {
-        let ask_v2 = self.opts.protocol != ProtocolChoice::V0;
-        match self.url.scheme() {
-            Scheme::Git => {
-                protocol::git_daemon_request(
-                    &mut self.out,
-                    self.url.path(),
-                    &self.url.host_header(),
-                    ask_v2,
-                )?;
-            }
-            Scheme::Http | Scheme::Https => {
-                let (path, req) = self.info_refs_request();
-                self.out = req.clone();
-                self.http = Some(HttpState {
-                    reader: ResponseReader::new(self.opts.limits.max_http_header_bytes),
-                    kind: RequestKind::InfoRefs,
-                    path,
-                    last_request: req,
-                    next_request: None,
-                    reused: false,
-                    got_bytes: false,
-                    answer_complete: false,
-                    keep_alive: true,
-                    redirects: 0,
-                    retried: false,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn repo_base(&self) -> &str {
-        match self.url.path() {
-            "/" => "",
-            p => p,
-        }
-    }
-
-    fn info_refs_request(&self) -> (String, Vec<u8>) {
-        let target = alloc::format!("{}{}", self.repo_base(), INFO_REFS);
-        let mut headers: Vec<(&str, &str)> = alloc::vec![
-            ("User-Agent", self.agent.as_str()),
-            ("Accept", "*/*"),
-            ("Pragma", "no-cache"),
-        ];
-        if self.opts.protocol != ProtocolChoice::V0 {
-            headers.push(("Git-Protocol", "version=2"));
-        }
-        let mut req = Vec::new();
-        http::write_request(
-            &mut req,
-            "GET",
-            &target,
-            &self.url.host_header(),
-            &headers,
-            None,
-        );
-        (target, req)
-    }
-
-    fn rpc_request(&self, body: &[u8]) -> (String, Vec<u8>) {
-        let target = alloc::format!("{}/git-upload-pack", self.repo_base());
-        let mut headers: Vec<(&str, &str)> = alloc::vec![
-            ("User-Agent", self.agent.as_str()),
-            ("Content-Type", "application/x-git-upload-pack-request"),
-            ("Accept", RESULT_TYPE),
-        ];
-        if self.protocol == Some(ProtocolVersion::V2) {
-            headers.push(("Git-Protocol", "version=2"));
-        }
-        let mut req = Vec::new();
-        http::write_request(
-            &mut req,
-            "POST",
-            &target,
-            &self.url.host_header(),
-            &headers,
-            Some(body),
-        );
-        (target, req)
     }
 
     /// What the driver must do next. See the [type documentation](Fetch) for the protocol.
     pub fn poll(&mut self) -> Io<'_> {
-        if self.result_taken {
-            return Io::Done(Err(Error::Finished));
+        match &self.finish {
+            Finish::Taken => return Io::Done(Err(Error::Finished)),
+            Finish::Ready(Err(_)) => return self.take_result(),
+            _ => {}
         }
-        if matches!(self.result, Some(Err(_))) {
-            return self.take_result();
-        }
-        if self.reconnect {
-            self.reconnect = false;
-            if self.conn != Conn::Closed {
-                self.conn = Conn::Closed;
-                return Io::Close;
-            }
-        }
-        if self.out_pos < self.out.len() {
-            match self.conn {
-                Conn::Closed | Conn::Connecting => {
-                    self.conn = Conn::Connecting;
-                    return Io::Connect {
-                        host: self.url.host(),
-                        port: self.url.port(),
-                        tls: self.url.scheme() == Scheme::Https,
-                    };
-                }
-                Conn::Open => return Io::Send(&self.out[self.out_pos..]),
-            }
-        }
-        if self.close_when_sent && self.conn != Conn::Closed {
-            self.conn = Conn::Closed;
+        if self.link == Link::Retiring {
+            self.link = Link::Closed;
             return Io::Close;
         }
-        if self.result.is_some() {
+        let to_send = self.out_pos < self.out.len();
+        // Over SSH the server speaks first: the channel is opened with nothing to send.
+        let server_first = matches!(self.transport, Transport::Ssh { .. })
+            && self.session.phase() == FetchPhase::Discovering;
+        if to_send && self.link == Link::Open {
+            return Io::Send(&self.out[self.out_pos..]);
+        }
+        if (to_send || server_first) && self.link != Link::Open {
+            self.link = Link::Connecting;
+            if let Transport::Ssh { url, command, env } = &self.transport {
+                return Io::ConnectSsh(SshCommand {
+                    host: url.host(),
+                    port: url.port(),
+                    user: url.ssh_user().unwrap_or(DEFAULT_SSH_USER),
+                    command,
+                    env,
+                });
+            }
+            let url = self.url();
+            return Io::Connect {
+                host: url.host(),
+                port: url.port(),
+                tls: url.scheme() == Scheme::Https,
+            };
+        }
+        if let Finish::Ready(_) = self.finish {
+            if self.link != Link::Closed {
+                self.link = Link::Closed;
+                return Io::Close;
+            }
             return self.take_result();
         }
         Io::Receive
     }
 
     fn take_result(&mut self) -> Io<'_> {
-        self.result_taken = true;
-        self.phase = Phase::Done;
-        match self.result.take() {
-            Some(r) => Io::Done(r),
-            None => Io::Done(Err(Error::Finished)),
+        match core::mem::replace(&mut self.finish, Finish::Taken) {
+            Finish::Ready(r) => Io::Done(r),
+            _ => Io::Done(Err(Error::Finished)),
         }
     }
 
     /// The connection requested by [`Io::Connect`] is up (TLS included).
     pub fn connected(&mut self) {
-        if self.conn != Conn::Connecting {
+        if self.link != Link::Connecting {
             return self.fail(Error::Usage("connected() without Io::Connect"));
         }
-        self.conn = Conn::Open;
-        if self.phase == Phase::Connecting {
-            self.phase = Phase::Discovering;
-        }
-        if let Some(h) = &mut self.http {
-            h.reused = false;
-        }
+        self.link = Link::Open;
+        self.connections += 1;
     }
 
     /// `n` bytes of the last [`Io::Send`] were sent.
@@ -528,58 +448,49 @@ impl Fetch {
 
     /// Bytes arrived from the remote. All of `data` is consumed.
     pub fn received(&mut self, data: &[u8]) {
-        if self.result.is_some() || self.result_taken {
+        if !matches!(self.finish, Finish::Running) {
             return;
         }
         self.received += data.len() as u64;
-        if self.received > self.opts.limits.max_received_bytes {
+        if self.received > self.max_received {
             return self.fail(Error::TooMuchData {
-                limit: self.opts.limits.max_received_bytes,
+                limit: self.max_received,
             });
         }
-        let r = if self.http.is_some() {
-            self.on_http_bytes(data)
-        } else {
-            self.on_stream(data)
-        };
-        if let Err(e) = r {
-            self.fail(e);
+        match &mut self.transport {
+            Transport::Http(http) => {
+                let action = http.received(data, &mut self.session);
+                self.on_http_action(action);
+            }
+            Transport::Daemon(_) | Transport::Ssh { .. } => match self.session.on_bytes(data) {
+                Ok(Some(reaction)) => self.on_reaction(reaction),
+                Ok(None) => {}
+                Err(e) => self.fail(e),
+            },
         }
     }
 
     /// The remote closed the connection (end of stream).
     pub fn peer_closed(&mut self) {
-        if self.result.is_some() || self.result_taken {
+        if !matches!(self.finish, Finish::Running) {
             return;
         }
-        self.conn = Conn::Closed;
-        let phase = self.phase;
-        let Some(h) = &mut self.http else {
-            return self.fail(Error::ConnectionClosed { phase });
-        };
-        if h.reader.in_head() && !h.got_bytes && h.reused && !h.retried {
-            // The server dropped an idle keep-alive connection: send again on a new one.
-            log::debug!("keep-alive connection closed by the server; retrying");
-            h.retried = true;
-            h.reused = false;
-            h.reader = ResponseReader::new(self.opts.limits.max_http_header_bytes);
-            self.out = h.last_request.clone();
-            self.out_pos = 0;
-            return;
-        }
-        let r = match h.reader.eof() {
-            Ok(()) => self.on_http_end(),
-            Err(_) => Err(Error::ConnectionClosed { phase }),
-        };
-        if let Err(e) = r {
-            self.fail(e);
+        self.link = Link::Closed;
+        match &mut self.transport {
+            Transport::Http(http) => {
+                let action = http.peer_closed(&mut self.session);
+                self.on_http_action(action);
+            }
+            Transport::Daemon(_) | Transport::Ssh { .. } => self.fail(Error::ConnectionClosed {
+                phase: self.phase(),
+            }),
         }
     }
 
     /// The driver's transport failed (DNS, TCP, TLS...): ends the fetch with
     /// [`Error::Transport`].
     pub fn transport_error(&mut self, detail: impl Into<String>) {
-        let phase = self.phase;
+        let phase = self.phase();
         self.fail(Error::Transport {
             phase,
             detail: detail.into(),
@@ -588,21 +499,16 @@ impl Fetch {
 
     /// The driver's timeout expired: ends the fetch with [`Error::Timeout`].
     pub fn timeout(&mut self) {
-        let phase = self.phase;
+        let phase = self.phase();
         self.fail(Error::Timeout { phase });
     }
 
     /// Current progress.
     pub fn progress(&self) -> Progress {
-        let c = self
-            .session
-            .pack
-            .as_ref()
-            .map(|p| p.counters())
-            .unwrap_or(self.last_counters);
+        let c = self.session.counters();
         Progress {
-            phase: self.phase,
-            protocol: self.protocol,
+            phase: self.phase(),
+            protocol: self.session.protocol(),
             objects: c.objects,
             total_objects: c.total_objects,
             received_bytes: self.received,
@@ -612,422 +518,88 @@ impl Fetch {
 
     /// The URL being fetched (after redirects).
     pub fn url(&self) -> &Url {
-        &self.url
+        match &self.transport {
+            Transport::Daemon(url) | Transport::Ssh { url, .. } => url,
+            Transport::Http(http) => http.url(),
+        }
+    }
+
+    fn phase(&self) -> FetchPhase {
+        if !matches!(self.finish, Finish::Running) {
+            FetchPhase::Done
+        } else if self.connections == 0 {
+            FetchPhase::Connecting
+        } else {
+            self.session.phase()
+        }
     }
 
     fn fail(&mut self, e: Error) {
-        if self.result.is_none() && !self.result_taken {
+        if matches!(self.finish, Finish::Running) {
             log::debug!("git fetch failed: {e}");
-            self.result = Some(Err(e));
-            if let Some(pack) = self.session.pack.take() {
-                self.last_counters = pack.counters();
-            }
+            self.finish = Finish::Ready(Err(e));
+            self.session.abandon();
             self.out.clear();
             self.out_pos = 0;
         }
     }
 
-    fn on_stream(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.pkt.push(data);
-        loop {
-            if self.result.is_some() {
-                return Ok(());
-            }
-            let event = match self.pkt.next_pkt()? {
-                Some(pkt) => {
-                    let ev = self.session.on_pkt(pkt)?;
-                    if self.phase == Phase::Negotiating
-                        && self
-                            .session
-                            .pack
-                            .as_ref()
-                            .is_some_and(|p| p.counters().pack_bytes > 0)
-                    {
-                        self.phase = Phase::ReceivingPack;
-                    }
-                    ev
+    /// git:// and ssh://: the session's reaction goes out on the same connection.
+    fn on_reaction(&mut self, reaction: Reaction) {
+        match reaction {
+            Reaction::Send(request) => self.out.extend_from_slice(&request),
+            Reaction::Finish(outcome) => {
+                if let Outcome::Unchanged(_) = outcome {
+                    pktline::flush(&mut self.out); // end the session politely
                 }
-                None => return Ok(()),
-            };
-            self.on_event(event)?;
+                self.finish = Finish::Ready(Ok(outcome));
+            }
+            Reaction::StartOverFull { why } => self.start_over_full(why),
         }
     }
 
-    fn on_http_bytes(&mut self, mut data: &[u8]) -> Result<(), Error> {
-        loop {
-            let Some(h) = &mut self.http else {
-                return Ok(());
-            };
-            if !data.is_empty() {
-                h.got_bytes = true;
-            }
-            match h.reader.feed(&mut data)? {
-                HttpEvent::NeedMore => return Ok(()),
-                HttpEvent::Head => {
-                    if !self.on_http_head()? {
-                        return Ok(()); // redirected: the rest of this response is ignored
-                    }
-                }
-                HttpEvent::Body(b) => self.on_stream(b)?,
-                HttpEvent::End => {
-                    self.on_http_end()?;
-                    if !data.is_empty() {
-                        return Err(Error::HttpProtocol("data after the end of the response"));
-                    }
-                    return Ok(());
-                }
-            }
-            if self.result.is_some() {
-                return Ok(());
-            }
+    /// The incremental fetch failed with `why`: the same fetch again without a base, on a
+    /// new connection.
+    fn start_over_full(&mut self, why: Error) {
+        let Some((url, opts)) = self.start_over.take() else {
+            return self.fail(why);
+        };
+        log::warn!("git: the incremental fetch failed ({why}); fetching everything");
+        let (transport, session, out, finish) = begin(url, &opts);
+        self.transport = transport;
+        self.session = session;
+        self.out = out;
+        self.out_pos = 0;
+        self.finish = finish;
+        if self.link != Link::Closed {
+            self.link = Link::Retiring;
         }
     }
 
-    /// Handles a response head; returns false when the rest of the response is to be ignored.
-    fn on_http_head(&mut self) -> Result<bool, Error> {
-        let Some(h) = &mut self.http else {
-            return Ok(false);
-        };
-        let Some(head) = h.reader.head() else {
-            return Err(Error::Usage("no response head"));
-        };
-        let status = head.status;
-        h.keep_alive = head.keep_alive;
-        match status {
-            200 => {
-                let expected = match h.kind {
-                    RequestKind::InfoRefs => ADVERTISEMENT_TYPE,
-                    RequestKind::Rpc => RESULT_TYPE,
-                };
-                let got = head.content_type.clone().unwrap_or_default();
-                let media = got.split(';').next().unwrap_or("").trim();
-                if !media.eq_ignore_ascii_case(expected) {
-                    return Err(Error::HttpContentType {
-                        got,
-                        expected,
-                        path: h.path.clone(),
-                    });
+    fn on_http_action(&mut self, action: Result<HttpAction, Error>) {
+        match action {
+            Err(e) => self.fail(e),
+            Ok(HttpAction::Continue) => {}
+            Ok(HttpAction::Send {
+                bytes,
+                new_connection,
+            }) => {
+                if new_connection && self.link != Link::Closed {
+                    self.link = Link::Retiring;
                 }
-                self.pkt.clear();
-                Ok(true)
-            }
-            301 | 302 | 303 | 307 | 308 => {
-                let location = head.location.clone().unwrap_or_default();
-                if h.kind != RequestKind::InfoRefs {
-                    return Err(Error::RedirectRefused {
-                        location: sanitize(location.as_bytes()),
-                        reason: "redirects are only followed for the first request",
-                    });
-                }
-                h.redirects += 1;
-                if h.redirects > self.opts.limits.max_redirects {
-                    return Err(Error::TooManyRedirects {
-                        limit: self.opts.limits.max_redirects,
-                    });
-                }
-                self.url = redirect_target(&self.url, &location)?;
-                log::info!("git remote redirected to {}", self.url);
-                let (path, req) = self.info_refs_request();
-                let Some(h) = &mut self.http else {
-                    return Ok(false);
-                };
-                h.reader = ResponseReader::new(self.opts.limits.max_http_header_bytes);
-                h.path = path;
-                h.last_request = req.clone();
-                h.got_bytes = false;
-                h.retried = false;
-                self.out = req;
+                self.out = bytes;
                 self.out_pos = 0;
-                self.reconnect = true;
-                self.pkt.clear();
-                Ok(false)
             }
-            _ => Err(Error::HttpStatus {
-                status,
-                path: sanitize(h.path.as_bytes()),
-            }),
+            Ok(HttpAction::Finish(outcome)) => self.finish = Finish::Ready(Ok(outcome)),
+            Ok(HttpAction::StartOverFull { why }) => self.start_over_full(why),
         }
     }
-
-    fn on_http_end(&mut self) -> Result<(), Error> {
-        let phase = self.phase;
-        let Some(h) = &mut self.http else {
-            return Ok(());
-        };
-        if !h.answer_complete || !self.pkt.is_empty() {
-            return Err(Error::Protocol(alloc::format!(
-                "HTTP response for {} ended early while {phase}",
-                sanitize(h.path.as_bytes())
-            )));
-        }
-        if self.conn == Conn::Closed {
-            h.keep_alive = false;
-        }
-        match h.next_request.take() {
-            Some((kind, path, req)) => {
-                h.kind = kind;
-                h.path = path;
-                h.reader = ResponseReader::new(self.opts.limits.max_http_header_bytes);
-                h.last_request = req.clone();
-                h.answer_complete = false;
-                h.got_bytes = false;
-                h.retried = false;
-                if h.keep_alive {
-                    h.reused = true;
-                } else {
-                    self.reconnect = true;
-                }
-                self.out = req;
-                self.out_pos = 0;
-                self.pkt.clear();
-            }
-            None => {
-                if self.result.is_some() {
-                    self.close_when_sent = true;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Queues the next request: directly on git://, after the current response on HTTP.
-    fn send_request(&mut self, body: Vec<u8>) {
-        if self.http.is_some() {
-            let (path, req) = self.rpc_request(&body);
-            if let Some(h) = &mut self.http {
-                h.next_request = Some((RequestKind::Rpc, path, req));
-            }
-        } else {
-            self.out.extend_from_slice(&body);
-        }
-    }
-
-    fn params(&self) -> (String, bool) {
-        (self.url.wanted_ref(), !self.opts.remote_progress)
-    }
-
-    fn on_event(&mut self, event: Event) -> Result<(), Error> {
-        if !matches!(event, Event::None)
-            && let Some(h) = &mut self.http
-        {
-            h.answer_complete = true;
-        }
-        match event {
-            Event::None => Ok(()),
-            Event::Advertised(Advertisement::V2(caps)) => self.on_v2_caps(caps),
-            Event::Advertised(Advertisement::V0 { caps, wanted }) => self.on_v0_refs(caps, wanted),
-            Event::Refs(target) => self.on_v2_refs(target),
-            Event::PackEnd => self.on_pack_end(),
-        }
-    }
-
-    fn on_v2_caps(&mut self, caps: V2Caps) -> Result<(), Error> {
-        check_object_format(caps.object_format.as_deref())?;
-        if !caps.ls_refs {
-            return Err(Error::MissingCapability("ls-refs"));
-        }
-        if !caps.fetch {
-            return Err(Error::MissingCapability("fetch"));
-        }
-        self.protocol = Some(ProtocolVersion::V2);
-        log::debug!("git remote speaks protocol v2");
-        let (wanted, no_progress) = self.params();
-        let mut body = Vec::new();
-        protocol::v2_ls_refs(
-            &mut body,
-            &caps,
-            &RequestParams {
-                agent: &self.agent,
-                wanted_ref: &wanted,
-                no_progress,
-            },
-        )?;
-        self.send_request(body);
-        self.session.step = Step::LsRefs(LsRefs::new(&wanted, self.opts.limits.max_refs));
-        self.phase = Phase::ListingRefs;
-        self.v2caps = Some(caps);
-        Ok(())
-    }
-
-    fn on_v2_refs(&mut self, target: Option<RefTarget>) -> Result<(), Error> {
-        let target = target.ok_or_else(|| Error::RefNotFound {
-            name: self.url.wanted_ref(),
-        })?;
-        let caps = self.v2caps.clone().unwrap_or_default();
-        let shallow = caps.fetch_shallow;
-        self.request_pack(target, shallow, FetchResponse::v2(), |out, p, want| {
-            protocol::v2_fetch(out, &caps, p, want)
-        })
-    }
-
-    fn on_v0_refs(&mut self, caps: V0Caps, wanted: Option<RefTarget>) -> Result<(), Error> {
-        if self.opts.protocol == ProtocolChoice::V2 {
-            return Err(Error::V2Unsupported);
-        }
-        check_object_format(caps.object_format.as_deref())?;
-        self.protocol = Some(ProtocolVersion::V0);
-        log::debug!("git remote speaks protocol v0/v1");
-        let target = wanted.ok_or_else(|| Error::RefNotFound {
-            name: self.url.wanted_ref(),
-        })?;
-        let shallow = caps.shallow;
-        self.request_pack(
-            target,
-            shallow,
-            FetchResponse::v0(shallow),
-            |out, p, want| protocol::v0_request(out, &caps, p, want),
-        )
-    }
-
-    /// What both protocol versions do once the wanted ref is known: stop if
-    /// it still points at the commit being served, otherwise send the fetch
-    /// request `encode` builds and get ready for the pack.
-    fn request_pack(
-        &mut self,
-        target: RefTarget,
-        shallow: bool,
-        response: FetchResponse,
-        encode: impl FnOnce(&mut Vec<u8>, &RequestParams<'_>, ObjectId) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        if self.check_unchanged(&target) {
-            return Ok(());
-        }
-        if !shallow {
-            log::warn!("git remote does not support shallow fetches; fetching full history");
-        }
-        let (wanted, no_progress) = self.params();
-        let mut body = Vec::new();
-        encode(
-            &mut body,
-            &RequestParams {
-                agent: &self.agent,
-                wanted_ref: &wanted,
-                no_progress,
-            },
-            target.commit(),
-        )?;
-        self.target = Some(target);
-        self.send_request(body);
-        self.session.step = Step::Fetch(response);
-        self.session.pack = Some(PackReader::new(self.opts.limits.clone()));
-        self.phase = Phase::Negotiating;
-        Ok(())
-    }
-
-    /// Finishes with `Unchanged` when the remote still points at the current commit.
-    fn check_unchanged(&mut self, target: &RefTarget) -> bool {
-        let commit = target.commit();
-        if self.opts.current != Some(commit) {
-            return false;
-        }
-        log::debug!("git remote unchanged at {commit}");
-        if self.http.is_none() {
-            pktline::flush(&mut self.out); // end the session politely
-        }
-        self.close_when_sent = true;
-        self.result = Some(Ok(Outcome::Unchanged(commit)));
-        true
-    }
-
-    fn on_pack_end(&mut self) -> Result<(), Error> {
-        let pack = self
-            .session
-            .pack
-            .take()
-            .ok_or(Error::Usage("pack reader missing"))?;
-        let target = self.target.take().ok_or(Error::Usage("no wanted commit"))?;
-        let c = pack.counters();
-        self.last_counters = c;
-        let stats = Stats {
-            pack_bytes: c.pack_bytes,
-            objects: c.objects,
-            deltas: c.deltas,
-            inflated_bytes: c.inflated_bytes,
-            peak_object_bytes: c.peak_bytes,
-            snapshot_bytes: 0,
-            protocol: self.protocol,
-        };
-        let objects = pack.into_objects();
-        let snapshot = snapshot::build(&objects, target.commit(), &self.opts.limits, stats)?;
-        drop(objects); // everything not in the snapshot is freed here
-        log::debug!(
-            "fetched {} ({} files, {} bytes, pack {} bytes, {} objects)",
-            snapshot.commit,
-            snapshot.files.len(),
-            snapshot.stats.snapshot_bytes,
-            snapshot.stats.pack_bytes,
-            snapshot.stats.objects
-        );
-        self.result = Some(Ok(Outcome::Fetched(snapshot)));
-        self.close_when_sent = true;
-        Ok(())
-    }
-}
-
-fn check_object_format(format: Option<&str>) -> Result<(), Error> {
-    match format {
-        None | Some("sha1") => Ok(()),
-        Some(other) => Err(Error::UnsupportedObjectFormat(String::from(other))),
-    }
-}
-
-/// Computes where a redirect of `info/refs` leads: the same origin, or http to https on the
-/// same host. The location must end with `/info/refs?service=git-upload-pack`.
-fn redirect_target(current: &Url, location: &str) -> Result<Url, Error> {
-    let refuse = |reason| Error::RedirectRefused {
-        location: sanitize(location.as_bytes()),
-        reason,
-    };
-    let base = location
-        .strip_suffix(INFO_REFS)
-        .ok_or_else(|| refuse("location does not end with /info/refs?service=git-upload-pack"))?;
-    if base.contains('#') {
-        return Err(refuse("location contains a fragment"));
-    }
-    let (scheme, port, path) = if base.starts_with('/') {
-        if base.starts_with("//") {
-            return Err(refuse("network-path references are not followed"));
-        }
-        (current.scheme(), current.port(), String::from(base))
-    } else {
-        let with_path = if base.contains("://") && base.matches('/').count() < 3 {
-            alloc::format!("{base}/")
-        } else {
-            String::from(base)
-        };
-        let u = Url::parse(&with_path).map_err(|_| refuse("malformed location"))?;
-        if !u.host().eq_ignore_ascii_case(current.host()) {
-            return Err(refuse("redirect to another host"));
-        }
-        match (current.scheme(), u.scheme()) {
-            (Scheme::Https, Scheme::Http) => return Err(refuse("https to http downgrade")),
-            (a, b) if a == b && u.port() != current.port() => {
-                return Err(refuse("redirect to another port"));
-            }
-            (Scheme::Http | Scheme::Https, Scheme::Http | Scheme::Https) => {}
-            _ => return Err(refuse("unsupported scheme")),
-        }
-        (u.scheme(), u.port(), String::from(u.path()))
-    };
-    if path
-        .bytes()
-        .any(|b| b.is_ascii_control() || b == b' ' || b == b'?' || b >= 0x80)
-    {
-        return Err(refuse("malformed location"));
-    }
-    let mut path = path;
-    while path.len() > 1 && path.ends_with('/') {
-        path.pop();
-    }
-    if path.is_empty() {
-        path.push('/');
-    }
-    Ok(current.with_location(scheme, port, path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object::ObjectKind;
     use crate::oid::hash_object;
     use crate::pack::tests::{RawEntry, build_pack};
     use alloc::string::ToString;
@@ -1040,15 +612,15 @@ mod tests {
 
     fn site() -> Site {
         let blob = b"<h1>hi</h1>\n".to_vec();
-        let blob_id = hash_object("blob", &blob);
+        let blob_id = hash_object(ObjectKind::Blob, &blob);
         let mut tree = b"100644 index.html\0".to_vec();
         tree.extend_from_slice(&blob_id.0);
-        let tree_id = hash_object("tree", &tree);
+        let tree_id = hash_object(ObjectKind::Tree, &tree);
         let commit = alloc::format!(
             "tree {tree_id}\nauthor a <a@b> 1600000000 +0000\ncommitter c <c@d> 1600000042 +0000\n\nsite\n"
         )
         .into_bytes();
-        let commit_id = hash_object("commit", &commit);
+        let commit_id = hash_object(ObjectKind::Commit, &commit);
         let pack = build_pack(&[
             RawEntry {
                 ty: 1,
@@ -1074,6 +646,24 @@ mod tests {
 
     fn pkt(out: &mut Vec<u8>, s: &[u8]) {
         pktline::encode(out, s).unwrap();
+    }
+
+    /// The pkt-lines `list`, then a flush.
+    fn lines(list: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for l in list {
+            pkt(&mut out, l);
+        }
+        pktline::flush(&mut out);
+        out
+    }
+
+    /// A v0 answer to a fetch request with `deepen`: the shallow list, NAK, then `pack`.
+    fn shallow_nak_pack(shallow: ObjectId, pack: &[u8]) -> Vec<u8> {
+        let mut resp = lines(&[alloc::format!("shallow {shallow}\n").as_bytes()]);
+        pkt(&mut resp, b"NAK\n");
+        sideband_pack(&mut resp, pack);
+        resp
     }
 
     fn sideband_pack(out: &mut Vec<u8>, pack: &[u8]) {
@@ -1141,17 +731,14 @@ mod tests {
                 tls: false
             }
         );
-        assert_eq!(f.progress().phase, Phase::Connecting);
+        assert_eq!(f.progress().phase, FetchPhase::Connecting);
         f.connected();
         let req = expect_send(&mut f);
         assert_eq!(req, b"0030git-upload-pack /repo.git\0host=h\0\0version=2\0");
-        let mut adv = Vec::new();
-        pkt(&mut adv, alloc::format!("{} HEAD\0side-band-64k ofs-delta shallow no-progress agent=x symref=HEAD:refs/heads/main\n", s.commit).as_bytes());
-        pkt(
-            &mut adv,
+        let adv = lines(&[
+            alloc::format!("{} HEAD\0side-band-64k ofs-delta shallow no-progress agent=x symref=HEAD:refs/heads/main\n", s.commit).as_bytes(),
             alloc::format!("{} refs/heads/main\n", s.commit).as_bytes(),
-        );
-        pktline::flush(&mut adv);
+        ]);
         feed_bytewise(&mut f, &adv);
         let want = String::from_utf8(expect_send(&mut f)).unwrap();
         assert!(want.contains(&alloc::format!(
@@ -1160,15 +747,7 @@ mod tests {
         )));
         assert!(want.ends_with("000ddeepen 1\n00000009done\n"));
         assert_eq!(f.progress().protocol, Some(ProtocolVersion::V0));
-        let mut resp = Vec::new();
-        pkt(
-            &mut resp,
-            alloc::format!("shallow {}\n", s.commit).as_bytes(),
-        );
-        pktline::flush(&mut resp);
-        pkt(&mut resp, b"NAK\n");
-        sideband_pack(&mut resp, &s.pack);
-        feed_bytewise(&mut f, &resp);
+        feed_bytewise(&mut f, &shallow_nak_pack(s.commit, &s.pack));
         let p = f.progress();
         assert_eq!((p.objects, p.total_objects), (3, 3));
         check_snapshot(finish(&mut f), &s);
@@ -1187,29 +766,31 @@ mod tests {
         let mut f = Fetch::new(url, opts);
         let req = expect_send(&mut f);
         assert!(req.ends_with(b"host=h:1234\0\0version=2\0"));
-        let mut caps = Vec::new();
-        for l in [
-            &b"version 2\n"[..],
+        f.received(&lines(&[
+            b"version 2\n",
             b"agent=git/2\n",
             b"ls-refs=unborn\n",
             b"fetch=shallow\n",
-        ] {
-            pkt(&mut caps, l);
-        }
-        pktline::flush(&mut caps);
-        f.received(&caps);
+        ]));
         let ls = String::from_utf8(expect_send(&mut f)).unwrap();
         assert!(ls.starts_with("0014command=ls-refs\n"));
         assert!(ls.contains("ref-prefix refs/heads/main\n"));
-        let mut refs = Vec::new();
-        pkt(
-            &mut refs,
-            alloc::format!("{} refs/heads/main\n", s.commit).as_bytes(),
-        );
-        pktline::flush(&mut refs);
-        f.received(&refs);
+        f.received(&lines(&[
+            alloc::format!("{} refs/heads/main\n", s.commit).as_bytes()
+        ]));
         assert_eq!(expect_send(&mut f), b"0000");
         assert_eq!(finish(&mut f), Ok(Outcome::Unchanged(s.commit)));
+    }
+
+    /// A complete `200 OK` response with `Content-Length`.
+    fn response(content_type: &str, body: &[u8]) -> Vec<u8> {
+        let mut resp = alloc::format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        resp.extend_from_slice(body);
+        resp
     }
 
     fn chunked(body: &[u8]) -> Vec<u8> {
@@ -1243,16 +824,12 @@ mod tests {
         ));
         assert!(get.contains("Git-Protocol: version=2\r\n"));
         assert!(!get.contains("Accept-Encoding"));
-        let mut caps = Vec::new();
-        for l in [
-            &b"version 2\n"[..],
+        let caps = lines(&[
+            b"version 2\n",
             b"ls-refs\n",
             b"fetch=shallow\n",
             b"object-format=sha1\n",
-        ] {
-            pkt(&mut caps, l);
-        }
-        pktline::flush(&mut caps);
+        ]);
         let mut resp = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-advertisement\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         resp.extend(chunked(&caps));
         feed_bytewise(&mut f, &resp);
@@ -1267,18 +844,10 @@ mod tests {
         assert!(post.contains("Content-Type: application/x-git-upload-pack-request\r\n"));
         assert!(post.ends_with("0000"));
         assert!(post.contains("0017object-format=sha1\n"));
-        let mut refs = Vec::new();
-        pkt(
-            &mut refs,
+        let refs = lines(&[
             alloc::format!("{} HEAD symref-target:refs/heads/main\n", s.commit).as_bytes(),
-        );
-        pktline::flush(&mut refs);
-        let mut resp = alloc::format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-result\r\nContent-Length: {}\r\n\r\n",
-            refs.len()
-        )
-        .into_bytes();
-        resp.extend_from_slice(&refs);
+        ]);
+        let resp = response("application/x-git-upload-pack-result", &refs);
         f.received(&resp);
         let fetch_req = match f.poll() {
             Io::Send(b) => String::from_utf8(b.to_vec()).unwrap(),
@@ -1316,20 +885,13 @@ mod tests {
         );
         let get = String::from_utf8(expect_send(&mut f)).unwrap();
         assert!(!get.contains("Git-Protocol"));
-        let mut adv = Vec::new();
-        pkt(&mut adv, b"# service=git-upload-pack\n");
-        pktline::flush(&mut adv);
-        pkt(
-            &mut adv,
-            alloc::format!("{} HEAD\0side-band-64k ofs-delta\n", s.commit).as_bytes(),
-        );
-        pktline::flush(&mut adv);
-        let mut resp = alloc::format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-advertisement\r\nContent-Length: {}\r\n\r\n",
-            adv.len()
+        let mut adv = lines(&[b"# service=git-upload-pack\n"]);
+        adv.extend(lines(&[alloc::format!(
+            "{} HEAD\0side-band-64k ofs-delta\n",
+            s.commit
         )
-        .into_bytes();
-        resp.extend_from_slice(&adv);
+        .as_bytes()]));
+        let resp = response("application/x-git-upload-pack-advertisement", &adv);
         f.received(&resp);
         let post1 = expect_send(&mut f);
         // The server had closed the idle connection: retry once on a new one.
@@ -1367,7 +929,7 @@ mod tests {
         assert_eq!(
             finish(&mut f),
             Err(Error::ConnectionClosed {
-                phase: Phase::ReceivingPack
+                phase: FetchPhase::ReceivingPack
             })
         );
     }
@@ -1417,46 +979,277 @@ mod tests {
     }
 
     #[test]
-    fn redirects() {
-        let http = Url::parse("http://h/repo.git#b").unwrap();
-        let https = Url::parse("https://h:8443/repo.git").unwrap();
-        let q = INFO_REFS;
-        let t = |u: &Url, loc: &str| redirect_target(u, &alloc::format!("{loc}{q}"));
-        let u = t(&http, "https://H/new.git").unwrap();
-        assert_eq!(u.to_string(), "https://h/new.git#b");
-        let u = t(&http, "/moved/repo.git/").unwrap();
-        assert_eq!(u.to_string(), "http://h/moved/repo.git#b");
-        assert_eq!(t(&https, "https://h:8443/x").unwrap().path(), "/x");
-        assert_eq!(t(&http, "https://h:8443").unwrap().path(), "/");
-        for (u, loc, why) in [
-            (&https, "http://h:8443/x", "https to http downgrade"),
-            (&http, "http://evil/x", "redirect to another host"),
-            (&https, "https://h:9999/x", "redirect to another port"),
-            (&http, "git://h/x", "unsupported scheme"),
-            (
-                &http,
-                "//evil/x",
-                "network-path references are not followed",
-            ),
-            (&http, "https://user@h/x", "malformed location"),
-            (&http, "/a b", "malformed location"),
-            (&http, "/x#frag", "location contains a fragment"),
-        ] {
-            match t(u, loc) {
-                Err(Error::RedirectRefused { reason, .. }) => assert_eq!(reason, why, "{loc}"),
-                other => panic!("{loc}: {other:?}"),
+    fn http_basic_auth_per_origin() {
+        // "alice:zq9-token" in base64
+        let basic = "Authorization: Basic YWxpY2U6enE5LXRva2Vu\r\n";
+        let mut f = Fetch::new(
+            Url::parse("http://alice:zq9-token@h/r").unwrap(),
+            FetchOptions::default(),
+        );
+        let get = String::from_utf8(expect_send(&mut f)).unwrap();
+        assert!(get.contains(basic), "{get}");
+        let debug = alloc::format!("{f:?}");
+        assert!(!debug.contains("zq9") && !debug.contains("YWxp"), "{debug}");
+        // Same-origin redirect: still sent. To https (another origin): dropped.
+        f.received(b"HTTP/1.1 302 Found\r\nLocation: /moved/r/info/refs?service=git-upload-pack\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(f.poll(), Io::Close);
+        let get = String::from_utf8(expect_send(&mut f)).unwrap();
+        assert!(
+            get.starts_with("GET /moved/r/info/refs") && get.contains(basic),
+            "{get}"
+        );
+        f.received(b"HTTP/1.1 301 Moved\r\nLocation: https://h/r/info/refs?service=git-upload-pack\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(f.poll(), Io::Close);
+        assert_eq!(
+            f.poll(),
+            Io::Connect {
+                host: "h",
+                port: 443,
+                tls: true
             }
-        }
+        );
+        let get = String::from_utf8(expect_send(&mut f)).unwrap();
+        assert!(!get.contains("Authorization"), "{get}");
+        // Without credentials a 401 is the plain status error.
+        f.received(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
         assert!(matches!(
-            redirect_target(&http, "https://h/elsewhere"),
-            Err(Error::RedirectRefused { .. })
+            finish(&mut f),
+            Err(Error::HttpStatus { status: 401, .. })
         ));
-        let e =
-            redirect_target(&http, "http://evil/x/info/refs?service=git-upload-pack").unwrap_err();
+
+        // Options override the URL's credentials; a refusal is the typed error, redacted.
+        let mut f = Fetch::new(
+            Url::parse("https://old:gone@h:8443/r#main").unwrap(),
+            FetchOptions {
+                credentials: Some(Credentials::parse("alice:zq9-token\n").unwrap()),
+                ..FetchOptions::default()
+            },
+        );
+        let get = String::from_utf8(expect_send(&mut f)).unwrap();
+        assert!(get.contains(basic), "{get}");
+        f.received(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+        let e = finish(&mut f).unwrap_err();
+        assert_eq!(
+            e,
+            Error::AuthenticationFailed {
+                url: "https://alice:***@h:8443/r#main".into(),
+                status: 403
+            }
+        );
         assert_eq!(
             e.to_string(),
-            "HTTP redirect to 'http://evil/x/info/refs?service=git-upload-pack' refused: redirect to another host"
+            "authentication failed: the server refused the credentials for https://alice:***@h:8443/r#main (HTTP 403); check the user name and token"
         );
-        let _ = ToString::to_string(&1);
+    }
+
+    #[test]
+    fn ssh_server_speaks_first_v0() {
+        let s = site();
+        let mut f = Fetch::new(
+            Url::parse("deploy@h:sites/it's.git#main").unwrap(),
+            FetchOptions::default(),
+        );
+        let expected = Io::ConnectSsh(SshCommand {
+            host: "h",
+            port: 22,
+            user: "deploy",
+            command: "git-upload-pack 'sites/it'\\''s.git'",
+            env: &[("GIT_PROTOCOL", "version=2")],
+        });
+        assert_eq!(f.poll(), expected);
+        assert_eq!(f.poll(), expected, "repeated until connected()");
+        assert_eq!(f.progress().phase, FetchPhase::Connecting);
+        f.connected();
+        // Nothing to send: no daemon request line over SSH.
+        assert_eq!(f.poll(), Io::Receive);
+        let adv = lines(&[alloc::format!(
+            "{} refs/heads/main\0side-band-64k ofs-delta shallow\n",
+            s.commit
+        )
+        .as_bytes()]);
+        feed_bytewise(&mut f, &adv);
+        let want = String::from_utf8(expect_send(&mut f)).unwrap();
+        assert!(
+            want.contains(&alloc::format!("want {} side-band-64k", s.commit)),
+            "{want}"
+        );
+        f.received(&shallow_nak_pack(s.commit, &s.pack));
+        check_snapshot(finish(&mut f), &s);
+
+        // v0 requested: no environment.
+        let mut f = Fetch::new(
+            Url::parse("ssh://h:2222/~/x").unwrap(),
+            FetchOptions {
+                protocol: ProtocolChoice::V0,
+                ..FetchOptions::default()
+            },
+        );
+        let Io::ConnectSsh(cmd) = f.poll() else {
+            panic!()
+        };
+        assert_eq!(
+            (cmd.port, cmd.user, cmd.env),
+            (2222, DEFAULT_SSH_USER, &[][..])
+        );
+        assert_eq!(cmd.command, "git-upload-pack '~/x'");
+    }
+    /// A v0 git:// conversation up to the fetch request, answered by `pack` (after the
+    /// shallow list and an ACK); returns the request the client sent.
+    fn v0_fetch_with(f: &mut Fetch, advertised: ObjectId, caps: &str, pack: &[u8]) -> String {
+        let _daemon_request = expect_send(f);
+        f.received(&lines(&[
+            alloc::format!("{advertised} HEAD\0{caps}\n").as_bytes()
+        ]));
+        let request = String::from_utf8(expect_send(f)).unwrap();
+        f.received(&shallow_nak_pack(advertised, pack));
+        request
+    }
+
+    #[test]
+    fn incremental_thin_pack_and_fallback() {
+        use crate::pack::tests::{delta, entry_header};
+        use miniz_oxide::deflate::compress_to_vec_zlib;
+        // The site being served, fetched in full.
+        let s = site();
+        let caps = "side-band-64k ofs-delta shallow thin-pack";
+        let mut f = Fetch::new(Url::parse("git://h/r").unwrap(), FetchOptions::default());
+        v0_fetch_with(&mut f, s.commit, caps, &s.pack);
+        let Ok(Outcome::Fetched(old)) = finish(&mut f) else {
+            panic!()
+        };
+        assert!(!old.stats.incremental);
+        let base = old.base.clone();
+        assert_eq!(
+            (base.commit(), base.tree_count(), base.blob_count()),
+            (s.commit, 1, 1)
+        );
+
+        // The next commit: index.html unchanged (not sent), b.txt a REF_DELTA against the
+        // base's blob (thin), c.txt an OFS_DELTA against b.txt.
+        let old_blob = b"<h1>hi</h1>\n";
+        let old_blob_id = hash_object(ObjectKind::Blob, old_blob);
+        let b = b"<h1>hi</h1>\nmore\n";
+        let c = b"<h1>";
+        let mut tree = Vec::new();
+        for (name, id) in [
+            ("b.txt", hash_object(ObjectKind::Blob, b)),
+            ("c.txt", hash_object(ObjectKind::Blob, c)),
+            ("index.html", old_blob_id),
+        ] {
+            tree.extend_from_slice(alloc::format!("100644 {name}\0").as_bytes());
+            tree.extend_from_slice(&id.0);
+        }
+        let tree_id = hash_object(ObjectKind::Tree, &tree);
+        let commit = alloc::format!(
+            "tree {tree_id}\nparent {}\nauthor a <a@b> 1 +0000\ncommitter c <c@d> 1600000100 +0000\n\nv2\n",
+            s.commit
+        )
+        .into_bytes();
+        let commit_id = hash_object(ObjectKind::Commit, &commit);
+        let delta_b = delta(12, 17, &[0x90, 12, 5, b'm', b'o', b'r', b'e', b'\n']);
+        let delta_c = delta(17, 4, &[0x90, 4]);
+        let b_entry_len = entry_header(7, delta_b.len() as u64).len()
+            + 20
+            + compress_to_vec_zlib(&delta_b, 6).len();
+        let entries = |with_tree: bool| {
+            let mut e = vec![RawEntry {
+                ty: 1,
+                base: vec![],
+                data: commit.clone(),
+            }];
+            if with_tree {
+                e.push(RawEntry {
+                    ty: 2,
+                    base: vec![],
+                    data: tree.clone(),
+                });
+            }
+            e.push(RawEntry {
+                ty: 7,
+                base: old_blob_id.0.to_vec(),
+                data: delta_b.clone(),
+            });
+            e.push(RawEntry {
+                ty: 6,
+                base: crate::pack::tests::ofs(b_entry_len as u64),
+                data: delta_c.clone(),
+            });
+            e
+        };
+        let thin = build_pack(&entries(true));
+        let opts = || FetchOptions {
+            base: Some(base.clone()),
+            ..FetchOptions::default()
+        };
+        let mut f = Fetch::new(Url::parse("git://h/r").unwrap(), opts());
+        let request = v0_fetch_with(&mut f, commit_id, caps, &thin);
+        assert!(request.contains(" thin-pack"), "{request}");
+        assert!(
+            request.contains(&alloc::format!(
+                "shallow {}\n000ddeepen 1\n00000032have {}\n0009done\n",
+                s.commit,
+                s.commit
+            )),
+            "{request}"
+        );
+        let Ok(Outcome::Fetched(new)) = finish(&mut f) else {
+            panic!()
+        };
+        let st = new.stats;
+        assert!(st.incremental);
+        assert_eq!((st.objects, st.thin_deltas, st.reused_objects), (4, 1, 1));
+        assert_eq!(&*new.get("b.txt").unwrap().data, b);
+        assert_eq!(&*new.get("c.txt").unwrap().data, c);
+        assert!(Arc::ptr_eq(
+            &new.get("index.html").unwrap().data,
+            &old.get("index.html").unwrap().data
+        ));
+        assert_eq!(new.base.blob_count(), 3);
+
+        // Unchanged: the base's commit is the current one.
+        let mut f = Fetch::new(Url::parse("git://h/r").unwrap(), opts());
+        let _ = expect_send(&mut f);
+        f.received(&lines(&[
+            alloc::format!("{} HEAD\0{caps}\n", s.commit).as_bytes()
+        ]));
+        assert_eq!(expect_send(&mut f), b"0000");
+        assert_eq!(finish(&mut f), Ok(Outcome::Unchanged(s.commit)));
+
+        // A server without thin packs gets a full request.
+        let mut f = Fetch::new(Url::parse("git://h/r").unwrap(), opts());
+        let request = v0_fetch_with(&mut f, commit_id, "side-band-64k ofs-delta shallow", &thin);
+        assert!(
+            !request.contains("have ") && !request.contains("thin-pack"),
+            "{request}"
+        );
+        // (the thin pack then misses its base: no base was given to the reader)
+        let r = finish(&mut f);
+        assert!(
+            matches!(r, Err(Error::DeltaBaseMissing { base: Some(id), .. }) if id == old_blob_id),
+            "{r:?}"
+        );
+
+        // A thin pack that leaves out the new tree: start over with a full fetch.
+        let mut f = Fetch::new(Url::parse("git://h/r").unwrap(), opts());
+        v0_fetch_with(&mut f, commit_id, caps, &build_pack(&entries(false)));
+        assert_eq!(f.poll(), Io::Close);
+        assert!(matches!(f.poll(), Io::Connect { .. }));
+        let mut full_tree_pack = entries(true);
+        full_tree_pack.insert(
+            2,
+            RawEntry {
+                ty: 3,
+                base: vec![],
+                data: old_blob.to_vec(),
+            },
+        );
+        let full = build_pack(&full_tree_pack);
+        let request = v0_fetch_with(&mut f, commit_id, caps, &full);
+        assert!(!request.contains("have "), "{request}");
+        let Ok(Outcome::Fetched(new)) = finish(&mut f) else {
+            panic!()
+        };
+        assert!(!new.stats.incremental);
+        assert_eq!(&*new.get("c.txt").unwrap().data, c);
     }
 }

@@ -10,6 +10,7 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::base::BaseObjects;
 use crate::delta;
 use crate::error::Error;
 use crate::inflate::Inflater;
@@ -192,8 +193,8 @@ pub fn protocol(parser: ProtocolParser, data: &[u8]) -> Result<usize, Error> {
             }
         } else if let Some(f) = &mut fetch {
             match f.on_pkt(pkt)? {
-                crate::protocol::FetchEvent::Pack(d) => pack_bytes += d.len(),
-                crate::protocol::FetchEvent::End => break,
+                crate::protocol::ResponseItem::PackData(d) => pack_bytes += d.len(),
+                crate::protocol::ResponseItem::End => break,
                 _ => {}
             }
         }
@@ -218,13 +219,45 @@ pub fn small_limits() -> Limits {
     }
 }
 
+/// The objects of the commit a thin pack in [`pack`] may build on: a commit whose tree holds
+/// `index.html` (`hello\n`, blob `ce013625030ba8dba906f756967f9e9ca394464a`) and
+/// `page.html` (200 lines `<p>line N of a page</p>`).
+pub fn thin_base() -> Arc<BaseObjects> {
+    use crate::oid::{blob_id, hash_object};
+    let hello: Arc<[u8]> = Arc::from(&b"hello\n"[..]);
+    let page: Vec<u8> = (0..200)
+        .flat_map(|i| alloc::format!("<p>line {i} of a page</p>\n").into_bytes())
+        .collect();
+    let page: Arc<[u8]> = Arc::from(page);
+    let mut tree = Vec::new();
+    for (name, data) in [("index.html", &hello), ("page.html", &page)] {
+        tree.extend_from_slice(alloc::format!("100644 {name}\0").as_bytes());
+        tree.extend_from_slice(&blob_id(data).0);
+    }
+    let tree_id = hash_object(ObjectKind::Tree, &tree);
+    let commit = alloc::format!(
+        "tree {tree_id}\nauthor a <a@b> 1 +0000\ncommitter c <c@d> 1700000000 +0000\n\nbase\n"
+    );
+    let commit: Arc<[u8]> = Arc::from(commit.as_bytes());
+    let blobs = vec![(blob_id(&hello), hello), (blob_id(&page), page)];
+    Arc::new(BaseObjects::new(
+        hash_object(ObjectKind::Commit, &commit),
+        commit,
+        vec![(tree_id, Arc::from(tree))],
+        blobs,
+    ))
+}
+
 /// Pack parsing: feeds `body` (a pack without its 20-byte trailer) in chunks from `seed`,
 /// then the SHA-1 trailer it should have (so the fuzzer need not compute hashes), and walks
-/// the tree of every commit found. Returns the number of objects read.
+/// the tree of every commit found. When the seed's top bit is set, REF_DELTA entries may
+/// use the objects of [`thin_base`] and so may the walk (an incremental fetch). Returns the
+/// number of objects read.
 pub fn pack(body: &[u8], limits: &Limits, seed: u32) -> Result<usize, Error> {
     use sha1::{Digest, Sha1};
     let trailer: [u8; 20] = Sha1::digest(body).into();
-    let mut reader = PackReader::new(limits.clone());
+    let base = (seed >> 31 == 1).then(thin_base);
+    let mut reader = PackReader::new(limits.clone(), base.clone());
     let mut result = Ok(());
     for chunk in Chunks::new(seed, 4096).split(body) {
         result = reader.feed(chunk);
@@ -240,7 +273,7 @@ pub fn pack(body: &[u8], limits: &Limits, seed: u32) -> Result<usize, Error> {
     let objects = reader.into_objects();
     for (id, o) in &objects {
         if o.kind == ObjectKind::Commit {
-            let _ = snapshot::build(&objects, *id, limits, Stats::default());
+            let _ = snapshot::build(&objects, base.as_deref(), *id, limits, Stats::default());
         }
     }
     result.map(|()| objects.len())
@@ -363,7 +396,7 @@ pub fn tree(data: &[u8], limits: &Limits) -> Result<usize, Error> {
             depth: 0,
         },
     );
-    let snap = snapshot::build(&objects, commit, limits, Stats::default())?;
+    let snap = snapshot::build(&objects, None, commit, limits, Stats::default())?;
     assert!(snap.files.len() <= limits.max_files);
     for w in snap.files.windows(2) {
         assert!(
@@ -382,4 +415,26 @@ pub fn tree(data: &[u8], limits: &Limits) -> Result<usize, Error> {
         );
     }
     Ok(n + snap.files.len())
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    /// The committed thin-pack seeds of the `git_pack` target build on [`thin_base`].
+    #[test]
+    fn thin_pack_seeds_resolve() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/git_pack/");
+        for (name, objects) in [("thin-commit", 3), ("thin-ref-delta", 1)] {
+            let data = std::fs::read(alloc::format!("{dir}{name}")).unwrap();
+            let seed = u32::from_le_bytes(data[..4].try_into().unwrap());
+            assert_eq!(
+                pack(&data[4..], &small_limits(), seed),
+                Ok(objects),
+                "{name}"
+            );
+            assert!(pack(&data[4..], &small_limits(), seed & 0x7fff_ffff).is_err());
+        }
+    }
 }

@@ -2,6 +2,9 @@
 
 use core::fmt;
 
+use crate::hex;
+use crate::object::ObjectKind;
+
 /// A SHA-1 object id (20 bytes). Only SHA-1 repositories are supported.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ObjectId(pub [u8; 20]);
@@ -11,8 +14,6 @@ impl ObjectId {
     pub const LEN: usize = 20;
     /// Length of the hexadecimal form in characters.
     pub const HEX_LEN: usize = 40;
-    /// The all-zero id (used by the v0 protocol for "no ref").
-    pub const ZERO: ObjectId = ObjectId([0; 20]);
 
     /// Parses exactly 40 hexadecimal digits (either case). Returns `None` for anything else.
     pub fn from_hex(hex: &[u8]) -> Option<ObjectId> {
@@ -21,7 +22,7 @@ impl ObjectId {
         }
         let mut out = [0u8; 20];
         for (i, pair) in hex.chunks_exact(2).enumerate() {
-            out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+            out[i] = (hex::value(pair[0])? << 4) | hex::value(pair[1])?;
         }
         Some(ObjectId(out))
     }
@@ -39,27 +40,12 @@ impl ObjectId {
 
     /// Writes the lowercase hexadecimal form into `out` and returns it as `&str`.
     pub fn to_hex<'a>(&self, out: &'a mut [u8; 40]) -> &'a str {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         for (i, b) in self.0.iter().enumerate() {
-            out[2 * i] = DIGITS[usize::from(b >> 4)];
-            out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+            out[2 * i] = hex::digit(b >> 4);
+            out[2 * i + 1] = hex::digit(*b);
         }
         // Only ASCII hex digits were written.
         core::str::from_utf8(out).unwrap_or("")
-    }
-
-    /// Returns true for the all-zero id.
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 20]
-    }
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 
@@ -77,11 +63,17 @@ impl fmt::Debug for ObjectId {
     }
 }
 
+/// The id of a blob with content `data`: what `git hash-object` prints for a file, and the
+/// id every file of a [`Snapshot`](crate::Snapshot) carries.
+pub fn blob_id(data: &[u8]) -> ObjectId {
+    hash_object(ObjectKind::Blob, data)
+}
+
 /// Computes the git object id of an object: SHA-1 over `"<kind> <len>\0"` followed by `data`.
-pub fn hash_object(kind: &str, data: &[u8]) -> ObjectId {
+pub(crate) fn hash_object(kind: ObjectKind, data: &[u8]) -> ObjectId {
     use sha1::{Digest, Sha1};
     let mut h = Sha1::new();
-    h.update(kind.as_bytes());
+    h.update(kind.name().as_bytes());
     h.update(b" ");
     let mut num = [0u8; 20];
     h.update(format_decimal(data.len() as u64, &mut num));
@@ -121,17 +113,16 @@ mod tests {
         assert!(ObjectId::from_hex(b"e69de29bb2d1d6434b8b29ae775ad8c2e48c539").is_none());
         assert!(ObjectId::from_hex(b"g69de29bb2d1d6434b8b29ae775ad8c2e48c5391").is_none());
         assert!(ObjectId::from_bytes(&[0; 19]).is_none());
-        assert!(ObjectId::ZERO.is_zero());
     }
 
     #[test]
     fn empty_blob_id() {
         assert_eq!(
-            hash_object("blob", b"").to_string(),
+            blob_id(b"").to_string(),
             "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
         );
         assert_eq!(
-            hash_object("blob", b"hello\n").to_string(),
+            blob_id(b"hello\n").to_string(),
             "ce013625030ba8dba906f756967f9e9ca394464a"
         );
     }

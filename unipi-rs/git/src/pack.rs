@@ -7,11 +7,14 @@ use alloc::vec::Vec;
 
 use sha1::{Digest, Sha1};
 
+use crate::base::BaseObjects;
 use crate::delta;
 use crate::error::Error;
 use crate::inflate::{InflateError, Inflater};
 use crate::limits::Limits;
 use crate::object::ObjectKind;
+#[cfg(test)]
+use crate::oid::blob_id;
 use crate::oid::{ObjectId, hash_object};
 
 /// The type field of a pack entry.
@@ -103,6 +106,36 @@ pub(crate) fn parse_entry_header(
     Ok(Some((EntryHeader { kind, size }, pos)))
 }
 
+/// Appends a pack entry header: `type_code` (1 commit, 2 tree, 3 blob, 4 tag, 6 OFS_DELTA,
+/// 7 REF_DELTA) and the inflated `size`, as the pack reader expects them. For deltas the
+/// base reference follows (see [`write_ofs_offset`], or the base's 20-byte id).
+pub fn write_entry_header(out: &mut Vec<u8>, type_code: u8, size: u64) {
+    let mut b = ((type_code & 7) << 4) | (size & 0x0f) as u8;
+    let mut rest = size >> 4;
+    while rest != 0 {
+        out.push(b | 0x80);
+        b = (rest & 0x7f) as u8;
+        rest >>= 7;
+    }
+    out.push(b);
+}
+
+/// Appends the base reference of an OFS_DELTA entry: how many bytes before the delta entry
+/// its base entry starts (at least 1).
+pub fn write_ofs_offset(out: &mut Vec<u8>, mut distance: u64) {
+    let mut bytes = [0u8; 10];
+    let mut i = bytes.len() - 1;
+    bytes[i] = (distance & 0x7f) as u8;
+    distance >>= 7;
+    while distance != 0 {
+        distance -= 1;
+        i -= 1;
+        bytes[i] = 0x80 | (distance & 0x7f) as u8;
+        distance >>= 7;
+    }
+    out.extend_from_slice(&bytes[i..]);
+}
+
 /// One object held in memory.
 #[derive(Clone, Debug)]
 pub(crate) struct Object {
@@ -130,7 +163,7 @@ struct PendingDelta {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+enum PackState {
     Header,
     EntryHeader,
     EntryData,
@@ -147,7 +180,7 @@ enum EntryBuf {
 }
 
 #[derive(Debug)]
-struct Current {
+struct EntryInProgress {
     offset: u64,
     header: EntryHeader,
     buf: EntryBuf,
@@ -169,16 +202,18 @@ pub(crate) struct PackCounters {
     pub inflated_bytes: u64,
     pub live_bytes: u64,
     pub peak_bytes: u64,
+    /// REF_DELTA entries whose base was one of the base objects (a thin pack).
+    pub thin_deltas: u32,
 }
 
 /// The streaming pack reader and the object store it fills.
 #[derive(Debug)]
 pub(crate) struct PackReader {
     limits: Limits,
-    state: State,
+    state: PackState,
     hasher: Sha1,
     buf: Vec<u8>,
-    current: Option<Current>,
+    current: Option<EntryInProgress>,
     inflater: Inflater,
     /// Entry offsets in pack order with the id once resolved.
     offsets: Vec<(u64, Option<ObjectId>)>,
@@ -186,14 +221,17 @@ pub(crate) struct PackReader {
     pending: BTreeMap<BaseKey, Vec<PendingDelta>>,
     pending_count: usize,
     counters: PackCounters,
+    /// Objects the client already has: REF_DELTA bases of a thin pack.
+    base: Option<Arc<BaseObjects>>,
 }
 
 impl PackReader {
-    /// A reader enforcing `limits`.
-    pub fn new(limits: Limits) -> Self {
+    /// A reader enforcing `limits`; REF_DELTA entries may refer to `base` (a thin pack).
+    pub fn new(limits: Limits, base: Option<Arc<BaseObjects>>) -> Self {
         PackReader {
+            base,
             limits,
-            state: State::Header,
+            state: PackState::Header,
             hasher: Sha1::new(),
             buf: Vec::new(),
             current: None,
@@ -251,7 +289,7 @@ impl PackReader {
     pub fn feed(&mut self, mut data: &[u8]) -> Result<(), Error> {
         while !data.is_empty() {
             match self.state {
-                State::Header => {
+                PackState::Header => {
                     let take = (12 - self.buf.len()).min(data.len());
                     self.buf.extend_from_slice(&data[..take]);
                     self.consume(&data[..take], true)?;
@@ -260,7 +298,7 @@ impl PackReader {
                         self.parse_pack_header()?;
                     }
                 }
-                State::EntryHeader => {
+                PackState::EntryHeader => {
                     let had = self.buf.len();
                     let take = (MAX_HEADER - had).min(data.len());
                     self.buf.extend_from_slice(&data[..take]);
@@ -286,7 +324,7 @@ impl PackReader {
                         Err(reason) => return Err(Error::PackEntryHeader { offset, reason }),
                     }
                 }
-                State::EntryData => {
+                PackState::EntryData => {
                     let Some(cur) = self.current.as_mut() else {
                         return Err(Error::Usage("pack entry state lost"));
                     };
@@ -314,7 +352,7 @@ impl PackReader {
                         self.finish_entry()?;
                     }
                 }
-                State::Trailer => {
+                PackState::Trailer => {
                     let take = (20 - self.buf.len()).min(data.len());
                     self.buf.extend_from_slice(&data[..take]);
                     self.consume(&data[..take], false)?;
@@ -323,7 +361,7 @@ impl PackReader {
                         self.finish_pack()?;
                     }
                 }
-                State::Done => return Err(Error::PackTrailingData),
+                PackState::Done => return Err(Error::PackTrailingData),
             }
         }
         Ok(())
@@ -347,9 +385,9 @@ impl PackReader {
         self.counters.total_objects = count;
         self.buf.clear();
         self.state = if count == 0 {
-            State::Trailer
+            PackState::Trailer
         } else {
-            State::EntryHeader
+            PackState::EntryHeader
         };
         Ok(())
     }
@@ -379,13 +417,13 @@ impl PackReader {
         self.note_memory(header.size);
         self.inflater.reset();
         self.offsets.push((offset, None));
-        self.current = Some(Current {
+        self.current = Some(EntryInProgress {
             offset,
             header,
             buf,
             filled: 0,
         });
-        self.state = State::EntryData;
+        self.state = PackState::EntryData;
         Ok(())
     }
 
@@ -403,13 +441,13 @@ impl PackReader {
         }
         self.counters.objects += 1;
         self.state = if self.counters.objects == self.counters.total_objects {
-            State::Trailer
+            PackState::Trailer
         } else {
-            State::EntryHeader
+            PackState::EntryHeader
         };
         let delta = match (cur.header.kind, cur.buf) {
             (EntryKind::Base(kind), EntryBuf::Object(data)) => {
-                let oid = hash_object(kind.name(), &data);
+                let oid = hash_object(kind, &data);
                 return self.insert(cur.offset, oid, kind, data, 0);
             }
             (_, EntryBuf::Delta(delta)) => {
@@ -434,7 +472,8 @@ impl PackReader {
                 }
             }
             EntryKind::RefDelta(base) => {
-                if self.objects.contains_key(&base) {
+                let in_base = || self.base.as_ref().is_some_and(|b| b.get(&base).is_some());
+                if self.objects.contains_key(&base) || in_base() {
                     self.apply_delta(cur.offset, base, &delta)
                 } else {
                     self.defer(BaseKey::Oid(base), cur.offset, delta)
@@ -461,18 +500,25 @@ impl PackReader {
         base: ObjectId,
         delta_data: &[u8],
     ) -> Result<Resolved, Error> {
-        let base_obj = self.objects.get(&base).ok_or(Error::DeltaBaseMissing {
-            offset,
-            base: Some(base),
-        })?;
-        let depth = base_obj.depth + 1;
+        let (kind, base_data, base_depth) = match self.objects.get(&base) {
+            Some(o) => (o.kind, Arc::clone(&o.data), o.depth),
+            None => {
+                let (kind, data) = self.base.as_ref().and_then(|b| b.get(&base)).ok_or(
+                    Error::DeltaBaseMissing {
+                        offset,
+                        base: Some(base),
+                    },
+                )?;
+                self.counters.thin_deltas += 1;
+                (kind, Arc::clone(data), 0)
+            }
+        };
+        let depth = base_depth + 1;
         if depth > self.limits.max_delta_depth {
             return Err(Error::DeltaTooDeep {
                 limit: self.limits.max_delta_depth,
             });
         }
-        let kind = base_obj.kind;
-        let base_data = Arc::clone(&base_obj.data);
         let (_, result_size, _) =
             delta::sizes(delta_data).map_err(|reason| Error::Delta { offset, reason })?;
         if result_size > self.limits.max_object_size {
@@ -489,7 +535,7 @@ impl PackReader {
         delta::apply_into(&base_data, delta_data, out)
             .map_err(|reason| Error::Delta { offset, reason })?;
         self.note_memory(result_size + delta_data.len() as u64);
-        let oid = hash_object(kind.name(), &result);
+        let oid = hash_object(kind, &result);
         Ok((oid, kind, result, depth))
     }
 
@@ -544,7 +590,13 @@ impl PackReader {
             return Err(Error::PackChecksum);
         }
         self.buf.clear();
-        if let Some((key, list)) = self.pending.iter().next() {
+        // Report a missing REF_DELTA base first: OFS deltas only wait for entries that wait
+        // themselves.
+        let missing = self
+            .pending
+            .iter()
+            .find(|(k, _)| matches!(k, BaseKey::Oid(_)));
+        if let Some((key, list)) = missing.or_else(|| self.pending.iter().next()) {
             let offset = list.first().map(|p| p.offset).unwrap_or(0);
             return Err(Error::DeltaBaseMissing {
                 offset,
@@ -554,13 +606,13 @@ impl PackReader {
                 },
             });
         }
-        self.state = State::Done;
+        self.state = PackState::Done;
         Ok(())
     }
 
     /// Called when the pack stream ended: errors unless the pack was complete.
     pub fn finish(&self) -> Result<(), Error> {
-        if self.state == State::Done {
+        if self.state == PackState::Done {
             Ok(())
         } else {
             Err(Error::PackTruncated)
@@ -582,28 +634,15 @@ pub(crate) mod tests {
     /// Encodes an entry header (type + size varint).
     pub fn entry_header(ty: u8, size: u64) -> Vec<u8> {
         let mut out = vec![];
-        let mut b = (ty << 4) | (size & 0x0f) as u8;
-        let mut rest = size >> 4;
-        while rest != 0 {
-            out.push(b | 0x80);
-            b = (rest & 0x7f) as u8;
-            rest >>= 7;
-        }
-        out.push(b);
+        write_entry_header(&mut out, ty, size);
         out
     }
 
     /// Encodes an OFS_DELTA relative offset.
-    pub fn ofs(mut rel: u64) -> Vec<u8> {
-        let mut bytes = vec![(rel & 0x7f) as u8];
-        rel >>= 7;
-        while rel != 0 {
-            rel -= 1;
-            bytes.push(0x80 | (rel & 0x7f) as u8);
-            rel >>= 7;
-        }
-        bytes.reverse();
-        bytes
+    pub fn ofs(rel: u64) -> Vec<u8> {
+        let mut out = vec![];
+        write_ofs_offset(&mut out, rel);
+        out
     }
 
     /// A raw pack entry: type, extra header bytes (base ref), uncompressed data.
@@ -628,17 +667,7 @@ pub(crate) mod tests {
 
     pub fn delta(base_len: usize, result_len: usize, ops: &[u8]) -> Vec<u8> {
         let mut v = vec![];
-        for mut n in [base_len as u64, result_len as u64] {
-            loop {
-                let b = (n & 0x7f) as u8;
-                n >>= 7;
-                if n == 0 {
-                    v.push(b);
-                    break;
-                }
-                v.push(b | 0x80);
-            }
-        }
+        delta::write_header(&mut v, base_len as u64, result_len as u64);
         v.extend_from_slice(ops);
         v
     }
@@ -652,7 +681,7 @@ pub(crate) mod tests {
     }
 
     fn read(pack: &[u8], step: usize, limits: Limits) -> Result<PackReader, Error> {
-        let mut r = PackReader::new(limits);
+        let mut r = PackReader::new(limits, None);
         for chunk in pack.chunks(step) {
             r.feed(chunk)?;
         }
@@ -734,9 +763,9 @@ pub(crate) mod tests {
             assert_eq!(c.objects, 4);
             assert_eq!(c.pack_bytes, pack.len() as u64);
             assert_eq!(r.objects().len(), 3);
-            let id = hash_object("blob", b"hello\n");
+            let id = blob_id(b"hello\n");
             assert_eq!(&*r.objects()[&id].data, b"hello\n");
-            assert!(r.objects().contains_key(&hash_object("blob", &big)));
+            assert!(r.objects().contains_key(&blob_id(&big)));
         }
     }
 
@@ -752,8 +781,8 @@ pub(crate) mod tests {
         };
         // ofs-delta to entry 0, then a ref-delta on the ofs-delta's result, then a ref-delta
         // whose base comes later in the pack.
-        let mid = hash_object("blob", b"abcdef0123");
-        let later = hash_object("blob", b"later!");
+        let mid = blob_id(b"abcdef0123");
+        let later = blob_id(b"later!");
         let d2 = delta(10, 3, &[3, b'x', b'y', b'z']);
         let d3 = delta(6, 6, &[0x90, 6]);
         let pack = build_pack(&[
@@ -780,7 +809,7 @@ pub(crate) mod tests {
             let objs = r.objects();
             assert_eq!(&*objs[&mid].data, b"abcdef0123");
             assert_eq!(objs[&mid].depth, 1);
-            let xyz = hash_object("blob", b"xyz");
+            let xyz = blob_id(b"xyz");
             assert_eq!(objs[&xyz].depth, 2);
             assert_eq!(objs[&later].depth, 0);
             assert_eq!(objs.len(), 4);
@@ -829,7 +858,7 @@ pub(crate) mod tests {
             blob(b"later!"),
             RawEntry {
                 ty: 7,
-                base: hash_object("blob", b"later!").0.to_vec(),
+                base: blob_id(b"later!").0.to_vec(),
                 data: delta(6, 6, &[0x91, 4, 6]),
             },
         ]);
@@ -844,7 +873,7 @@ pub(crate) mod tests {
 
     #[test]
     fn delta_bomb_is_refused() {
-        let base = hash_object("blob", b"x");
+        let base = blob_id(b"x");
         let bomb = delta(1, 1 << 40, &[0x80]);
         let pack = build_pack(&[
             blob(b"x"),
@@ -863,7 +892,7 @@ pub(crate) mod tests {
         );
         // Many medium deltas against one base exceed the inflated total.
         let base_data = vec![b'a'; 0x10000];
-        let base = hash_object("blob", &base_data);
+        let base = blob_id(&base_data);
         let mut entries = vec![blob(&base_data)];
         for i in 0..20u8 {
             let mut ops = vec![0x80; 16]; // 16 copies of 64 KiB

@@ -4,6 +4,7 @@
 use alloc::vec::Vec;
 
 use crate::error::Error;
+use crate::hex;
 use crate::limits::Limits;
 
 /// Largest payload of a pkt-line (65520 minus the 4-byte header).
@@ -31,12 +32,7 @@ pub fn decode(buf: &[u8], max_len: usize) -> Result<Option<(Pkt<'_>, usize)>, Er
     };
     let mut len = 0usize;
     for &c in head {
-        let v = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => return Err(Error::PktLine("length is not hexadecimal")),
-        };
+        let v = hex::value(c).ok_or(Error::PktLine("length is not hexadecimal"))?;
         len = (len << 4) | usize::from(v);
     }
     let pkt = match len {
@@ -64,9 +60,8 @@ pub fn encode(out: &mut Vec<u8>, payload: &[u8]) -> Result<(), Error> {
         return Err(Error::Usage("pkt-line payload too long"));
     }
     let len = payload.len() + 4;
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for shift in [12, 8, 4, 0] {
-        out.push(DIGITS[(len >> shift) & 0xf]);
+        out.push(hex::digit((len >> shift) as u8));
     }
     out.extend_from_slice(payload);
     Ok(())

@@ -72,6 +72,7 @@ impl V2Caps {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct V0Caps {
     pub side_band_64k: bool,
+    pub thin_pack: bool,
     pub side_band: bool,
     pub ofs_delta: bool,
     pub shallow: bool,
@@ -88,6 +89,7 @@ impl V0Caps {
             match cap {
                 b"side-band-64k" => c.side_band_64k = true,
                 b"side-band" => c.side_band = true,
+                b"thin-pack" => c.thin_pack = true,
                 b"ofs-delta" => c.ofs_delta = true,
                 b"shallow" => c.shallow = true,
                 b"no-progress" => c.no_progress = true,
@@ -399,34 +401,49 @@ pub(crate) fn v2_ls_refs(
     Ok(())
 }
 
-/// A v2 `fetch` command for one commit, depth 1 when the server supports shallow.
+/// A v2 `fetch` command for one commit, depth 1 when the server supports shallow. With
+/// `have` (which needs shallow support) it asks only for what changed since that commit,
+/// declared as the client's shallow boundary, and accepts a thin pack.
 pub(crate) fn v2_fetch(
     out: &mut Vec<u8>,
     caps: &V2Caps,
     p: &RequestParams<'_>,
     want: ObjectId,
+    have: Option<ObjectId>,
 ) -> Result<(), Error> {
     v2_header(out, b"fetch", caps, p.agent)?;
+    if have.is_some() {
+        pktline::encode(out, b"thin-pack\n")?;
+    }
     if p.no_progress {
         pktline::encode(out, b"no-progress\n")?;
     }
     pktline::encode(out, b"ofs-delta\n")?;
+    let mut hex = [0u8; 40];
+    if let Some(have) = have {
+        pktline::encode_parts(out, &[b"shallow ", have.to_hex(&mut hex).as_bytes(), b"\n"])?;
+    }
     if caps.fetch_shallow {
         pktline::encode(out, b"deepen 1\n")?;
     }
-    let mut hex = [0u8; 40];
     pktline::encode_parts(out, &[b"want ", want.to_hex(&mut hex).as_bytes(), b"\n"])?;
+    if let Some(have) = have {
+        pktline::encode_parts(out, &[b"have ", have.to_hex(&mut hex).as_bytes(), b"\n"])?;
+    }
     pktline::encode(out, b"done\n")?;
     pktline::flush(out);
     Ok(())
 }
 
 /// A v0/v1 upload-request for one commit: want + capabilities, `deepen 1`, flush, `done`.
+/// With `have` (which needs the `shallow` capability): `thin-pack`, the commit as the
+/// client's shallow boundary, and `have` before `done`.
 pub(crate) fn v0_request(
     out: &mut Vec<u8>,
     caps: &V0Caps,
     p: &RequestParams<'_>,
     want: ObjectId,
+    have: Option<ObjectId>,
 ) -> Result<(), Error> {
     let mut line = Vec::new();
     let mut hex = [0u8; 40];
@@ -438,6 +455,9 @@ pub(crate) fn v0_request(
         line.extend_from_slice(b" side-band");
     } else {
         return Err(Error::MissingCapability("side-band-64k"));
+    }
+    if have.is_some() && caps.thin_pack {
+        line.extend_from_slice(b" thin-pack");
     }
     if caps.ofs_delta {
         line.extend_from_slice(b" ofs-delta");
@@ -454,21 +474,27 @@ pub(crate) fn v0_request(
     }
     line.push(b'\n');
     pktline::encode(out, &line)?;
+    if let Some(have) = have {
+        pktline::encode_parts(out, &[b"shallow ", have.to_hex(&mut hex).as_bytes(), b"\n"])?;
+    }
     if caps.shallow {
         pktline::encode(out, b"deepen 1\n")?;
     }
     pktline::flush(out);
+    if let Some(have) = have {
+        pktline::encode_parts(out, &[b"have ", have.to_hex(&mut hex).as_bytes(), b"\n"])?;
+    }
     pktline::encode(out, b"done\n")?;
     Ok(())
 }
 
-/// What a pkt-line of the fetch response carried.
+/// What one pkt-line of the response to a fetch request carried.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum FetchEvent<'a> {
-    /// Nothing for the caller.
-    None,
+pub(crate) enum ResponseItem<'a> {
+    /// Nothing for the caller (acknowledgments, shallow lines, section headers).
+    Nothing,
     /// Pack bytes (side-band channel 1).
-    Pack(&'a [u8]),
+    PackData(&'a [u8]),
     /// Progress text (side-band channel 2).
     Progress(&'a [u8]),
     /// The response is complete.
@@ -482,7 +508,7 @@ enum Section {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FetchState {
+enum ResponseState {
     // v2
     SectionHeader,
     InSection(Section),
@@ -497,14 +523,14 @@ enum FetchState {
 /// Parses the response to a v2 `fetch` command or a v0 upload-request.
 #[derive(Debug)]
 pub(crate) struct FetchResponse {
-    state: FetchState,
+    state: ResponseState,
 }
 
 impl FetchResponse {
     /// Parser for a v2 fetch response.
     pub fn v2() -> Self {
         FetchResponse {
-            state: FetchState::SectionHeader,
+            state: ResponseState::SectionHeader,
         }
     }
 
@@ -513,9 +539,9 @@ impl FetchResponse {
     pub fn v0(deepened: bool) -> Self {
         FetchResponse {
             state: if deepened {
-                FetchState::V0Shallow
+                ResponseState::V0Shallow
             } else {
-                FetchState::V0Ack
+                ResponseState::V0Ack
             },
         }
     }
@@ -523,18 +549,18 @@ impl FetchResponse {
     /// True once the terminating flush of the pack was seen.
     #[cfg(test)]
     pub fn is_done(&self) -> bool {
-        self.state == FetchState::Done
+        self.state == ResponseState::Done
     }
 
     /// True once the pack data started.
     #[cfg(test)]
     pub fn in_pack(&self) -> bool {
-        self.state == FetchState::Packfile
+        self.state == ResponseState::Packfile
     }
 
     /// Feeds one pkt-line.
-    pub fn on_pkt<'a>(&mut self, pkt: Pkt<'a>) -> Result<FetchEvent<'a>, Error> {
-        use FetchState::*;
+    pub fn on_pkt<'a>(&mut self, pkt: Pkt<'a>) -> Result<ResponseItem<'a>, Error> {
+        use ResponseState::*;
         if self.state != Packfile
             && let Pkt::Data(d) = pkt
             && let Some(msg) = err_message(d)
@@ -561,29 +587,29 @@ impl FetchResponse {
                         )));
                     }
                 };
-                Ok(FetchEvent::None)
+                Ok(ResponseItem::Nothing)
             }
             (InSection(Section::Shallow), Pkt::Data(d)) | (V0Shallow, Pkt::Data(d)) => {
                 check_shallow_line(d)?;
-                Ok(FetchEvent::None)
+                Ok(ResponseItem::Nothing)
             }
-            (InSection(Section::Other), Pkt::Data(_)) => Ok(FetchEvent::None),
+            (InSection(Section::Other), Pkt::Data(_)) => Ok(ResponseItem::Nothing),
             (InSection(_), Pkt::Delim) => {
                 self.state = SectionHeader;
-                Ok(FetchEvent::None)
+                Ok(ResponseItem::Nothing)
             }
             (V0Shallow, Pkt::Flush) => {
                 self.state = V0Ack;
-                Ok(FetchEvent::None)
+                Ok(ResponseItem::Nothing)
             }
             (V0Ack, Pkt::Data(d)) => {
                 let line = trim_lf(d);
                 if line == b"NAK" || line.starts_with(b"ACK ") {
                     self.state = Packfile;
-                    Ok(FetchEvent::None)
+                    Ok(ResponseItem::Nothing)
                 } else if line.starts_with(b"shallow ") || line.starts_with(b"unshallow ") {
                     // Shallow info without a deepen request: tolerate.
-                    Ok(FetchEvent::None)
+                    Ok(ResponseItem::Nothing)
                 } else {
                     Err(Error::Protocol(alloc::format!(
                         "expected NAK, got '{}'",
@@ -592,13 +618,13 @@ impl FetchResponse {
                 }
             }
             (Packfile, Pkt::Data(d)) => match sideband::demux(d)? {
-                Band::Data(data) => Ok(FetchEvent::Pack(data)),
-                Band::Progress(text) => Ok(FetchEvent::Progress(text)),
+                Band::Data(data) => Ok(ResponseItem::PackData(data)),
+                Band::Progress(text) => Ok(ResponseItem::Progress(text)),
                 Band::Fatal(msg) => Err(Error::Remote(sanitize(msg))),
             },
             (Packfile, Pkt::Flush) | (Packfile, Pkt::ResponseEnd) => {
                 self.state = Done;
-                Ok(FetchEvent::End)
+                Ok(ResponseItem::End)
             }
             (Done, _) => unexpected("data after the end"),
             (_, Pkt::Flush) => unexpected("flush"),
@@ -817,7 +843,7 @@ mod tests {
         );
         let mut out = Vec::new();
         let want = ObjectId::from_hex(A.as_bytes()).unwrap();
-        v2_fetch(&mut out, &caps, &p, want).unwrap();
+        v2_fetch(&mut out, &caps, &p, want, None).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("0012command=fetch\n"));
         assert!(text.contains("0010no-progress\n000eofs-delta\n000ddeepen 1\n0032want 1111"));
@@ -826,7 +852,7 @@ mod tests {
 
         let v0caps = V0Caps::parse(b"side-band-64k ofs-delta shallow no-progress agent=x");
         let mut out = Vec::new();
-        v0_request(&mut out, &v0caps, &p, want).unwrap();
+        v0_request(&mut out, &v0caps, &p, want, None).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
@@ -834,9 +860,31 @@ mod tests {
                 "006ewant {A} side-band-64k ofs-delta shallow no-progress agent=git/unipi\n000ddeepen 1\n00000009done\n"
             )
         );
+        // Incremental: what `git fetch --depth=1` sends from a shallow clone (GIT_TRACE_PACKET
+        // against git 2.47), with `done` in the same request.
+        let have = ObjectId::from_hex(B.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        v2_fetch(&mut out, &caps, &p, want, Some(have)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with(&alloc::format!(
+                "0001000ethin-pack\n0010no-progress\n000eofs-delta\n0035shallow {B}\n000ddeepen 1\n0032want {A}\n0032have {B}\n0009done\n0000"
+            )),
+            "{text}"
+        );
+        let v0caps = V0Caps::parse(b"thin-pack side-band-64k ofs-delta shallow");
+        let mut out = Vec::new();
+        v0_request(&mut out, &v0caps, &p, want, Some(have)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            alloc::format!(
+                "005cwant {A} side-band-64k thin-pack ofs-delta shallow\n0035shallow {B}\n000ddeepen 1\n00000032have {B}\n0009done\n"
+            )
+        );
         let none = V0Caps::parse(b"ofs-delta");
         assert_eq!(
-            v0_request(&mut Vec::new(), &none, &p, want),
+            v0_request(&mut Vec::new(), &none, &p, want, None),
             Err(Error::MissingCapability("side-band-64k"))
         );
 
@@ -854,28 +902,28 @@ mod tests {
         let mut r = FetchResponse::v2();
         assert_eq!(
             r.on_pkt(Pkt::Data(b"shallow-info\n")).unwrap(),
-            FetchEvent::None
+            ResponseItem::Nothing
         );
         assert_eq!(
             r.on_pkt(Pkt::Data(sh.as_bytes())).unwrap(),
-            FetchEvent::None
+            ResponseItem::Nothing
         );
         assert!(r.clone_state_err(Pkt::Data(b"shallow xyz\n")));
-        assert_eq!(r.on_pkt(Pkt::Delim).unwrap(), FetchEvent::None);
+        assert_eq!(r.on_pkt(Pkt::Delim).unwrap(), ResponseItem::Nothing);
         assert_eq!(
             r.on_pkt(Pkt::Data(b"packfile\n")).unwrap(),
-            FetchEvent::None
+            ResponseItem::Nothing
         );
         assert!(r.in_pack());
         assert_eq!(
             r.on_pkt(Pkt::Data(b"\x01PACK")).unwrap(),
-            FetchEvent::Pack(b"PACK")
+            ResponseItem::PackData(b"PACK")
         );
         assert_eq!(
             r.on_pkt(Pkt::Data(b"\x0250%\r")).unwrap(),
-            FetchEvent::Progress(b"50%\r")
+            ResponseItem::Progress(b"50%\r")
         );
-        assert_eq!(r.on_pkt(Pkt::Flush).unwrap(), FetchEvent::End);
+        assert_eq!(r.on_pkt(Pkt::Flush).unwrap(), ResponseItem::End);
         assert!(r.is_done());
         assert!(r.on_pkt(Pkt::Data(b"\x01x")).is_err());
 
@@ -905,9 +953,9 @@ mod tests {
         r.on_pkt(Pkt::Data(b"NAK\n")).unwrap();
         assert_eq!(
             r.on_pkt(Pkt::Data(b"\x01PACK")).unwrap(),
-            FetchEvent::Pack(b"PACK")
+            ResponseItem::PackData(b"PACK")
         );
-        assert_eq!(r.on_pkt(Pkt::Flush).unwrap(), FetchEvent::End);
+        assert_eq!(r.on_pkt(Pkt::Flush).unwrap(), ResponseItem::End);
         let mut r = FetchResponse::v0(false);
         assert!(r.on_pkt(Pkt::Data(b"PACK")).is_err());
         let mut r = FetchResponse::v0(false);

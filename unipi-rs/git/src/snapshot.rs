@@ -5,6 +5,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use crate::base::BaseObjects;
 use crate::error::{Error, sanitize};
 use crate::limits::Limits;
 use crate::object::{Mode, ObjectKind, TreeIter, parse_commit};
@@ -56,6 +57,13 @@ pub struct Stats {
     pub snapshot_bytes: u64,
     /// The protocol version the server spoke.
     pub protocol: Option<ProtocolVersion>,
+    /// The request named a base ([`FetchOptions::base`](crate::FetchOptions::base)) and
+    /// asked only for what changed since it (`have`, `shallow`, `thin-pack`).
+    pub incremental: bool,
+    /// Pack entries that were deltas against objects of the base (a thin pack).
+    pub thin_deltas: u32,
+    /// Distinct trees and blobs of the new commit taken from the base instead of the pack.
+    pub reused_objects: u32,
 }
 
 /// A fetched commit's files.
@@ -69,6 +77,10 @@ pub struct Snapshot {
     pub files: Vec<File>,
     /// How the fetch went.
     pub stats: Stats,
+    /// The commit's objects, for the next pull to be incremental: keep this beside the
+    /// served site and pass it as [`FetchOptions::base`](crate::FetchOptions::base). Its
+    /// blobs are the allocations of `files`.
+    pub base: Arc<BaseObjects>,
 }
 
 impl Snapshot {
@@ -81,32 +93,90 @@ impl Snapshot {
     }
 }
 
-/// True for a path component this client accepts: non-empty, not `.` or `..`, not `.git` in
-/// any case, no `/`, `\`, NUL or other control characters.
-pub fn is_safe_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name != b"."
-        && name != b".."
-        && !name.eq_ignore_ascii_case(b".git")
-        && !name
-            .iter()
-            .any(|&b| b == b'/' || b == b'\\' || b < 0x20 || b == 0x7f)
+/// Why a path component is refused by [`check_name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnsafeName {
+    /// The component is empty (`a//b`, a leading or trailing `/`).
+    Empty,
+    /// `.` or `..`: would leave or repeat the directory.
+    Dot,
+    /// `.git` in any letter case: git's own directory.
+    DotGit,
+    /// Contains `/` or `\` (a path separator on some system).
+    Separator,
+    /// Contains NUL, DEL or another control character.
+    Control,
 }
 
-fn get<'a>(
-    objects: &'a BTreeMap<ObjectId, Object>,
-    oid: &ObjectId,
-    kind: ObjectKind,
-) -> Result<&'a Object, Error> {
-    let obj = objects.get(oid).ok_or(Error::ObjectMissing { oid: *oid })?;
-    if obj.kind != kind {
-        return Err(Error::WrongObjectType {
-            oid: *oid,
-            expected: kind.name(),
-            actual: obj.kind.name(),
-        });
+impl UnsafeName {
+    /// The rule as a short phrase ("dot path component", ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnsafeName::Empty => "empty path component",
+            UnsafeName::Dot => "dot path component",
+            UnsafeName::DotGit => ".git path component",
+            UnsafeName::Separator => "path separator in a path component",
+            UnsafeName::Control => "control character in path",
+        }
     }
-    Ok(obj)
+}
+
+impl core::fmt::Display for UnsafeName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The rule every component of a served path follows, for files from a Git tree and from
+/// anywhere else: non-empty, not `.` or `..`, not `.git` in any case, no `/`, `\`, NUL or
+/// other control characters.
+pub fn check_name(name: &[u8]) -> Result<(), UnsafeName> {
+    if name.is_empty() {
+        Err(UnsafeName::Empty)
+    } else if name == b"." || name == b".." {
+        Err(UnsafeName::Dot)
+    } else if name.eq_ignore_ascii_case(b".git") {
+        Err(UnsafeName::DotGit)
+    } else if name.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        Err(UnsafeName::Control)
+    } else if name.iter().any(|&b| b == b'/' || b == b'\\') {
+        Err(UnsafeName::Separator)
+    } else {
+        Ok(())
+    }
+}
+
+/// True for a path component [`check_name`] accepts.
+pub fn is_safe_name(name: &[u8]) -> bool {
+    check_name(name).is_ok()
+}
+
+/// Where the walk finds objects: the pack just read, then the base of an incremental fetch.
+struct Store<'a> {
+    pack: &'a BTreeMap<ObjectId, Object>,
+    base: Option<&'a BaseObjects>,
+}
+
+impl Store<'_> {
+    /// The object `oid` of `kind`, from the pack or else the base.
+    fn get(&self, oid: &ObjectId, kind: ObjectKind) -> Result<&Arc<[u8]>, Error> {
+        let (actual, data) = match self.pack.get(oid) {
+            Some(o) => (o.kind, &o.data),
+            None => self
+                .base
+                .and_then(|b| b.get(oid))
+                .ok_or(Error::ObjectMissing { oid: *oid })?,
+        };
+        if actual != kind {
+            return Err(Error::WrongObjectType {
+                oid: *oid,
+                expected: kind.name(),
+                actual: actual.name(),
+            });
+        }
+        Ok(data)
+    }
 }
 
 fn join(prefix: &str, name: &[u8]) -> String {
@@ -120,26 +190,35 @@ fn join(prefix: &str, name: &[u8]) -> String {
 }
 
 /// Walks the tree of `commit` and builds the snapshot. Every object must be in `objects`
-/// (whose ids were computed from their content); paths are checked against `limits`.
+/// (whose ids were computed from their content) or in `base`; paths are checked against
+/// `limits`.
 pub(crate) fn build(
     objects: &BTreeMap<ObjectId, Object>,
+    base: Option<&BaseObjects>,
     commit: ObjectId,
     limits: &Limits,
     mut stats: Stats,
 ) -> Result<Snapshot, Error> {
-    let c = get(objects, &commit, ObjectKind::Commit)?;
-    let info = parse_commit(&c.data).map_err(|reason| Error::BadCommit {
+    let store = Store {
+        pack: objects,
+        base,
+    };
+    let commit_data = store.get(&commit, ObjectKind::Commit)?;
+    let info = parse_commit(commit_data).map_err(|reason| Error::BadCommit {
         oid: commit,
         reason,
     })?;
+    let mut trees = Vec::new();
+    let mut blobs = Vec::new();
     let mut files = Vec::new();
     let mut entries = 0usize;
     let mut path_bytes = 0usize;
     // (tree, path prefix, depth of its entries)
     let mut stack: Vec<(ObjectId, String, usize)> = alloc::vec![(info.tree, String::new(), 1)];
     while let Some((tree_id, prefix, depth)) = stack.pop() {
-        let tree = get(objects, &tree_id, ObjectKind::Tree)?;
-        for entry in TreeIter::new(&tree.data) {
+        let tree = store.get(&tree_id, ObjectKind::Tree)?;
+        trees.push((tree_id, Arc::clone(tree)));
+        for entry in TreeIter::new(tree) {
             let entry = entry.map_err(|reason| Error::BadTree {
                 oid: tree_id,
                 reason,
@@ -196,29 +275,26 @@ pub(crate) fn build(
                     });
                 }
             };
-            let blob = get(objects, &entry.oid, ObjectKind::Blob)?;
+            let blob = store.get(&entry.oid, ObjectKind::Blob)?;
+            blobs.push((entry.oid, Arc::clone(blob)));
             files.push(File {
                 path,
                 kind,
                 oid: entry.oid,
-                data: Arc::clone(&blob.data),
+                data: Arc::clone(blob),
             });
         }
     }
     files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    let mut seen: Vec<&ObjectId> = files.iter().map(|f| &f.oid).collect();
-    seen.sort_unstable();
-    seen.dedup();
-    stats.snapshot_bytes = seen
-        .iter()
-        .filter_map(|id| objects.get(id))
-        .map(|o| o.data.len() as u64)
-        .sum();
+    let base = BaseObjects::new(commit, Arc::clone(commit_data), trees, blobs);
+    stats.snapshot_bytes = base.blob_bytes();
+    stats.reused_objects = base.count_not_in(objects);
     Ok(Snapshot {
         commit,
         commit_time: info.committer_time,
         files,
         stats,
+        base: Arc::new(base),
     })
 }
 
@@ -238,7 +314,7 @@ mod tests {
             }
         }
         fn add(&mut self, kind: ObjectKind, data: &[u8]) -> ObjectId {
-            let id = hash_object(kind.name(), data);
+            let id = hash_object(kind, data);
             self.objects.insert(
                 id,
                 Object {
@@ -295,6 +371,11 @@ mod tests {
         ] {
             assert!(!is_safe_name(bad), "{bad:?}");
         }
+        assert_eq!(check_name(b".."), Err(UnsafeName::Dot));
+        assert_eq!(check_name(b".gIt"), Err(UnsafeName::DotGit));
+        assert_eq!(check_name(b"a\\b"), Err(UnsafeName::Separator));
+        assert_eq!(check_name(b"a\tb"), Err(UnsafeName::Control));
+        assert_eq!(check_name(b""), Err(UnsafeName::Empty));
     }
 
     #[test]
@@ -311,7 +392,7 @@ mod tests {
             ("160000", b"module", ObjectId([9; 20])),
         ]);
         let c = r.commit(root);
-        let snap = build(&r.objects, c, &Limits::default(), Stats::default()).unwrap();
+        let snap = build(&r.objects, None, c, &Limits::default(), Stats::default()).unwrap();
         assert_eq!(snap.commit, c);
         assert_eq!(snap.commit_time, 1_700_000_000);
         let paths: Vec<_> = snap
@@ -344,14 +425,14 @@ mod tests {
         for name in [&b".."[..], b".git", b".GiT", b"a\x01"] {
             let root = r.tree(&[("100644", name, blob)]);
             let c = r.commit(root);
-            let e = build(&r.objects, c, &Limits::default(), Stats::default()).unwrap_err();
+            let e = build(&r.objects, None, c, &Limits::default(), Stats::default()).unwrap_err();
             assert!(matches!(e, Error::UnsafePath { .. }), "{e:?}");
         }
         let git_dir = r.tree(&[("100644", b"config", blob)]);
         let root = r.tree(&[("40000", b".git", git_dir)]);
         let c = r.commit(root);
         assert_eq!(
-            build(&r.objects, c, &Limits::default(), Stats::default()).unwrap_err(),
+            build(&r.objects, None, c, &Limits::default(), Stats::default()).unwrap_err(),
             Error::UnsafePath {
                 path: ".git".into()
             }
@@ -359,13 +440,13 @@ mod tests {
         let root = r.tree(&[("100644", b"\xff", blob)]);
         let c = r.commit(root);
         assert!(matches!(
-            build(&r.objects, c, &Limits::default(), Stats::default()),
+            build(&r.objects, None, c, &Limits::default(), Stats::default()),
             Err(Error::NonUtf8Path { .. })
         ));
         let root = r.tree(&[("100600", b"x", blob)]);
         let c = r.commit(root);
         assert_eq!(
-            build(&r.objects, c, &Limits::default(), Stats::default()).unwrap_err(),
+            build(&r.objects, None, c, &Limits::default(), Stats::default()).unwrap_err(),
             Error::UnsupportedMode {
                 path: "x".into(),
                 mode: "100600".into()
@@ -382,7 +463,7 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(
-            build(&r.objects, c, &l, Stats::default()).unwrap_err(),
+            build(&r.objects, None, c, &l, Stats::default()).unwrap_err(),
             Error::PathTooDeep { limit: 5 }
         );
         let l = Limits {
@@ -390,7 +471,7 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(
-            build(&r.objects, c, &l, Stats::default()).unwrap_err(),
+            build(&r.objects, None, c, &l, Stats::default()).unwrap_err(),
             Error::PathTooLong { limit: 30 }
         );
         let l = Limits {
@@ -398,10 +479,10 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(
-            build(&r.objects, c, &l, Stats::default()).unwrap_err(),
+            build(&r.objects, None, c, &l, Stats::default()).unwrap_err(),
             Error::TooManyFiles { limit: 5 }
         );
-        assert!(build(&r.objects, c, &Limits::default(), Stats::default()).is_ok());
+        assert!(build(&r.objects, None, c, &Limits::default(), Stats::default()).is_ok());
         // A tree bomb (the same subtree referenced many times) is bounded by max_files.
         let mut t = r.tree(&[("100644", b"f", blob)]);
         for _ in 0..20 {
@@ -412,7 +493,7 @@ mod tests {
         }
         let c = r.commit(t);
         assert_eq!(
-            build(&r.objects, c, &Limits::default(), Stats::default()).unwrap_err(),
+            build(&r.objects, None, c, &Limits::default(), Stats::default()).unwrap_err(),
             Error::TooManyFiles { limit: 100_000 }
         );
     }
@@ -432,13 +513,14 @@ mod tests {
             if level == 7 {
                 // 256 files, 0.5 MB of paths: fine.
                 let c = r.commit(t);
-                let snap = build(&r.objects, c, &Limits::default(), Stats::default()).unwrap();
+                let snap =
+                    build(&r.objects, None, c, &Limits::default(), Stats::default()).unwrap();
                 assert_eq!(snap.files.len(), 256);
             }
         }
         let c = r.commit(t);
         assert_eq!(
-            build(&r.objects, c, &Limits::default(), Stats::default()).unwrap_err(),
+            build(&r.objects, None, c, &Limits::default(), Stats::default()).unwrap_err(),
             Error::PathsTooLarge { limit: 16 << 20 }
         );
     }
@@ -450,7 +532,7 @@ mod tests {
         let root = r.tree(&[("100644", b"a", ObjectId([1; 20]))]);
         let c = r.commit(root);
         assert_eq!(
-            build(&r.objects, c, &Limits::default(), Stats::default()).unwrap_err(),
+            build(&r.objects, None, c, &Limits::default(), Stats::default()).unwrap_err(),
             Error::ObjectMissing {
                 oid: ObjectId([1; 20])
             }
@@ -458,11 +540,11 @@ mod tests {
         let root = r.tree(&[("40000", b"a", blob)]);
         let c = r.commit(root);
         assert!(matches!(
-            build(&r.objects, c, &Limits::default(), Stats::default()),
+            build(&r.objects, None, c, &Limits::default(), Stats::default()),
             Err(Error::WrongObjectType { .. })
         ));
         assert!(matches!(
-            build(&r.objects, blob, &Limits::default(), Stats::default()),
+            build(&r.objects, None, blob, &Limits::default(), Stats::default()),
             Err(Error::WrongObjectType {
                 expected: "commit",
                 ..
@@ -470,7 +552,7 @@ mod tests {
         ));
         let bad = r.add(ObjectKind::Commit, b"not a commit");
         assert!(matches!(
-            build(&r.objects, bad, &Limits::default(), Stats::default()),
+            build(&r.objects, None, bad, &Limits::default(), Stats::default()),
             Err(Error::BadCommit { .. })
         ));
     }

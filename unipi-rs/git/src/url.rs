@@ -1,9 +1,13 @@
-//! Remote URLs: `git://`, `http://` and `https://`, with an optional `#branch`.
+//! Remote URLs: `git://`, `http://`, `https://`, `ssh://` and scp-like `user@host:path`,
+//! with an optional `#branch`, and `user:secret@` credentials for HTTP(S).
 
 use alloc::string::String;
-use core::fmt;
+use alloc::vec::Vec;
+use core::fmt::{self, Write as _};
 
+use crate::credentials::Credentials;
 use crate::error::Error;
+use crate::hex;
 
 /// The transport a URL selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +18,8 @@ pub enum Scheme {
     Http,
     /// `https://` — smart HTTP over TLS (default port 443).
     Https,
+    /// `ssh://` or `user@host:path` — `git-upload-pack` run over SSH (default port 22).
+    Ssh,
 }
 
 impl Scheme {
@@ -23,6 +29,7 @@ impl Scheme {
             Scheme::Git => 9418,
             Scheme::Http => 80,
             Scheme::Https => 443,
+            Scheme::Ssh => 22,
         }
     }
 
@@ -32,15 +39,26 @@ impl Scheme {
             Scheme::Git => "git",
             Scheme::Http => "http",
             Scheme::Https => "https",
+            Scheme::Ssh => "ssh",
         }
     }
 }
 
+/// The SSH login used when an SSH remote names none (what forges expect).
+pub const DEFAULT_SSH_USER: &str = "git";
+
+/// Longest accepted SSH path in bytes.
+const MAX_SSH_PATH: usize = 4096;
+
 /// A parsed, validated remote URL.
 ///
 /// Promises: `host` is a non-empty lowercase hostname or IPv4 literal made of
-/// `[a-z0-9.-]`; `path` starts with `/`, contains no whitespace, control characters, `?` or
-/// `#`, and (for HTTP) has no trailing `/`; `branch`, if any, is a plausible git branch name.
+/// `[a-z0-9.-]`; `branch`, if any, is a plausible git branch name. For git:// and HTTP(S)
+/// `path` starts with `/` and contains no whitespace, control characters, `?` or `#` (and
+/// for HTTP no trailing `/`); credentials only come with HTTP(S). For SSH `path` is what
+/// `git-upload-pack` gets: non-empty, without control characters or `#`, absolute, relative
+/// to the login directory or starting with `~`; the user name is `[A-Za-z0-9._+-]` and
+/// does not start with `-`. `Display` and `Debug` show credentials as `user:***`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
     scheme: Scheme,
@@ -48,14 +66,26 @@ pub struct Url {
     port: u16,
     path: String,
     branch: Option<String>,
+    credentials: Option<Credentials>,
+    /// The SSH login, if the URL names one.
+    ssh_user: Option<String>,
 }
 
 impl Url {
-    /// Parses `scheme://host[:port]/path[#branch]` for the schemes `git`, `http` and `https`.
-    /// Credentials (`user@`), IPv6 literals, query strings and other schemes are rejected with
-    /// [`Error::InvalidUrl`].
+    /// Parses a remote with an optional `#branch`:
+    ///
+    /// * `git://host[:port]/path`;
+    /// * `http[s]://[user[:secret]@]host[:port]/path` — user and secret may be
+    ///   percent-encoded (`%40` for `@`) and are sent with HTTP Basic authentication to this
+    ///   origin;
+    /// * `ssh://[user@]host[:port]/path` (also `git+ssh://`, `ssh+git://`), where `/~…`
+    ///   stands for a path from a home directory as in git;
+    /// * scp-like `[user@]host:path`, `path` relative to the login directory unless it
+    ///   starts with `/` or `~`.
+    ///
+    /// IPv6 literals, query strings on git:// and HTTP, passwords in SSH remotes and other
+    /// schemes are rejected with [`Error::InvalidUrl`], whose reason never repeats a secret.
     pub fn parse(input: &str) -> Result<Url, Error> {
-        let bad = |reason| Err(Error::InvalidUrl { reason });
         let (main, branch) = match input.split_once('#') {
             Some((m, b)) => {
                 if !valid_branch(b) {
@@ -65,63 +95,12 @@ impl Url {
             }
             None => (input, None),
         };
-        let (scheme_str, rest) = match main.split_once("://") {
-            Some(x) => x,
-            None => return bad("missing '://' (expected git://, http:// or https://)"),
+        let mut url = match main.split_once("://") {
+            Some((scheme, rest)) => parse_with_scheme(scheme, rest)?,
+            None => parse_scp_like(main)?,
         };
-        let scheme = if scheme_str.eq_ignore_ascii_case("git") {
-            Scheme::Git
-        } else if scheme_str.eq_ignore_ascii_case("http") {
-            Scheme::Http
-        } else if scheme_str.eq_ignore_ascii_case("https") {
-            Scheme::Https
-        } else {
-            return bad("unsupported scheme (expected git://, http:// or https://)");
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        if authority.contains('@') {
-            return bad("credentials in the URL are not supported");
-        }
-        if authority.starts_with('[') {
-            return bad("IPv6 address literals are not supported");
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => match p.parse::<u16>() {
-                Ok(n) if n != 0 && !p.starts_with('+') => (h, n),
-                _ => return bad("invalid port"),
-            },
-            None => (authority, scheme.default_port()),
-        };
-        if !valid_host(host) {
-            return bad("invalid host name");
-        }
-        if path
-            .bytes()
-            .any(|b| b.is_ascii_control() || b == b' ' || b == b'?' || b >= 0x80)
-        {
-            return bad("path contains spaces, control characters, non-ASCII or a query");
-        }
-        let mut path = String::from(path);
-        if scheme != Scheme::Git {
-            while path.ends_with('/') {
-                path.pop();
-            }
-            if path.is_empty() {
-                path.push('/');
-            }
-        } else if path.len() <= 1 {
-            return bad("git:// URL needs a repository path");
-        }
-        Ok(Url {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port,
-            path,
-            branch,
-        })
+        url.branch = branch;
+        Ok(url)
     }
 
     /// The scheme.
@@ -136,9 +115,24 @@ impl Url {
     pub fn port(&self) -> u16 {
         self.port
     }
-    /// The repository path, starting with `/`.
+    /// The repository path: starting with `/`, except for SSH remotes, where it is what
+    /// `git-upload-pack` gets (possibly relative to the login directory, or `~…`).
     pub fn path(&self) -> &str {
         &self.path
+    }
+    /// The SSH login the URL names, if any (see [`DEFAULT_SSH_USER`]).
+    pub fn ssh_user(&self) -> Option<&str> {
+        self.ssh_user.as_deref()
+    }
+    /// For SSH remotes, the command the server runs: `git-upload-pack '<path>'`, the path
+    /// quoted for a POSIX shell (the SSH server hands it to the login shell).
+    pub fn ssh_command(&self) -> Option<String> {
+        if self.scheme != Scheme::Ssh {
+            return None;
+        }
+        let mut command = String::from("git-upload-pack ");
+        shell_quote(&self.path, &mut command);
+        Some(command)
     }
     /// The branch selected with `#branch`, if any.
     pub fn branch(&self) -> Option<&str> {
@@ -161,7 +155,24 @@ impl Url {
         }
     }
 
-    /// The same URL with another scheme, port and path (used for HTTP redirects).
+    /// The credentials given in the URL, if any.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    /// The same URL with `credentials` instead of its own.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Url {
+        self.credentials = credentials;
+        self
+    }
+
+    /// True when `other` has the same origin (scheme, host and port).
+    pub fn same_origin(&self, other: &Url) -> bool {
+        self.scheme == other.scheme && self.host == other.host && self.port == other.port
+    }
+
+    /// The same host with another scheme, port and path and no credentials (used for HTTP
+    /// redirects; the transport decides whether its credentials go along).
     pub(crate) fn with_location(&self, scheme: Scheme, port: u16, path: String) -> Url {
         Url {
             scheme,
@@ -169,25 +180,282 @@ impl Url {
             port,
             path,
             branch: self.branch.clone(),
+            credentials: None,
+            ssh_user: None,
         }
     }
 }
 
+/// Characters RFC 3986 allows unencoded in user information, besides `%XX`.
+fn userinfo_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+        )
+}
+
+/// Decodes `%XX` escapes; the result must be UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = hex::value(bytes.next()?)?;
+            let lo = hex::value(bytes.next()?)?;
+            out.push((hi << 4) | lo);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `user[:secret]` from a URL (without the `@`).
+fn parse_userinfo(userinfo: &str) -> Result<Credentials, Error> {
+    if userinfo.is_empty() {
+        return bad("empty user name before '@'");
+    }
+    if !userinfo.bytes().all(|c| userinfo_char(c) || c == b'%') {
+        return bad("credentials contain characters that must be percent-encoded");
+    }
+    let (user, secret) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let (Some(user), Some(secret)) = (percent_decode(user), percent_decode(secret)) else {
+        return bad("credentials contain an invalid percent-encoding");
+    };
+    Credentials::new(&user, &secret).map_err(|e| match e {
+        Error::InvalidCredentials { reason } => Error::InvalidUrl { reason },
+        other => other,
+    })
+}
+
 impl fmt::Display for Url {
-    /// Formats the URL back to `scheme://host[:port]path[#branch]`.
+    /// Formats the URL back to `scheme://[user:***@]host[:port]path[#branch]`; SSH remotes
+    /// with a relative path as `[user@]host:path`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}://{}{}",
-            self.scheme.as_str(),
-            self.host_header(),
-            self.path
-        )?;
+        if self.scheme == Scheme::Ssh {
+            // ssh://host/~x means ~x, so an absolute /~x needs the scp-like form (port 22),
+            // and a relative path has no ssh:// form.
+            let ssh_form = self.path.starts_with('~')
+                || (self.path.starts_with('/') && !self.path.starts_with("/~"));
+            let scp_like = self.port == 22 && !ssh_form;
+            if !scp_like {
+                f.write_str("ssh://")?;
+            }
+            if let Some(user) = &self.ssh_user {
+                write!(f, "{user}@")?;
+            }
+            if scp_like {
+                write!(f, "{}:{}", self.host, self.path)?;
+            } else {
+                let slash = if self.path.starts_with('~') { "/" } else { "" };
+                write!(f, "{}{slash}{}", self.host_header(), self.path)?;
+            }
+        } else {
+            write!(f, "{}://", self.scheme.as_str())?;
+            if let Some(c) = &self.credentials {
+                for b in c.user().bytes() {
+                    if userinfo_char(b) && b != b':' {
+                        f.write_char(char::from(b))?;
+                    } else {
+                        write!(f, "%{:02X}", b)?;
+                    }
+                }
+                f.write_str(":***@")?;
+            }
+            write!(f, "{}{}", self.host_header(), self.path)?;
+        }
         if let Some(b) = &self.branch {
             write!(f, "#{b}")?;
         }
         Ok(())
     }
+}
+
+fn bad<T>(reason: &'static str) -> Result<T, Error> {
+    Err(Error::InvalidUrl { reason })
+}
+
+/// `scheme://…` (after splitting off `#branch`).
+fn parse_with_scheme(scheme: &str, rest: &str) -> Result<Url, Error> {
+    let scheme = if scheme.eq_ignore_ascii_case("git") {
+        Scheme::Git
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Scheme::Http
+    } else if scheme.eq_ignore_ascii_case("https") {
+        Scheme::Https
+    } else if ["ssh", "git+ssh", "ssh+git"]
+        .iter()
+        .any(|s| scheme.eq_ignore_ascii_case(s))
+    {
+        Scheme::Ssh
+    } else {
+        return bad("unsupported scheme (expected git://, http://, https:// or ssh://)");
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (userinfo, authority) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (Some(userinfo), host),
+        None => (None, authority),
+    };
+    let (credentials, ssh_user) = match (scheme, userinfo) {
+        (_, None) => (None, None),
+        (Scheme::Git, Some(_)) => {
+            return bad("git:// does not support credentials (user@ in the URL)");
+        }
+        (Scheme::Ssh, Some(user)) => (None, Some(parse_ssh_user(user)?)),
+        (Scheme::Http | Scheme::Https, Some(userinfo)) => (Some(parse_userinfo(userinfo)?), None),
+    };
+    if authority.starts_with('[') {
+        return bad("IPv6 address literals are not supported");
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => match p.parse::<u16>() {
+            Ok(n) if n != 0 && !p.starts_with('+') => (h, n),
+            _ => return bad("invalid port"),
+        },
+        None => (authority, scheme.default_port()),
+    };
+    if !valid_host(host) {
+        return bad("invalid host name");
+    }
+    let path = match scheme {
+        Scheme::Ssh => {
+            // As in git: ssh://host/~user/repo names a path from a home directory.
+            let path = if path.starts_with("/~") {
+                &path[1..]
+            } else {
+                path
+            };
+            ssh_path(path)?
+        }
+        Scheme::Git | Scheme::Http | Scheme::Https => {
+            if path
+                .bytes()
+                .any(|b| b.is_ascii_control() || b == b' ' || b == b'?' || b >= 0x80)
+            {
+                return bad("path contains spaces, control characters, non-ASCII or a query");
+            }
+            let mut path = String::from(path);
+            if scheme != Scheme::Git {
+                while path.ends_with('/') {
+                    path.pop();
+                }
+                if path.is_empty() {
+                    path.push('/');
+                }
+            } else if path.len() <= 1 {
+                return bad("git:// URL needs a repository path");
+            }
+            path
+        }
+    };
+    Ok(Url {
+        scheme,
+        host: host.to_ascii_lowercase(),
+        port,
+        path,
+        branch: None,
+        credentials,
+        ssh_user,
+    })
+}
+
+/// scp-like `[user@]host:path` (after splitting off `#branch`).
+fn parse_scp_like(text: &str) -> Result<Url, Error> {
+    let Some((login, path)) = text.split_once(':') else {
+        return bad(
+            "not a remote URL (expected git://, http://, https://, ssh:// or user@host:path)",
+        );
+    };
+    if login.contains('/') {
+        return bad(
+            "local paths are not remotes (expected git://, http://, https://, ssh:// or user@host:path)",
+        );
+    }
+    let (ssh_user, host) = match login.rsplit_once('@') {
+        Some((user, host)) => (Some(parse_ssh_user(user)?), host),
+        None => (None, login),
+    };
+    if host.starts_with('[') {
+        return bad("IPv6 address literals are not supported");
+    }
+    if !valid_host(host) {
+        return bad("invalid host name");
+    }
+    Ok(Url {
+        scheme: Scheme::Ssh,
+        host: host.to_ascii_lowercase(),
+        port: Scheme::Ssh.default_port(),
+        path: ssh_path(path)?,
+        branch: None,
+        credentials: None,
+        ssh_user,
+    })
+}
+
+/// An SSH login name: `[A-Za-z0-9._+-]`, 1 to 64 characters, not starting with `-`.
+fn parse_ssh_user(user: &str) -> Result<String, Error> {
+    if user.contains(':') {
+        return bad("SSH remotes take a user name, not a password (use a key)");
+    }
+    let ok = !user.is_empty()
+        && user.len() <= 64
+        && !user.starts_with('-')
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'));
+    if !ok {
+        return bad("invalid SSH user name");
+    }
+    Ok(String::from(user))
+}
+
+/// A path for `git-upload-pack` on the SSH server.
+fn ssh_path(path: &str) -> Result<String, Error> {
+    if path.is_empty() || path == "/" {
+        return bad("SSH remote needs a repository path");
+    }
+    if path.len() > MAX_SSH_PATH {
+        return bad("SSH repository path longer than 4096 bytes");
+    }
+    if path.chars().any(char::is_control) {
+        return bad("SSH repository path contains control characters");
+    }
+    Ok(String::from(path))
+}
+
+/// `text` as one word for a POSIX shell, as git quotes it (`sq_quote_buf`): in single
+/// quotes, with `'` written as `'\''` and `!` as `'\!'` (for csh login shells).
+fn shell_quote(text: &str, out: &mut String) {
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\'' | '!' => {
+                out.push_str("'\\");
+                out.push(c);
+                out.push('\'');
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
 }
 
 /// Hostnames and IPv4 literals: `[A-Za-z0-9.-]`, labels of 1..=63 chars not starting or
@@ -270,11 +538,167 @@ mod tests {
     }
 
     #[test]
+    fn credentials() {
+        let u = Url::parse("https://alice:t%40k:en@Git.Example:8443/site.git#main").unwrap();
+        let c = u.credentials().unwrap();
+        assert_eq!((c.user(), c.secret()), ("alice", "t@k:en"));
+        assert_eq!(u.host(), "git.example");
+        assert_eq!(
+            u.to_string(),
+            "https://alice:***@git.example:8443/site.git#main"
+        );
+        let debug = alloc::format!("{u:?}");
+        assert!(!debug.contains("t@k") && debug.contains("***"), "{debug}");
+        let u = Url::parse("http://a%40b%20c@h/x").unwrap();
+        assert_eq!(u.credentials().unwrap().user(), "a@b c");
+        assert_eq!(u.to_string(), "http://a%40b%20c:***@h/x");
+        let u = Url::parse("http://bob@h/x").unwrap();
+        assert_eq!(u.credentials().unwrap().secret(), "");
+        assert_eq!(u.to_string(), "http://bob:***@h/x");
+        let plain = Url::parse("http://h/x").unwrap();
+        assert!(u.same_origin(&plain));
+        assert!(!u.same_origin(&Url::parse("https://h/x").unwrap()));
+        assert!(!u.same_origin(&Url::parse("http://h:81/x").unwrap()));
+        assert_eq!(u.clone().with_credentials(None).to_string(), "http://h/x");
+        // Reasons never repeat the secret.
+        let e = Url::parse("https://u:zq%0a9@h/x").unwrap_err();
+        assert!(!alloc::format!("{e} {e:?}").contains("zq"), "{e}");
+    }
+
+    #[test]
+    fn ssh_forms() {
+        let cmd = |u: &Url| u.ssh_command().unwrap();
+        for (text, user, host, port, path, shown) in [
+            (
+                "ssh://h/srv/site.git",
+                None,
+                "h",
+                22,
+                "/srv/site.git",
+                "ssh://h/srv/site.git",
+            ),
+            (
+                "ssh://deploy@Git.Example:2222/site.git#gh-pages",
+                Some("deploy"),
+                "git.example",
+                2222,
+                "/site.git",
+                "ssh://deploy@git.example:2222/site.git#gh-pages",
+            ),
+            (
+                "git+ssh://h/~/site.git",
+                None,
+                "h",
+                22,
+                "~/site.git",
+                "ssh://h/~/site.git",
+            ),
+            (
+                "ssh+git://h:22/~alice/x",
+                None,
+                "h",
+                22,
+                "~alice/x",
+                "ssh://h/~alice/x",
+            ),
+            (
+                "git@github.com:org/site.git",
+                Some("git"),
+                "github.com",
+                22,
+                "org/site.git",
+                "git@github.com:org/site.git",
+            ),
+            (
+                "h:site.git#main",
+                None,
+                "h",
+                22,
+                "site.git",
+                "h:site.git#main",
+            ),
+            (
+                "h:/abs/a b.git",
+                None,
+                "h",
+                22,
+                "/abs/a b.git",
+                "ssh://h/abs/a b.git",
+            ),
+            ("u@h:~/x", Some("u"), "h", 22, "~/x", "ssh://u@h/~/x"),
+            ("http:/~'@C", None, "http", 22, "/~'@C", "http:/~'@C"),
+            ("h:it's!.git", None, "h", 22, "it's!.git", "h:it's!.git"),
+            (
+                "ssh://h/caf\u{e9}?.git",
+                None,
+                "h",
+                22,
+                "/caf\u{e9}?.git",
+                "ssh://h/caf\u{e9}?.git",
+            ),
+        ] {
+            let u = Url::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(u.scheme(), Scheme::Ssh, "{text}");
+            assert_eq!(
+                (u.ssh_user(), u.host(), u.port(), u.path()),
+                (user, host, port, path),
+                "{text}"
+            );
+            assert_eq!(u.to_string(), shown, "{text}");
+            assert_eq!(Url::parse(shown).unwrap(), u, "{shown}");
+            assert!(u.credentials().is_none());
+        }
+        let u = Url::parse("h:it's!.git").unwrap();
+        assert_eq!(cmd(&u), r"git-upload-pack 'it'\''s'\!'.git'");
+        let u = Url::parse("ssh://h/srv/a b.git").unwrap();
+        assert_eq!(cmd(&u), "git-upload-pack '/srv/a b.git'");
+        let u = Url::parse("ssh://h/~/x").unwrap();
+        assert_eq!(cmd(&u), "git-upload-pack '~/x'");
+        assert_eq!(Url::parse("git://h/x").unwrap().ssh_command(), None);
+        let not_remote =
+            "not a remote URL (expected git://, http://, https://, ssh:// or user@host:path)";
+        let local = "local paths are not remotes (expected git://, http://, https://, ssh:// or user@host:path)";
+        let password = "SSH remotes take a user name, not a password (use a key)";
+        let control = "SSH repository path contains control characters";
+        for (bad, why) in [
+            ("ssh://u:pw@h/x", password),
+            ("ssh://-oProxyCommand=x@h/x", "invalid SSH user name"),
+            ("-oProxyCommand=x@h:x", "invalid SSH user name"),
+            ("ssh://h", "SSH remote needs a repository path"),
+            ("ssh://h/", "SSH remote needs a repository path"),
+            ("h:", "SSH remote needs a repository path"),
+            ("ssh://h/a\nb", control),
+            ("h:a\u{7f}b", control),
+            ("h:a\u{85}b", control),
+            ("-oProxyCommand=x:y", "invalid host name"),
+            ("[::1]:x", "IPv6 address literals are not supported"),
+            ("./dir:x", local),
+            ("/srv/site.git", not_remote),
+            ("ssh://h:0/x", "invalid port"),
+        ] {
+            assert_eq!(
+                Url::parse(bad),
+                Err(Error::InvalidUrl { reason: why }),
+                "{bad}"
+            );
+        }
+        let long = alloc::format!("h:{}", "x".repeat(4097));
+        assert!(Url::parse(&long).is_err());
+    }
+
+    #[test]
     fn rejected() {
         for bad in [
             "ftp://h/x",
             "h/x",
-            "http://user:pw@h/x",
+            "git://user@h/x",
+            "http://@h/x",
+            "http://us er:pw@h/x",
+            "http://u:p w@h/x",
+            "http://u:%zz@h/x",
+            "http://u:%ff@h/x",
+            "http://u%3Ax:pw@h/x",
+            "http://u:%0a@h/x",
             "http://[::1]/x",
             "http://h:0/x",
             "http://h:99999/x",

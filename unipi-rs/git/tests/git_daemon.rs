@@ -43,8 +43,8 @@ fn daemon_with_v2() {
     let big = &snap.get("img/big.bin").unwrap().data;
     assert_eq!(
         std::sync::Arc::strong_count(big),
-        1,
-        "pack reader released its reference"
+        2,
+        "the file and Snapshot::base hold it; the pack reader released its reference"
     );
     eprintln!("stats: {:?}", snap.stats);
 

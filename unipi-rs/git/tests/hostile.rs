@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use unipi_git::wire;
-use unipi_git::{Error, Fetch, FetchOptions, Limits, Phase, Url};
+use unipi_git::{Error, Fetch, FetchOptions, FetchPhase, Limits, ResponseError, Url};
 
 /// A real pack made by git from a one-commit repository, and its entries from
 /// `git verify-pack -v`: (oid, type, size, size in pack, offset).
@@ -257,16 +257,7 @@ fn with_extra_deltas(rp: &RealPack, deltas: &[Vec<u8>]) -> Vec<u8> {
     let count = u32::from_be_bytes(pack[8..12].try_into().unwrap()) + deltas.len() as u32;
     pack[8..12].copy_from_slice(&count.to_be_bytes());
     for d in deltas {
-        // type 7, size varint
-        let mut size = d.len() as u64;
-        let mut b = 0x70 | (size & 0x0f) as u8;
-        size >>= 4;
-        while size != 0 {
-            pack.push(b | 0x80);
-            b = (size & 0x7f) as u8;
-            size >>= 7;
-        }
-        pack.push(b);
+        wire::write_entry_header(&mut pack, 7, d.len() as u64); // REF_DELTA
         pack.extend_from_slice(&base_id);
         pack.extend_from_slice(&compress_to_vec_zlib(d, 6));
     }
@@ -275,25 +266,12 @@ fn with_extra_deltas(rp: &RealPack, deltas: &[Vec<u8>]) -> Vec<u8> {
     pack
 }
 
-fn varint(mut n: u64, out: &mut Vec<u8>) {
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-
 #[test]
 fn delta_bombs() {
     let rp = real_pack();
     // A 10-byte delta claiming a 1 TiB result.
     let mut bomb = vec![];
-    varint(300_000, &mut bomb);
-    varint(1 << 40, &mut bomb);
+    wire::write_delta_header(&mut bomb, 300_000, 1 << 40);
     bomb.push(0x80); // copy 64 KiB from offset 0
     let (port, h) = git_server(&rp.head, Behaviour::Pack(with_extra_deltas(&rp, &[bomb])));
     let e = fetch_from(port, FetchOptions::default());
@@ -309,8 +287,7 @@ fn delta_bombs() {
 
     // Many small deltas that each expand to 1 MiB: the inflated total limit stops them.
     let mut d = vec![];
-    varint(300_000, &mut d);
-    varint(16 * 0x10000, &mut d);
+    wire::write_delta_header(&mut d, 300_000, 16 * 0x10000);
     d.extend(std::iter::repeat_n(0x80, 16));
     let many: Vec<Vec<u8>> = (0..16).map(|_| d.clone()).collect();
     let (port, h) = git_server(&rp.head, Behaviour::Pack(with_extra_deltas(&rp, &many)));
@@ -330,8 +307,7 @@ fn delta_bombs() {
 
     // A delta that copies outside its base.
     let mut bad = vec![];
-    varint(300_000, &mut bad);
-    varint(10, &mut bad);
+    wire::write_delta_header(&mut bad, 300_000, 10);
     bad.extend_from_slice(&[0x80 | 0x0f | 0x10, 0xff, 0xff, 0xff, 0x00, 10]);
     let (port, h) = git_server(&rp.head, Behaviour::Pack(with_extra_deltas(&rp, &[bad])));
     let e = fetch_from(port, FetchOptions::default());
@@ -406,7 +382,7 @@ fn stall_mid_pack_ends_by_driver_timeout() {
     assert_eq!(
         r,
         Err(Error::Timeout {
-            phase: Phase::ReceivingPack
+            phase: FetchPhase::ReceivingPack
         })
     );
     assert!(start.elapsed() < Duration::from_secs(10));
@@ -430,7 +406,7 @@ fn peer_closed_mid_pack() {
     assert_eq!(
         e,
         Error::ConnectionClosed {
-            phase: Phase::ReceivingPack
+            phase: FetchPhase::ReceivingPack
         }
     );
     assert_eq!(
@@ -479,7 +455,7 @@ fn malformed_framing() {
     assert_eq!(
         fetch_from(port, FetchOptions::default()),
         Error::ConnectionClosed {
-            phase: Phase::Discovering
+            phase: FetchPhase::Discovering
         }
     );
     h.join().unwrap();
@@ -546,7 +522,7 @@ fn http_errors() {
     let (port, h) = http_server(big);
     assert_eq!(
         http_fetch(port),
-        Error::HttpHeaderTooLarge { limit: 16 << 10 }
+        Error::Http(ResponseError::HeadTooLarge { limit: 16 << 10 })
     );
     h.join().unwrap();
 

@@ -247,7 +247,13 @@ impl Connection {
 
     /// Sends `response` on `stream`: the head now, the content as flow
     /// control allows.
-    fn respond(&mut self, stream: StreamId, head_only: bool, response: &Response<'_>, log: LogRecord) {
+    fn respond(
+        &mut self,
+        stream: StreamId,
+        head_only: bool,
+        response: &Response<'_>,
+        log: LogRecord,
+    ) {
         let status = response.status;
         let mut values = core::mem::take(&mut self.values);
         values.clear();
@@ -326,7 +332,8 @@ impl Connection {
                 if *offset < total {
                     return;
                 }
-                if let Some(StreamState::Sending { status, log, .. }) = self.streams.remove(&stream) {
+                if let Some(StreamState::Sending { status, log, .. }) = self.streams.remove(&stream)
+                {
                     log.complete(status, total, self.now);
                 }
                 self.stream_done();
@@ -522,4 +529,3 @@ impl Session for Connection {
         }
     }
 }
-

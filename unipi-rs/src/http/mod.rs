@@ -89,9 +89,11 @@
 //!   POST` otherwise) and is matched in constant time against the
 //!   percent-decoded path (before `?`/`;`). The access log shows it as
 //!   `<hook>` so the secret does not end up in logs.
-//! - Request bodies are read and discarded: `Content-Length` and `chunked`
-//!   (decoded strictly), bounded by [`HttpLimits::max_body_bytes`] (`413` +
-//!   close when exceeded). Both framings at once, a transfer coding other
+//! - Request bodies are read only for the webhook (its signature covers
+//!   them): `Content-Length` and `chunked` (decoded strictly by
+//!   `unipi-httpwire`), bounded by [`HttpLimits::max_body_bytes`] (`413` +
+//!   close when exceeded). Any other request with a body is answered at
+//!   once and the connection closed, without waiting for the body. Both framings at once, a transfer coding other
 //!   than a final `chunked`, or `Transfer-Encoding` in HTTP/1.0 are `400` +
 //!   close. `Expect: 100-continue` gets an interim `100 Continue` when there
 //!   is a body; other expectations get `417`.
@@ -141,7 +143,6 @@ use alloc::vec::Vec;
 use smoltcp::time::{Duration, Instant};
 
 pub use h1::Connection;
-pub use h1::body;
 
 use crate::config::Config;
 
@@ -203,7 +204,12 @@ pub trait Session {
     /// Offers received plaintext; returns how many bytes were taken.
     fn receive(&mut self, data: &[u8], now: Instant) -> usize;
     /// Processes buffered input and queues responses; call until `None`.
-    fn poll(&mut self, site: Option<&crate::site::Site>, now: Instant, unix_time: u64) -> Option<Event>;
+    fn poll(
+        &mut self,
+        site: Option<&crate::site::Site>,
+        now: Instant,
+        unix_time: u64,
+    ) -> Option<Event>;
     /// The next contiguous bytes to send.
     fn output(&self) -> &[u8];
     /// Copies pending output into `buf` without consuming it.

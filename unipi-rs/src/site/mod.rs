@@ -22,8 +22,6 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use sha1::{Digest, Sha1};
-
 /// Shared, immutable file contents.
 ///
 /// Cloning never copies the bytes: a `Static` body is a plain slice (for
@@ -237,32 +235,17 @@ impl fmt::Display for SiteError {
 /// This is the id `git hash-object` prints, so a file gets the same ETag
 /// whether it came from a Git remote or from an archive.
 pub fn git_blob_id(data: &[u8]) -> [u8; 20] {
-    let mut h = Sha1::new();
-    h.update(b"blob ");
-    let mut digits = [0u8; 20];
-    let mut n = data.len();
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    h.update(&digits[i..]);
-    h.update([0u8]);
-    h.update(data);
-    h.finalize().into()
+    *unipi_git::blob_id(data).as_bytes()
 }
 
 /// Checks a site path against the rules every entry must follow.
 ///
 /// A valid path is non-empty, at most `max_path_len` bytes, does not start
 /// with `/`, contains no control characters (including NUL and DEL), and
-/// consists of at most `max_depth` `/`-separated components, none of which is
-/// empty, `.`, `..` or `.git` (compared case-insensitively). On failure the
-/// broken rule is returned as a short phrase.
+/// consists of at most `max_depth` `/`-separated components, each of which
+/// passes [`unipi_git::check_name`] (the rule for paths from a Git tree: not
+/// empty, `.`, `..` or `.git` in any case, no `\\`). On failure the broken
+/// rule is returned as a short phrase.
 pub fn validate_path(path: &str, limits: &SiteLimits) -> Result<(), &'static str> {
     if path.is_empty() {
         return Err("empty path");
@@ -279,15 +262,7 @@ pub fn validate_path(path: &str, limits: &SiteLimits) -> Result<(), &'static str
     let mut depth = 0usize;
     for comp in path.split('/') {
         depth += 1;
-        if comp.is_empty() {
-            return Err("empty path component");
-        }
-        if comp == "." || comp == ".." {
-            return Err("dot path component");
-        }
-        if comp.eq_ignore_ascii_case(".git") {
-            return Err(".git path component");
-        }
+        unipi_git::check_name(comp.as_bytes()).map_err(unipi_git::UnsafeName::as_str)?;
     }
     if depth > limits.max_depth {
         return Err("path too deep");

@@ -519,12 +519,23 @@ pub struct Nginx {
     pub https_port: u16,
     pub http_port: u16,
     pub tls: Arc<rustls::ClientConfig>,
+    pub access_log: PathBuf,
+}
+
+impl Nginx {
+    /// The HTTPS access log so far.
+    pub fn access(&self) -> String {
+        std::fs::read_to_string(&self.access_log).unwrap_or_default()
+    }
 }
 
 /// nginx + fcgiwrap + `git http-backend` for repositories under `root`, with TLS from a
 /// throw-away CA. HTTPS: `/v2/<repo>` (Git-Protocol passed), `/v0/<repo>`
 /// (`fastcgi_pass_request_headers off`: no HTTP_* variables, so v0), `/moved/<repo>` (301 to
-/// `/v2/<repo>`), `/loop/...` (redirects to itself). Plain HTTP: everything 301 to https.
+/// `/v2/<repo>`), `/loop/...` (redirects to itself), `/auth/<repo>` (HTTP Basic with
+/// `<scratch>/htpasswd`, which the test writes), `/authmoved/<repo>` (301 to `/auth/<repo>`).
+/// Plain HTTP: everything 301 to https. `Nginx::access_log` has one line per HTTPS request:
+/// `<uri> user=<authenticated user or -> status=<status>`.
 pub fn nginx(root: &Path, scratch: &Path) -> Nginx {
     let nginx = require("nginx", "nginx");
     let fcgiwrap = require("fcgiwrap", "fcgiwrap");
@@ -566,6 +577,8 @@ pub fn nginx(root: &Path, scratch: &Path) -> Nginx {
     let tmp = scratch.join(format!("nginx-tmp-{https_port}"));
     std::fs::create_dir_all(&tmp).unwrap();
     let log = scratch.join(format!("nginx-{https_port}.log"));
+    let access_log = scratch.join(format!("nginx-{https_port}.access"));
+    let htpasswd = scratch.join("htpasswd");
     let fastcgi = |pass_headers: bool| {
         format!(
             r#"
@@ -602,6 +615,7 @@ error_log {log} info;
 events {{ worker_connections 64; }}
 http {{
     access_log off;
+    log_format who '$request_uri user=$remote_user status=$status';
     client_body_temp_path {tmp}/body;
     fastcgi_temp_path {tmp}/fastcgi;
     proxy_temp_path {tmp}/proxy;
@@ -612,7 +626,14 @@ http {{
         listen 127.0.0.1:{https_port} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
+        access_log {access} who;
         location ~ ^/v2(/.*)$ {{ {v2} }}
+        location ~ ^/auth(/.*)$ {{
+            auth_basic "git";
+            auth_basic_user_file {htpasswd};
+            {v2}
+        }}
+        location ~ ^/authmoved/(.*)$ {{ return 301 /auth/$1$is_args$args; }}
         location ~ ^/v0(/.*)$ {{ {v0} }}
         location ~ ^/moved/(.*)$ {{ return 301 /v2/$1$is_args$args; }}
         location ~ ^/loop/(.*)$ {{ return 302 /loop/$1$is_args$args; }}
@@ -630,6 +651,8 @@ http {{
             key = key.display(),
             v2 = fastcgi(true),
             v0 = fastcgi(false),
+            access = access_log.display(),
+            htpasswd = htpasswd.display(),
         ),
     )
     .unwrap();
@@ -655,6 +678,7 @@ http {{
         https_port,
         http_port,
         tls,
+        access_log,
     }
 }
 
@@ -789,6 +813,7 @@ pub fn drive_with(
                     Err(e) => fetch.transport_error(e.to_string()),
                 }
             }
+            Io::ConnectSsh(_) => fetch.transport_error("this driver speaks no SSH"),
             Io::Close => {
                 log.closes += 1;
                 conn = None;
@@ -825,4 +850,182 @@ pub fn fetch_err(url: &str, opts: FetchOptions, tls: Option<Arc<rustls::ClientCo
         Err(e) => e,
         Ok(o) => panic!("fetch {url}: expected an error, got {o:?}"),
     }
+}
+
+// ---------------------------------------------------------------- log capture
+
+struct CaptureLogger;
+
+static LOG_LINES: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+impl log::Log for CaptureLogger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        let line = format!(
+            "{} {}: {}\n",
+            record.level(),
+            record.target(),
+            record.args()
+        );
+        if let Ok(mut lines) = LOG_LINES.lock() {
+            lines.push_str(&line);
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Records every log line of the crate (all levels) from now on, for all tests of this binary.
+pub fn capture_logs() {
+    static LOGGER: CaptureLogger = CaptureLogger;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Trace);
+    }
+}
+
+/// The log lines recorded since [`capture_logs`].
+pub fn captured_logs() -> String {
+    LOG_LINES.lock().map(|l| l.clone()).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- git archive reference
+
+/// Checks a snapshot against `git archive` of `commit`, extracted by `tar`: the same
+/// regular files, executables and symlinks with the same contents.
+pub fn assert_equals_archive(snap: &Snapshot, repo: &Path, commit: &str) {
+    assert_eq!(snap.commit.to_string(), commit);
+    let tar = git_bytes(repo, &["archive", "--format=tar", commit], None);
+    let dir = TempDir::new("archive");
+    let mut child = Command::new(require("tar", "tar"))
+        .arg("-x")
+        .arg("-C")
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("tar");
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    assert!(child.wait().unwrap().success(), "tar -x failed");
+    let mut want = Vec::new();
+    collect_tree(dir.path(), "", &mut want);
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    let got: Vec<(String, FileKind, Vec<u8>)> = snap
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.kind, f.data.to_vec()))
+        .collect();
+    assert_eq!(got.len(), want.len(), "file count differs from git archive");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((&g.0, g.1), (&w.0, w.1), "entry differs from git archive");
+        assert!(g.2 == w.2, "content of {} differs from git archive", g.0);
+    }
+}
+
+fn collect_tree(root: &Path, prefix: &str, out: &mut Vec<(String, FileKind, Vec<u8>)>) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut entries: Vec<_> = std::fs::read_dir(root.join(prefix))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().into_string().unwrap();
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let meta = std::fs::symlink_metadata(e.path()).unwrap();
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(e.path()).unwrap();
+            out.push((
+                rel,
+                FileKind::Symlink,
+                target.into_os_string().into_encoded_bytes(),
+            ));
+        } else if meta.is_dir() {
+            collect_tree(root, &rel, out);
+        } else {
+            let kind = if meta.permissions().mode() & 0o111 != 0 {
+                FileKind::Executable
+            } else {
+                FileKind::Regular
+            };
+            out.push((rel, kind, std::fs::read(e.path()).unwrap()));
+        }
+    }
+}
+
+/// A deterministic site of `n` files like the benchmark's (`bench/bench.py`,
+/// `make_site_1000`): an `index.html` and `n - 1` files in ten directories, text pages of
+/// 200 B to 16 KiB and every 50th a binary. Returns the work tree (a repository on `main`
+/// with one commit) and the bare clone `<dir>/site.git`.
+pub fn site_of(n: usize, dir: &Path) -> (PathBuf, PathBuf) {
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        work.join("index.html"),
+        format!("<!doctype html><title>{n} files</title><p>index</p>\n"),
+    )
+    .unwrap();
+    let words = [
+        "muen",
+        "separation",
+        "kernel",
+        "subject",
+        "channel",
+        "unikernel",
+        "rust",
+        "smoltcp",
+        "rustls",
+        "git",
+        "pack",
+        "delta",
+        "object",
+        "tree",
+        "blob",
+        "commit",
+        "memory",
+        "region",
+    ];
+    let mut rng = noise(n as u64, 8 * n);
+    for i in 0..n - 1 {
+        let r = u64::from_le_bytes(rng[8 * i..8 * i + 8].try_into().unwrap());
+        let size = 200 + (r % 4096) as usize * (1 + (r >> 40) as usize % 4);
+        let sub = work.join(format!("d{:02}", i % 10));
+        std::fs::create_dir_all(&sub).unwrap();
+        if i % 50 == 7 {
+            std::fs::write(sub.join(format!("f{i:04}.bin")), noise(r, size)).unwrap();
+        } else {
+            let mut text = format!("<!doctype html><title>page {i}</title>\n");
+            let mut w = r;
+            while text.len() < size {
+                for _ in 0..12 {
+                    w = w
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    text.push_str(words[(w >> 33) as usize % words.len()]);
+                    text.push(' ');
+                }
+                text.push('\n');
+            }
+            std::fs::write(sub.join(format!("f{i:04}.html")), text).unwrap();
+        }
+    }
+    rng.clear();
+    git(&work, &["add", "-A"]);
+    git_with(
+        &work,
+        &["commit", "-q", "-m", "site"],
+        &[
+            ("GIT_AUTHOR_DATE", "1700000000 +0000"),
+            ("GIT_COMMITTER_DATE", "1700000000 +0000"),
+        ],
+        None,
+    );
+    let bare = dir.join("site.git");
+    git(dir, &["clone", "-q", "--bare", "work", "site.git"]);
+    git(&work, &["remote", "add", "served", bare.to_str().unwrap()]);
+    (work, bare)
 }

@@ -7,13 +7,13 @@
 //! or the status of the error response.
 
 use super::super::request::{tokens, valid_host, values};
-use super::body::BodyReader;
+use unipi_httpwire::Framing as BodyFraming;
 
 /// How the request's body is delimited, and the other framing facts.
 #[derive(Clone, Debug)]
 pub(crate) struct Framing {
     /// `None`: no body.
-    pub body: Option<BodyReader>,
+    pub body: Option<BodyFraming>,
     /// The body's `Content-Length`, if it has one.
     pub content_length: Option<u64>,
     /// The connection stays open after the response.
@@ -100,10 +100,10 @@ impl Framing {
         }
 
         let body = if te {
-            Some(BodyReader::chunked())
+            Some(BodyFraming::Chunked)
         } else {
             match content_length {
-                Some(l) if l > 0 => Some(BodyReader::with_length(l)),
+                Some(l) if l > 0 => Some(BodyFraming::Length(l)),
                 _ => None,
             }
         };

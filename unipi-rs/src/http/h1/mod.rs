@@ -3,11 +3,11 @@
 //! behaviour.
 //!
 //! - [`head`]: parsing and checking a request's header block;
-//! - [`body`]: finding where a request body ends;
+//! - bodies (only the webhook's is read) are decoded by `unipi-httpwire`,
+//!   the project's one HTTP/1.1 body decoder;
 //! - [`output`]: the queue of response bytes, in request order;
 //! - here: the state machine, and writing a [`Response`] as HTTP/1.1.
 
-pub mod body;
 pub(crate) mod head;
 pub(crate) mod output;
 
@@ -18,7 +18,6 @@ use core::fmt::Write as _;
 
 use smoltcp::time::Instant;
 
-use self::body::{BodyError, BodyReader};
 use self::head::{Framing, bad_version_is_http, in_target};
 use self::output::{LogRecord, Output};
 use super::hook::{Credentials, Verdict};
@@ -27,6 +26,7 @@ use super::response::{Content, Response, reason};
 use super::serve::{self, Context, Reply, Scratch};
 use super::{Activity, Event, HookOutcome, HttpConfig, MAX_HEADERS, Role, SERVER, Session, date};
 use crate::site::Site;
+use unipi_httpwire::{BodyDecoder, BodyError, BodyLimits};
 
 /// The facts of a request that its response needs, from the end of its
 /// header block until the response is queued.
@@ -61,7 +61,7 @@ enum State {
     /// Reading the body of a webhook request (kept, bounded, for its
     /// signature); the pull or a `401`/`403` follows.
     HookBody {
-        reader: BodyReader,
+        reader: BodyDecoder,
         body: Vec<u8>,
         credentials: Box<Credentials>,
         exchange: Exchange,
@@ -407,11 +407,19 @@ impl Connection {
     }
 
     fn step_hook_body(&mut self) -> Step {
-        let limit = self.cfg.limits.max_body_bytes;
         let State::HookBody { reader, body, .. } = &mut self.state else {
             return Step::Stall;
         };
-        let fed = reader.feed(&self.input, limit, |piece| body.extend_from_slice(piece));
+        let mut fed = Ok(0);
+        while let Ok(used) = fed {
+            if used == self.input.len() || reader.is_done() {
+                break;
+            }
+            fed = reader.decode(&self.input[used..]).map(|d| {
+                body.extend_from_slice(d.data);
+                used + d.consumed
+            });
+        }
         match fed {
             Ok(used) => {
                 let done = reader.is_done();
@@ -438,8 +446,8 @@ impl Connection {
                     return Step::Stall;
                 };
                 let status = match e {
-                    BodyError::TooLarge => 413,
-                    BodyError::Malformed => 400,
+                    BodyError::TooLarge { .. } => 413,
+                    _ => 400,
                 };
                 self.fail(status, exchange);
                 Step::Stall
@@ -604,7 +612,14 @@ impl Connection {
                     return Step::Stall;
                 }
                 match framing.body {
-                    Some(reader) => {
+                    Some(framing_of_body) => {
+                        let reader = BodyDecoder::new(
+                            framing_of_body,
+                            BodyLimits {
+                                max_content_bytes: limits.max_body_bytes,
+                                ..BodyLimits::default()
+                            },
+                        );
                         if framing.continue_expected {
                             self.out.write(b"HTTP/1.1 100 Continue\r\n\r\n");
                             self.out.flush();
