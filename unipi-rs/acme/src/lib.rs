@@ -38,7 +38,7 @@ mod name;
 mod objects;
 mod problem;
 mod url;
-mod x509;
+pub mod x509;
 
 pub use cert::{CertInfo, parse_chain_pem};
 pub use challenge::{
@@ -56,4 +56,3 @@ pub use limits::Limits;
 pub use name::{DnsName, contact_url};
 pub use problem::{Problem, ProblemType, Subproblem};
 pub use url::{LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING, Url};
-pub use x509::ID_PE_ACME_IDENTIFIER;

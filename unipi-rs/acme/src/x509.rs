@@ -1,7 +1,8 @@
 //! The two X.509 documents this client signs: the certificate request (PKCS#10, RFC 2986)
 //! sent to finalize an order, and the self-signed TLS-ALPN-01 validation certificate
 //! (RFC 8737 §3). Both are encoded with the RustCrypto `der`/`x509-cert` types and signed
-//! with *ring*.
+//! with *ring*. The client calls both itself; they are public for drivers that want a CSR
+//! of their own and for tests.
 
 use alloc::format;
 use alloc::vec;
