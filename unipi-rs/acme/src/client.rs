@@ -944,14 +944,14 @@ impl Client {
                 retry_at,
             });
         }
-        if op != Op::Nonce && op != Op::DownloadCert {
-            if let Some(ct) = headers::content_type(resp.headers) {
-                if ct != "application/json" {
-                    return Err(malformed(&alloc::format!(
-                        "expected application/json, got {ct}"
-                    )));
-                }
-            }
+        if op != Op::Nonce
+            && op != Op::DownloadCert
+            && let Some(ct) = headers::content_type(resp.headers)
+            && ct != "application/json"
+        {
+            return Err(malformed(&alloc::format!(
+                "expected application/json, got {ct}"
+            )));
         }
         let limits = self.config.limits.clone();
         match op {
@@ -1261,13 +1261,13 @@ impl Client {
     }
 
     fn on_certificate(&mut self, resp: HttpResponse<'_>) -> Result<(), Error> {
-        if let Some(ct) = headers::content_type(resp.headers) {
-            if ct != PEM_CHAIN {
-                return Err(Error::Malformed {
-                    phase: Phase::Certificate,
-                    reason: sanitize(alloc::format!("expected {PEM_CHAIN}, got {ct}").as_bytes()),
-                });
-            }
+        if let Some(ct) = headers::content_type(resp.headers)
+            && ct != PEM_CHAIN
+        {
+            return Err(Error::Malformed {
+                phase: Phase::Certificate,
+                reason: sanitize(alloc::format!("expected {PEM_CHAIN}, got {ct}").as_bytes()),
+            });
         }
         let limits = &self.config.limits;
         let chain = cert::parse_chain_pem(resp.body, limits.max_chain_certs)?;

@@ -147,10 +147,10 @@ pub fn links(headers: &Headers<'_>, rel: &str, base: &Url, max_len: usize, max: 
                 }
             }
             let params = &params_and_more[..stop];
-            if has_rel(params, rel) {
-                if let Ok(url) = base.join(target, max_len) {
-                    out.push(url);
-                }
+            if has_rel(params, rel)
+                && let Ok(url) = base.join(target, max_len)
+            {
+                out.push(url);
             }
             rest = &params_and_more[stop..];
         }

@@ -1,6 +1,6 @@
 //! DNS names to certify, and contact addresses.
 
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use core::fmt;
 
 use crate::error::{Error, sanitize};
@@ -124,7 +124,7 @@ pub fn contact_url(email: &str) -> Result<String, Error> {
     let mut url = String::from("mailto:");
     url.push_str(local);
     url.push('@');
-    url.push_str(&domain.to_string());
+    url.push_str(domain.as_ref());
     Ok(url)
 }
 
