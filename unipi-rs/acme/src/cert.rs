@@ -7,11 +7,13 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use der::Decode;
+use der::oid::ObjectIdentifier;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
-use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::name::{DirectoryString, GeneralName};
+use x509_cert::name::Name;
 
 use crate::error::{Error, sanitize};
 
@@ -39,6 +41,40 @@ pub fn parse_chain_pem(pem: &[u8], max_certs: usize) -> Result<Vec<Vec<u8>>, Err
     Ok(chain)
 }
 
+/// A distinguished name as `CN=…, O=…, C=…` text in certificate order, sanitised.
+/// Written here because x509-cert's RFC 4514 `Display` looks attribute names up in
+/// const-oid's OID database (~150 KB of tables); these few names cover CA certificates,
+/// anything else is printed as a dotted OID.
+pub(crate) fn name_text(name: &Name) -> String {
+    const SHORT: [(ObjectIdentifier, &str); 7] = [
+        (ObjectIdentifier::new_unwrap("2.5.4.3"), "CN"),
+        (ObjectIdentifier::new_unwrap("2.5.4.6"), "C"),
+        (ObjectIdentifier::new_unwrap("2.5.4.7"), "L"),
+        (ObjectIdentifier::new_unwrap("2.5.4.8"), "ST"),
+        (ObjectIdentifier::new_unwrap("2.5.4.10"), "O"),
+        (ObjectIdentifier::new_unwrap("2.5.4.11"), "OU"),
+        (ObjectIdentifier::new_unwrap("2.5.4.5"), "serialNumber"),
+    ];
+    let mut out = String::new();
+    for atv in name.iter() {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        match SHORT.iter().find(|(oid, _)| *oid == atv.oid) {
+            Some((_, short)) => out.push_str(short),
+            None => {
+                let _ = write!(out, "{}", atv.oid);
+            }
+        }
+        out.push('=');
+        match DirectoryString::try_from(&atv.value) {
+            Ok(s) => out.push_str(&s.value()),
+            Err(_) => out.push('?'),
+        }
+    }
+    sanitize(out.as_bytes())
+}
+
 /// What a driver needs to know about a certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertInfo {
@@ -46,9 +82,9 @@ pub struct CertInfo {
     pub not_before: u64,
     /// End of validity, Unix seconds.
     pub not_after: u64,
-    /// The issuer's distinguished name (RFC 4514 text, sanitised).
+    /// The issuer's distinguished name (`CN=…, O=…` in certificate order, sanitised).
     pub issuer: String,
-    /// The subject's distinguished name (RFC 4514 text, sanitised; often empty or a CN).
+    /// The subject's distinguished name (same form; often empty or a CN).
     pub subject: String,
     /// The serial number in lower-case hex.
     pub serial: String,
@@ -83,8 +119,8 @@ impl CertInfo {
         let info = CertInfo {
             not_before: validity.not_before.to_unix_duration().as_secs(),
             not_after: validity.not_after.to_unix_duration().as_secs(),
-            issuer: sanitize(alloc::format!("{}", tbs.issuer()).as_bytes()),
-            subject: sanitize(alloc::format!("{}", tbs.subject()).as_bytes()),
+            issuer: name_text(tbs.issuer()),
+            subject: name_text(tbs.subject()),
             serial,
             names,
             public_key: tbs
@@ -202,6 +238,36 @@ mod tests {
         assert!(info.covers("a.example"));
         let names = [crate::DnsName::new("a.example").unwrap()];
         check_issued(&chain, k.public_key(), &names, 1_700_000_000).unwrap();
+    }
+
+    #[test]
+    fn name_text_of_a_ca_name() {
+        use der::asn1::{PrintableStringRef, SetOfVec, Utf8StringRef};
+        use der::{Any, Decode, Encode};
+        use x509_cert::attr::AttributeTypeAndValue;
+        let atv = |oid: &str, v: Any| {
+            let mut set = SetOfVec::new();
+            set.insert(AttributeTypeAndValue {
+                oid: ObjectIdentifier::new(oid).unwrap(),
+                value: v,
+            })
+            .unwrap();
+            set
+        };
+        let p = |s| Any::encode_from(&PrintableStringRef::new(s).unwrap()).unwrap();
+        let u = |s| Any::encode_from(&Utf8StringRef::new(s).unwrap()).unwrap();
+        let rdns = alloc::vec![
+            atv("2.5.4.6", p("US")),
+            atv("2.5.4.10", u("Let's Encrypt")),
+            atv("2.5.4.3", p("R10")),
+            atv("1.2.3.4", u("x\u{7}y")),
+            atv("2.5.4.11", Any::encode_from(&5u8).unwrap()),
+        ];
+        let name = Name::from_der(&rdns.to_der().unwrap()).unwrap();
+        assert_eq!(
+            name_text(&name),
+            "C=US, O=Let's Encrypt, CN=R10, 1.2.3.4=x?y, OU=?"
+        );
     }
 
     #[test]

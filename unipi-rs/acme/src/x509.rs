@@ -4,16 +4,16 @@
 //! with *ring*. The client calls both itself; they are public for drivers that want a CSR
 //! of their own and for tests.
 
-use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::str::FromStr;
 use core::time::Duration;
 
-use der::asn1::{BitString, GeneralizedTime, Ia5String, OctetString, SetOfVec, UtcTime};
+use der::asn1::{
+    BitString, GeneralizedTime, Ia5String, OctetString, SetOfVec, UtcTime, Utf8StringRef,
+};
 use der::oid::ObjectIdentifier;
-use der::{Any, DateTime, Encode, Sequence};
-use x509_cert::attr::Attribute;
+use der::{Any, DateTime, Decode, Encode, Sequence};
+use x509_cert::attr::{Attribute, AttributeTypeAndValue};
 use x509_cert::certificate::Version;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::SubjectAltName;
@@ -36,6 +36,8 @@ const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 /// subjectAltName (RFC 5280).
 const ID_CE_SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
+/// id-at-commonName (RFC 4519).
+pub(crate) const ID_AT_COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 /// id-pe-acmeIdentifier (RFC 8737 §6.1).
 pub const ID_PE_ACME_IDENTIFIER: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.31");
@@ -70,9 +72,22 @@ fn signature_algorithm() -> AlgorithmIdentifier {
 
 /// `CN=<name>`: ACME servers take the names from the SAN extension; the common name is
 /// there for tools that show only the subject.
+///
+/// Encoded with `der` and decoded into a [`Name`]: x509-cert builds names only from RFC 4514
+/// strings (looking attribute names up in const-oid's OID database, ~150 KB of tables in
+/// the binary) or behind its `hazmat` feature.
 fn common_name(name: &DnsName) -> Result<Name, Error> {
-    // A DnsName is LDH only: nothing in it needs RFC 4514 escaping.
-    Name::from_str(&format!("CN={name}")).map_err(encoding("name does not fit a CN"))
+    let fail = encoding("name does not fit a CN");
+    let value = Utf8StringRef::new(name.as_str()).map_err(&fail)?;
+    let mut rdn = SetOfVec::new();
+    rdn.insert(AttributeTypeAndValue {
+        oid: ID_AT_COMMON_NAME,
+        value: Any::encode_from(&value).map_err(&fail)?,
+    })
+    .map_err(&fail)?;
+    // RDNSequence ::= SEQUENCE OF RelativeDistinguishedName (a SET OF attributes)
+    let der = vec![rdn].to_der().map_err(&fail)?;
+    Name::from_der(&der).map_err(fail)
 }
 
 fn san_extension(names: &[DnsName], critical: bool) -> Result<Extension, Error> {
@@ -221,8 +236,6 @@ pub fn tls_alpn_certificate(
 mod tests {
     use super::*;
     use crate::key::KeyAlgorithm;
-    use alloc::string::ToString;
-    use der::Decode;
     use der::oid::AssociatedOid;
     use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 
@@ -239,7 +252,7 @@ mod tests {
         let k = key();
         let der = csr(&k, &names(&["example.org", "www.example.org"])).unwrap();
         let req = CertReq::from_der(&der).unwrap();
-        assert_eq!(req.info.subject.to_string(), "CN=example.org");
+        assert_eq!(crate::cert::name_text(&req.info.subject), "CN=example.org");
         assert_eq!(
             req.info.public_key.subject_public_key.raw_bytes(),
             k.public_key()
@@ -256,7 +269,7 @@ mod tests {
             .0
             .iter()
             .map(|g| match g {
-                GeneralName::DnsName(s) => s.to_string(),
+                GeneralName::DnsName(s) => alloc::string::String::from(s.as_str()),
                 other => panic!("{other:?}"),
             })
             .collect();
@@ -272,7 +285,7 @@ mod tests {
         let cert = x509_cert::Certificate::from_der(&der).unwrap();
         let tbs = cert.tbs_certificate();
         assert_eq!(tbs.version(), Version::V3);
-        assert_eq!(tbs.subject().to_string(), "CN=example.org");
+        assert_eq!(crate::cert::name_text(tbs.subject()), "CN=example.org");
         assert_eq!(tbs.issuer(), tbs.subject());
         assert_eq!(
             tbs.validity().not_before.to_unix_duration().as_secs(),
