@@ -4,8 +4,9 @@
 //! # Derivation
 //!
 //! A secret scalar is `HKDF-SHA256(salt = "unipi-acme key v1", IKM = seed,
-//! info = label ‖ 0x00 ‖ counter)` expanded to 32 bytes and read big-endian, where the label
-//! is `account` or `certificate` (so one seed never gives the same key for both roles) and
+//! info = label ‖ 0x00 ‖ counter)` expanded to the curve's scalar size (32 bytes for P-256,
+//! 48 for P-384) and read big-endian, where the label is `account`, `certificate` or
+//! `certificate-p384` (so one seed never gives related keys for two roles or curves) and
 //! the counter starts at 0 and goes up only in the unlikely case (probability below 2⁻³²)
 //! that the value is 0 or not below the group order. The same seed gives the same key on
 //! every boot; 32 fresh random bytes give a fresh key through the very same path.
@@ -14,9 +15,12 @@
 //!
 //! *ring* signs (it is linked anyway for rustls) but cannot compute a public key from a
 //! private scalar: its PKCS#8 loader requires the public key, and its key generator takes
-//! randomness only from `SystemRandom` (its `SecureRandom` trait is sealed). The RustCrypto
+//! randomness only from `SystemRandom` (its `SecureRandom` trait is sealed; its
+//! deterministic test generators are deprecated and slated for removal). The RustCrypto
 //! `p256` crate (arithmetic only, no precomputed tables, no ECDSA) does exactly that one
-//! scalar multiplication and writes the PKCS#8 document *ring* then loads and checks.
+//! scalar multiplication and writes the PKCS#8 document *ring* then loads and checks:
+//! about 27 KB of code (measured on x86-64, `opt-level = "s"`, fat LTO). P-384
+//! certificate keys (feature `p384`) add `p384` the same way, another 17 KB.
 //!
 //! RSA keys are out of scope: no well-kept `no_std` RSA key generator is fast enough under
 //! emulation (prime search for 2048 bits takes seconds natively), and Let's Encrypt takes
@@ -46,22 +50,27 @@ const MAX_DERIVE_ATTEMPTS: u8 = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyAlgorithm {
-    /// ECDSA over NIST P-256 with SHA-256 (JWS `ES256`).
+    /// ECDSA over NIST P-256 with SHA-256 (JWS `ES256`); the default.
     EcdsaP256,
+    /// ECDSA over NIST P-384 with SHA-384, for certificate keys (feature `p384`).
+    #[cfg(feature = "p384")]
+    EcdsaP384,
 }
 
 /// What a key is for: the label of its derivation, and the signature encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
     Account,
-    Certificate,
+    Certificate(KeyAlgorithm),
 }
 
 impl Role {
     fn label(self) -> &'static [u8] {
         match self {
             Role::Account => b"account",
-            Role::Certificate => b"certificate",
+            Role::Certificate(KeyAlgorithm::EcdsaP256) => b"certificate",
+            #[cfg(feature = "p384")]
+            Role::Certificate(KeyAlgorithm::EcdsaP384) => b"certificate-p384",
         }
     }
 
@@ -69,7 +78,18 @@ impl Role {
         match self {
             // JWS wants r ‖ s (RFC 7518 §3.4), X.509 and PKCS#10 want DER.
             Role::Account => &ECDSA_P256_SHA256_FIXED_SIGNING,
-            Role::Certificate => &ECDSA_P256_SHA256_ASN1_SIGNING,
+            Role::Certificate(KeyAlgorithm::EcdsaP256) => &ECDSA_P256_SHA256_ASN1_SIGNING,
+            #[cfg(feature = "p384")]
+            Role::Certificate(KeyAlgorithm::EcdsaP384) => {
+                &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING
+            }
+        }
+    }
+
+    fn algorithm(self) -> KeyAlgorithm {
+        match self {
+            Role::Account => KeyAlgorithm::EcdsaP256,
+            Role::Certificate(a) => a,
         }
     }
 }
@@ -83,8 +103,8 @@ impl ring::hkdf::KeyType for Len {
     }
 }
 
-/// Derives the PKCS#8 v1 document of a P-256 key from `seed` for `role`.
-fn derive_p256_pkcs8(seed: &[u8], role: Role) -> Result<Vec<u8>, Error> {
+/// Derives the PKCS#8 v1 document of the key for `role` from `seed`.
+fn derive_pkcs8(seed: &[u8], role: Role) -> Result<Vec<u8>, Error> {
     if seed.len() < MIN_SEED_LEN {
         return Err(Error::SeedTooShort {
             len: seed.len(),
@@ -92,19 +112,37 @@ fn derive_p256_pkcs8(seed: &[u8], role: Role) -> Result<Vec<u8>, Error> {
         });
     }
     let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, SALT).extract(seed);
+    let len = match role.algorithm() {
+        KeyAlgorithm::EcdsaP256 => 32,
+        #[cfg(feature = "p384")]
+        KeyAlgorithm::EcdsaP384 => 48,
+    };
+    let encoding = |_| Error::Key {
+        reason: "could not encode the derived key as PKCS#8",
+    };
     for counter in 0..MAX_DERIVE_ATTEMPTS {
-        let mut scalar = zeroize::Zeroizing::new([0u8; 32]);
+        let mut buf = zeroize::Zeroizing::new([0u8; 48]);
+        let scalar = buf.get_mut(..len).ok_or(Error::Key {
+            reason: "scalar size",
+        })?;
         let info = [role.label(), &[0u8, counter]];
-        prk.expand(&info, Len(32))
-            .and_then(|okm| okm.fill(&mut scalar[..]))
+        prk.expand(&info, Len(len))
+            .and_then(|okm| okm.fill(scalar))
             .map_err(|_| Error::Key {
                 reason: "HKDF expansion failed",
             })?;
-        if let Ok(secret) = p256::SecretKey::from_slice(&scalar[..]) {
-            let doc = secret.to_pkcs8_der().map_err(|_| Error::Key {
-                reason: "could not encode the derived key as PKCS#8",
-            })?;
-            return Ok(doc.as_bytes().to_vec());
+        // from_slice refuses 0 and values not below the group order: try the next counter.
+        let doc = match role.algorithm() {
+            KeyAlgorithm::EcdsaP256 => p256::SecretKey::from_slice(scalar)
+                .ok()
+                .map(|k| k.to_pkcs8_der().map_err(encoding)),
+            #[cfg(feature = "p384")]
+            KeyAlgorithm::EcdsaP384 => p384::SecretKey::from_slice(scalar)
+                .ok()
+                .map(|k| p384::pkcs8::EncodePrivateKey::to_pkcs8_der(&k).map_err(encoding)),
+        };
+        if let Some(doc) = doc {
+            return Ok(doc?.as_bytes().to_vec());
         }
     }
     Err(Error::Key {
@@ -161,7 +199,7 @@ impl AccountKey {
     /// [module documentation](self) for the KDF). Pass a stored seed for a key that is the
     /// same on every boot, or 32 fresh random bytes for a new one.
     pub fn from_seed(seed: &[u8]) -> Result<AccountKey, Error> {
-        let der = derive_p256_pkcs8(seed, Role::Account)?;
+        let der = derive_pkcs8(seed, Role::Account)?;
         Ok(AccountKey(KeyPair::from_pkcs8(&der, Role::Account)?))
     }
 
@@ -204,9 +242,7 @@ impl CertificateKey {
     /// [module documentation](self) for the KDF). A stored seed keeps the key across
     /// reboots and renewals; 32 fresh random bytes give a new key.
     pub fn from_seed(algorithm: KeyAlgorithm, seed: &[u8]) -> Result<CertificateKey, Error> {
-        let der = match algorithm {
-            KeyAlgorithm::EcdsaP256 => derive_p256_pkcs8(seed, Role::Certificate)?,
-        };
+        let der = derive_pkcs8(seed, Role::Certificate(algorithm))?;
         Self::from_pkcs8(algorithm, &der)
     }
 
@@ -214,7 +250,7 @@ impl CertificateKey {
     pub fn from_pkcs8(algorithm: KeyAlgorithm, der: &[u8]) -> Result<CertificateKey, Error> {
         Ok(CertificateKey {
             algorithm,
-            pair: KeyPair::from_pkcs8(der, Role::Certificate)?,
+            pair: KeyPair::from_pkcs8(der, Role::Certificate(algorithm))?,
         })
     }
 
@@ -228,12 +264,13 @@ impl CertificateKey {
         &self.pair.pkcs8
     }
 
-    /// The public key as an uncompressed SEC1 point.
+    /// The public key as an uncompressed SEC1 point (65 bytes for P-256, 97 for P-384).
     pub fn public_key(&self) -> &[u8] {
         self.pair.public_key()
     }
 
-    /// Signs `message` for X.509 / PKCS#10: ECDSA with SHA-256, DER `Ecdsa-Sig-Value`.
+    /// Signs `message` for X.509 / PKCS#10: ECDSA with SHA-256 (P-256) or SHA-384 (P-384),
+    /// DER `Ecdsa-Sig-Value`.
     pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         self.pair.sign(message)
     }
@@ -326,6 +363,24 @@ mod tests {
                 reason: "public and private key do not match"
             }
         );
+    }
+
+    #[cfg(feature = "p384")]
+    #[test]
+    fn p384_certificate_keys() {
+        use ring::signature::ECDSA_P384_SHA384_ASN1;
+        let k = CertificateKey::from_seed(KeyAlgorithm::EcdsaP384, SEED).unwrap();
+        let again = CertificateKey::from_seed(KeyAlgorithm::EcdsaP384, SEED).unwrap();
+        assert_eq!(k.pkcs8_der(), again.pkcs8_der());
+        assert_eq!(k.public_key().len(), 97);
+        let sig = k.sign(b"hello").unwrap();
+        UnparsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, k.public_key())
+            .verify(b"hello", &sig)
+            .unwrap();
+        // A P-384 document is not a P-256 key, and the other way round.
+        assert!(CertificateKey::from_pkcs8(KeyAlgorithm::EcdsaP256, k.pkcs8_der()).is_err());
+        let p256 = CertificateKey::from_seed(KeyAlgorithm::EcdsaP256, SEED).unwrap();
+        assert!(CertificateKey::from_pkcs8(KeyAlgorithm::EcdsaP384, p256.pkcs8_der()).is_err());
     }
 
     #[test]

@@ -25,7 +25,7 @@ use x509_cert::time::{Time, Validity};
 use x509_cert::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 
 use crate::error::Error;
-use crate::key::CertificateKey;
+use crate::key::{CertificateKey, KeyAlgorithm};
 use crate::name::DnsName;
 
 /// id-ecPublicKey (RFC 5480).
@@ -34,6 +34,12 @@ const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840
 const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 /// ecdsa-with-SHA256 (RFC 5758).
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+/// secp384r1 (RFC 5480).
+#[cfg(feature = "p384")]
+const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+/// ecdsa-with-SHA384 (RFC 5758).
+#[cfg(feature = "p384")]
+const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 /// subjectAltName (RFC 5280).
 const ID_CE_SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 /// id-at-commonName (RFC 4519).
@@ -51,21 +57,31 @@ fn encoding(what: &'static str) -> impl Fn(der::Error) -> Error {
     move |_| Error::Key { reason: what }
 }
 
-/// The SubjectPublicKeyInfo of a P-256 key.
+/// The SubjectPublicKeyInfo of an EC key.
 pub(crate) fn spki(key: &CertificateKey) -> Result<SubjectPublicKeyInfo, Error> {
+    let curve = match key.algorithm() {
+        KeyAlgorithm::EcdsaP256 => &SECP256R1,
+        #[cfg(feature = "p384")]
+        KeyAlgorithm::EcdsaP384 => &SECP384R1,
+    };
     Ok(SubjectPublicKeyInfo {
         algorithm: AlgorithmIdentifier {
             oid: ID_EC_PUBLIC_KEY,
-            parameters: Some(Any::from(&SECP256R1)),
+            parameters: Some(Any::from(curve)),
         },
         subject_public_key: BitString::from_bytes(key.public_key())
             .map_err(encoding("public key does not fit a BIT STRING"))?,
     })
 }
 
-fn signature_algorithm() -> AlgorithmIdentifier {
+/// The signature algorithm of `key`: ECDSA with the hash that matches the curve.
+fn signature_algorithm(key: &CertificateKey) -> AlgorithmIdentifier {
     AlgorithmIdentifier {
-        oid: ECDSA_WITH_SHA256,
+        oid: match key.algorithm() {
+            KeyAlgorithm::EcdsaP256 => ECDSA_WITH_SHA256,
+            #[cfg(feature = "p384")]
+            KeyAlgorithm::EcdsaP384 => ECDSA_WITH_SHA384,
+        },
         parameters: None,
     }
 }
@@ -133,7 +149,7 @@ pub fn csr(key: &CertificateKey, names: &[DnsName]) -> Result<Vec<u8>, Error> {
     let signature = key.sign(&tbs)?;
     CertReq {
         info,
-        algorithm: signature_algorithm(),
+        algorithm: signature_algorithm(key),
         signature: bit_string(&signature)?,
     }
     .to_der()
@@ -202,7 +218,7 @@ pub fn tls_alpn_certificate(
     let tbs = TbsCertificate {
         version: Version::V3,
         serial_number: SerialNumber::new(&serial).map_err(encoding("bad serial"))?,
-        signature: signature_algorithm(),
+        signature: signature_algorithm(key),
         issuer: subject.clone(),
         validity: Validity::new(
             x509_time(now_unix.saturating_sub(ALPN_CERT_BACKDATE))?,
@@ -225,7 +241,7 @@ pub fn tls_alpn_certificate(
     let signature = key.sign(&tbs_der)?;
     Certificate {
         tbs_certificate: tbs,
-        signature_algorithm: signature_algorithm(),
+        signature_algorithm: signature_algorithm(key),
         signature: bit_string(&signature)?,
     }
     .to_der()
@@ -235,7 +251,6 @@ pub fn tls_alpn_certificate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::KeyAlgorithm;
     use der::oid::AssociatedOid;
     use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 

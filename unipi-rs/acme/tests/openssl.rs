@@ -214,3 +214,38 @@ fn derived_keys_are_valid_pkcs8_for_openssl() {
         assert_eq!(flat, expect);
     }
 }
+
+#[cfg(feature = "p384")]
+#[test]
+fn p384_csr_and_validation_certificate() {
+    let dir = TempDir::new("p384");
+    let k = CertificateKey::from_seed(KeyAlgorithm::EcdsaP384, b"openssl test p384 seed").unwrap();
+    let der = unipi_acme::x509::csr(&k, &names(&["p384.unipi-acme.test"])).unwrap();
+    let path = dir.path().join("csr.pem");
+    std::fs::write(&path, der_to_pem("CERTIFICATE REQUEST", &der)).unwrap();
+    let path = path.to_str().unwrap();
+    let (ok, out) = openssl(&["req", "-verify", "-noout", "-text", "-in", path], None);
+    assert!(ok && out.contains("verify OK"), "{out}");
+    assert!(out.contains("ASN1 OID: secp384r1"), "{out}");
+    assert!(out.contains("ecdsa-with-SHA384"), "{out}");
+    assert!(out.contains("DNS:p384.unipi-acme.test"), "{out}");
+
+    let name = DnsName::new("p384.unipi-acme.test").unwrap();
+    let der = unipi_acme::x509::tls_alpn_certificate(&k, &name, "t.k", unix_now()).unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, der_to_pem("CERTIFICATE", &der)).unwrap();
+    let cert = cert.to_str().unwrap();
+    let (ok, out) = openssl(
+        &[
+            "verify",
+            "-check_ss_sig",
+            "-partial_chain",
+            "-ignore_critical",
+            "-CAfile",
+            cert,
+            cert,
+        ],
+        None,
+    );
+    assert!(ok && out.contains(": OK"), "{out}");
+}

@@ -48,10 +48,14 @@ fn config(s: &Setup, names: &[&str], challenges: &[ChallengeKind]) -> Config {
 }
 
 fn client(config: Config) -> Client {
+    client_with(config, KeyAlgorithm::EcdsaP256)
+}
+
+fn client_with(config: Config, algorithm: KeyAlgorithm) -> Client {
     Client::new(
         config,
         AccountKey::from_seed(ACCOUNT_SEED).unwrap(),
-        CertificateKey::from_seed(KeyAlgorithm::EcdsaP256, CERT_SEED).unwrap(),
+        CertificateKey::from_seed(algorithm, CERT_SEED).unwrap(),
     )
 }
 
@@ -64,6 +68,11 @@ fn issue(s: &Setup, config: Config) -> (Result<Issued, Error>, Log) {
 /// The chain verifies with openssl against pebble's root from its management interface,
 /// the key matches, the names are all there, and rustls takes chain and key as they are.
 fn check_issued(s: &Setup, issued: &Issued, names: &[&str]) {
+    let key = CertificateKey::from_seed(KeyAlgorithm::EcdsaP256, CERT_SEED).unwrap();
+    check_issued_for(s, issued, names, &key);
+}
+
+fn check_issued_for(s: &Setup, issued: &Issued, names: &[&str], key: &CertificateKey) {
     let dir = TempDir::new("verify");
     let root = s.pebble.management_get("/roots/0");
     std::fs::write(dir.path().join("root.pem"), &root).unwrap();
@@ -108,7 +117,6 @@ fn check_issued(s: &Setup, issued: &Issued, names: &[&str]) {
     let now = unix_now();
     assert!(info.not_before <= now + 300 && now < info.not_after);
     assert!(issued.renew_at() > info.not_before && issued.renew_at() < info.not_after);
-    let key = CertificateKey::from_seed(KeyAlgorithm::EcdsaP256, CERT_SEED).unwrap();
     assert_eq!(info.public_key, key.public_key());
     assert_eq!(issued.private_key, key.pkcs8_der());
 
@@ -170,6 +178,22 @@ fn tls_alpn01() {
     );
     assert!(s.shared.lock().unwrap().tlsalpn_hits >= 1);
     assert_eq!(s.shared.lock().unwrap().http01_hits, 0);
+}
+
+#[cfg(feature = "p384")]
+#[test]
+fn p384_certificate_key() {
+    let s = setup(PebbleOptions::default());
+    let names = ["p384.unipi-acme.test"];
+    let mut driver = Driver::new(s.pebble.tls_client(), s.shared.clone());
+    let result = driver.run(&mut client_with(
+        config(&s, &names, &[ChallengeKind::TlsAlpn01]),
+        KeyAlgorithm::EcdsaP384,
+    ));
+    let issued = result.unwrap_or_else(|e| panic!("{e}\n{:?}", driver.log));
+    let key = CertificateKey::from_seed(KeyAlgorithm::EcdsaP384, CERT_SEED).unwrap();
+    assert_eq!(issued.info.public_key.len(), 97);
+    check_issued_for(&s, &issued, &names, &key);
 }
 
 #[test]
