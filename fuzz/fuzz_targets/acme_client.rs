@@ -120,6 +120,11 @@ fuzz_target!(|data: &[u8]| {
             Action::Done(result) => {
                 assert_eq!(published, 0, "challenge answer left published");
                 if let Err(e) = result {
+                    // Server input never makes the client look misused or end silently.
+                    assert!(
+                        !matches!(e, unipi_acme::Error::Usage(_) | unipi_acme::Error::Finished),
+                        "{e:?}"
+                    );
                     let text = e.to_string();
                     assert!(!text.chars().any(char::is_control), "{text}");
                 }

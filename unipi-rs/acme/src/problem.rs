@@ -158,7 +158,7 @@ pub struct Problem {
     pub detail: String,
     /// Its `status`, if given.
     pub status: Option<u16>,
-    /// At most [`MAX_SUBPROBLEMS`] subproblems.
+    /// At most 8 subproblems.
     pub subproblems: Vec<Subproblem>,
 }
 

@@ -880,6 +880,11 @@ fn every_response_mangled() {
                 }));
                 let (result, _) = run_lenient(&fx, s);
                 if let Err(e) = &result {
+                    // Server input never makes the client look misused or end silently.
+                    assert!(
+                        !matches!(e, Error::Usage(_) | Error::Finished),
+                        "exchange {i} variant {variant}: {e:?}"
+                    );
                     // Every error message is printable and bounded.
                     let text = e.to_string();
                     assert!(!text.chars().any(char::is_control), "{text}");
