@@ -260,16 +260,23 @@ impl fmt::Display for Error {
                 f,
                 "key seed of {len} bytes is too short: give at least {min} random bytes"
             ),
-            Key { reason } => write!(f, "key error: {reason}"),
-            Usage(what) => write!(f, "ACME client driven incorrectly: {what}"),
+            Key { reason } => write!(
+                f,
+                "key error: {reason}; check the key seed or the stored key"
+            ),
+            Usage(what) => write!(
+                f,
+                "ACME client driven incorrectly: {what} (a bug in the driver)"
+            ),
             Finished => f.write_str("ACME issuance already finished"),
             Transport { phase, detail } => write!(
                 f,
                 "ACME server unreachable while {phase}: {detail}; check the network and DNS"
             ),
-            Publish { detail } => {
-                write!(f, "could not install the challenge responder: {detail}")
-            }
+            Publish { detail } => write!(
+                f,
+                "could not install the challenge responder: {detail}; check that the HTTP and HTTPS ports are served"
+            ),
             Problem {
                 phase,
                 problem,
@@ -301,18 +308,24 @@ impl fmt::Display for Error {
                 retry_at,
             } => {
                 write!(f, "ACME server answered HTTP {status} while {phase}")?;
-                RetryHint(*retry_at).fmt(f)
+                match retry_at {
+                    Some(_) => RetryHint(*retry_at).fmt(f),
+                    None => f.write_str("; retry later"),
+                }
             }
             BadNonce { phase, limit } => write!(
                 f,
-                "ACME server rejected the anti-replay nonce {limit} times in a row while {phase}"
+                "ACME server rejected the anti-replay nonce {limit} times in a row while {phase}; retry later"
             ),
             Malformed { phase, reason } => {
-                write!(f, "invalid ACME response while {phase}: {reason}")
+                write!(
+                    f,
+                    "invalid ACME response while {phase}: {reason}; retry later, and check that the directory URL is an ACME server"
+                )
             }
             TooLarge { phase, limit } => write!(
                 f,
-                "ACME response while {phase} is larger than the limit of {limit} bytes"
+                "ACME response while {phase} is larger than the limit of {limit} bytes; retry later"
             ),
             AccountNotValid { status } => write!(
                 f,
@@ -341,22 +354,23 @@ impl fmt::Display for Error {
                 }
             }
             AuthorizationFailed { name, status } => {
-                write!(f, "authorization for {name} is {status}")
+                write!(
+                    f,
+                    "authorization for {name} is {status}; the next attempt starts a new order"
+                )
             }
             OrderFailed { problem } => {
                 f.write_str("the ACME order failed")?;
                 if let Some(p) = problem {
                     write!(f, ": {p}")?;
                 }
-                Ok(())
+                f.write_str("; the next attempt starts a new order")
             }
             PollLimit { phase, limit } => write!(
                 f,
-                "ACME server still not done after {limit} polls while {phase}"
+                "ACME server still not done after {limit} polls while {phase}; retry later"
             ),
-            BadCertificate { reason } => {
-                write!(f, "the certificate is unusable: {reason}")
-            }
+            BadCertificate { reason } => write!(f, "the certificate is unusable: {reason}"),
         }
     }
 }

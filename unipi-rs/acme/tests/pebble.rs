@@ -27,10 +27,12 @@ struct Setup {
 }
 
 fn setup(opts: PebbleOptions) -> Setup {
-    let pebble = Pebble::start(opts);
+    let (http_listener, http_port) = listen();
+    let (alpn_listener, alpn_port) = listen();
     let shared = Shared::default();
-    let http = http01_responder(pebble.http01_port, shared.clone());
-    let alpn = tlsalpn_responder(pebble.tlsalpn_port, shared.clone());
+    let http = http01_responder(http_listener, shared.clone());
+    let alpn = tlsalpn_responder(alpn_listener, shared.clone());
+    let pebble = Pebble::start(opts, http_port, alpn_port);
     Setup {
         pebble,
         shared,

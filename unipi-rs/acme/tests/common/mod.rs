@@ -83,12 +83,27 @@ impl Proc {
     }
 }
 
+/// A port that is free now, outside Linux's ephemeral range (32768-60999) so that the
+/// outgoing connections of parallel tests cannot take it before the server binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let mut x = (u64::from(std::process::id()) << 16)
+        ^ (N.fetch_add(1, Ordering::SeqCst) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ u64::from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos()),
+        );
+    for _ in 0..1000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20_000 + (x % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999");
 }
 
 fn wait_port(port: u16, proc_: &mut Proc) {
@@ -151,7 +166,9 @@ pub struct Pebble {
 }
 
 impl Pebble {
-    pub fn start(opts: PebbleOptions) -> Pebble {
+    /// Starts pebble validating HTTP-01 on `http01_port` and TLS-ALPN-01 on `tlsalpn_port`
+    /// (bind the responders first, so that nothing else takes their ports).
+    pub fn start(opts: PebbleOptions, http01_port: u16, tlsalpn_port: u16) -> Pebble {
         let pebble_bin = require("pebble", "pebble");
         let challtestsrv = require("pebble-challtestsrv", "pebble");
         let dir = TempDir::new("pebble");
@@ -176,8 +193,6 @@ impl Pebble {
 
         let acme_port = free_port();
         let mgmt_port = free_port();
-        let http01_port = free_port();
-        let tlsalpn_port = free_port();
         let dns_port = free_port();
         let dns_mgmt_port = free_port();
         let config = json!({"pebble": {
@@ -451,8 +466,18 @@ impl Drop for Responder {
     }
 }
 
-fn serve(port: u16, handler: impl Fn(TcpStream) + Send + 'static) -> Responder {
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind responder");
+/// Binds a responder's listener on a free port.
+pub fn listen() -> (TcpListener, u16) {
+    for _ in 0..100 {
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", free_port())) {
+            let port = l.local_addr().unwrap().port();
+            return (l, port);
+        }
+    }
+    panic!("could not bind a responder port");
+}
+
+fn serve(listener: TcpListener, handler: impl Fn(TcpStream) + Send + 'static) -> Responder {
     listener.set_nonblocking(true).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -479,8 +504,8 @@ fn serve(port: u16, handler: impl Fn(TcpStream) + Send + 'static) -> Responder {
 }
 
 /// The HTTP-01 responder: `GET /.well-known/acme-challenge/<token>`.
-pub fn http01_responder(port: u16, shared: Shared) -> Responder {
-    serve(port, move |mut s| {
+pub fn http01_responder(listener: TcpListener, shared: Shared) -> Responder {
+    serve(listener, move |mut s| {
         let mut req = Vec::new();
         let mut buf = [0u8; 2048];
         while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 16 * 1024 {
@@ -529,7 +554,7 @@ impl rustls::server::ResolvesServerCert for BySni {
 }
 
 /// The TLS-ALPN-01 responder: rustls with ALPN `acme-tls/1`, the certificate by SNI.
-pub fn tlsalpn_responder(port: u16, shared: Shared) -> Responder {
+pub fn tlsalpn_responder(listener: TcpListener, shared: Shared) -> Responder {
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -539,7 +564,7 @@ pub fn tlsalpn_responder(port: u16, shared: Shared) -> Responder {
     .with_cert_resolver(Arc::new(BySni(shared)));
     cfg.alpn_protocols = vec![unipi_acme::ACME_TLS_ALPN_PROTOCOL.to_vec()];
     let cfg = Arc::new(cfg);
-    serve(port, move |mut s| {
+    serve(listener, move |mut s| {
         let Ok(mut conn) = rustls::ServerConnection::new(cfg.clone()) else {
             return;
         };
