@@ -1,0 +1,63 @@
+//! A sans-IO SSH client transport for `no_std` + `alloc`, built on [sunset]: it runs one
+//! command on a server (for Git, `git-upload-pack '<path>'`) and carries its stdin and
+//! stdout.
+//!
+//! It sits where TLS sits for `https://` remotes (see `unipi-rs/src/tls.rs`): TCP bytes from
+//! the server go in with [`SshClient::receive`], bytes for the server come out of
+//! [`SshClient::output`]; the command's stdout comes out of [`SshClient::stdout`] and its
+//! stdin goes in with [`SshClient::write_stdin`]. [`SshClient`] documents the driving
+//! protocol.
+//!
+//! * Host key: pinned by its SHA-256 fingerprint ([`parse_authenticator`], Unipi's
+//!   `--ssh-authenticator=SHA256:...`); a mismatch ends the session during key exchange,
+//!   before the client key is offered, with [`Error::HostKeyMismatch`] naming both
+//!   fingerprints. Without a pin any key is accepted and reported
+//!   ([`Event::HostKey`]): trust on first use without persistence.
+//! * Client key: Ed25519 only ([`parse_ssh_key`] for `--ssh-key=ed25519:<base64 seed>`,
+//!   [`parse_openssh_private_key`] for an `ssh-keygen` key file). Unipi's `rsa:<seed>` is
+//!   refused: sunset signs with RSA only with `std`.
+//! * Algorithms (sunset's): curve25519-sha256 key exchange (and mlkem768x25519-sha256 with
+//!   the `mlkem` feature), ssh-ed25519 host keys, chacha20-poly1305 or aes256-ctr with
+//!   hmac-sha256, strict key exchange.
+//! * `env` requests (`GIT_PROTOCOL=version=2`) are **not sent**: sunset 0.6 has no
+//!   client-side `env` request, so Git over this transport speaks protocol v0, as it does
+//!   with OpenSSH servers that do not accept the variable ([`Config::env`]).
+//!
+//! # Entropy
+//!
+//! sunset draws its random bytes (key-exchange secrets, KEXINIT cookie, packet padding)
+//! itself through the `getrandom` 0.4 crate (`getrandom::fill` and `SysRng`); there is no
+//! way to hand it a generator. On the host that is the OS. A bare-metal binary selects a
+//! backend when it is built, with `RUSTFLAGS='--cfg getrandom_backend="custom"'`, and then
+//! defines `__getrandom_v03_custom(dest: *mut u8, len: usize) -> Result<(), getrandom::Error>`
+//! (`unsafe extern "Rust"`, `#[unsafe(no_mangle)]`, in the binary crate) filling `dest`
+//! from its entropy source. sunset turns a failure of the source into a panic
+//! (`UnwrapErr`), so the function must only return once it has real entropy.
+//!
+//! # Memory and time
+//!
+//! One session holds sunset's two packet buffers (35 000 bytes each, boxed), its
+//! connection state and this crate's stdout buffer ([`Limits::max_stdout_buffer`]) and
+//! stderr tail. sunset's channel window is fixed at 1000 bytes (`sunset::config`), so the
+//! server sends at most 1000 bytes of stdout per window adjustment: throughput is about
+//! 1000 bytes per round trip. Nothing here reads a clock: timeouts are the driver's
+//! ([`SshClient::timeout`]).
+//!
+//! [sunset]: https://docs.rs/sunset
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+mod client;
+mod error;
+mod fingerprint;
+mod keys;
+
+pub use client::{Config, Event, ExitStatus, Limits, SshClient};
+pub use error::{Error, ParamError, Phase};
+pub use fingerprint::{Fingerprint, parse_authenticator};
+pub use keys::{Ed25519Key, MAX_KEY_FILE_BYTES, parse_openssh_private_key, parse_ssh_key};
