@@ -780,7 +780,13 @@ mod tests {
         stream.extend_from_slice(&[0xff; 64]);
         c.receive(&stream);
         assert!(
-            matches!(c.poll(), Err(Error::Protocol { phase: Phase::Handshake, .. })),
+            matches!(
+                c.poll(),
+                Err(Error::Protocol {
+                    phase: Phase::Handshake,
+                    ..
+                })
+            ),
             "{:?}",
             c.poll()
         );
