@@ -269,6 +269,8 @@ struct Outcome {
     error: Option<Error>,
     stderr: Vec<u8>,
     received: u64,
+    /// Every byte the server sent.
+    raw: Vec<u8>,
 }
 
 /// The application side of a session: sees stdout as it arrives and may write stdin.
@@ -344,6 +346,7 @@ fn drive(client: &mut SshClient, peer: &mut Peer, app: &mut dyn App) -> Outcome 
         if pos == pending.len() && !eof {
             match peer.rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(chunk) => {
+                    out.raw.extend_from_slice(&chunk);
                     pending = chunk;
                     pos = 0;
                 }
@@ -706,4 +709,167 @@ fn measure_throughput_and_size() {
         out.stdout.len() as f64 / 1024.0 / took.as_secs_f64(),
         std::mem::size_of::<SshClient>()
     );
+}
+
+/// Writes the seed corpora of the fuzz targets `ssh_client`, `ssh_key` and
+/// `ssh_authenticator` from real OpenSSH and ssh-keygen output into the directory named by
+/// `UNIPI_SSH_FUZZ_SEEDS` (normally `fuzz/seeds`); does nothing without it:
+///
+///     UNIPI_SSH_FUZZ_SEEDS=$PWD/fuzz/seeds cargo test -p unipi-ssh --test openssh write_fuzz_seeds
+#[test]
+fn write_fuzz_seeds() {
+    let Some(root) = std::env::var_os("UNIPI_SSH_FUZZ_SEEDS") else {
+        return;
+    };
+    let root = PathBuf::from(root);
+    let server = Server::new("seeds", ServerOptions::default());
+    let mut peer = server.spawn();
+    let mut client =
+        SshClient::new(server.client_config("client_key", Some(server.host_fingerprint))).unwrap();
+    let out = drive(&mut client, &mut peer, &mut V0Flush::default());
+    assert_clean_end(&out, &server);
+
+    // ssh_client: the raw stream, and framed payloads (see the target's docs).
+    let dir = root.join("ssh_client");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, flags: u8, body: &[u8]| {
+        let mut seed = vec![flags];
+        seed.extend_from_slice(&0x9e37_79b9u32.to_le_bytes());
+        seed.extend_from_slice(body);
+        std::fs::write(dir.join(name), seed).unwrap();
+    };
+    write("openssh-session-raw", 2, &out.raw);
+    // The cleartext packets up to and including NEWKEYS, as the server sent them.
+    let mut handshake = Vec::new();
+    let mut rest = &out.raw[out.raw.windows(2).position(|w| w == b"\r\n").unwrap() + 2..];
+    loop {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let pad = rest[4] as usize;
+        let payload = &rest[5..4 + len - pad];
+        record(&mut handshake, payload);
+        rest = &rest[4 + len..];
+        if payload[0] == 21 {
+            break;
+        }
+    }
+    // What follows NEWKEYS, written out: the fuzzing build does not decrypt.
+    let fuzz_key =
+        unipi_ssh::parse_ssh_key("ed25519:nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=").unwrap();
+    let service_accept = msg(6, &[&string(b"ssh-userauth")]);
+    let failure = msg(51, &[&string(b"publickey"), &[0]]);
+    let pk_ok = msg(
+        60,
+        &[&string(b"ssh-ed25519"), &string(&fuzz_key.public_blob())],
+    );
+    let success = msg(52, &[]);
+    let open_ok = msg(91, &[&u32b(0), &u32b(0), &u32b(2 << 20), &u32b(32768)]);
+    let open_fail = msg(92, &[&u32b(0), &u32b(1), &string(b"no"), &string(b"")]);
+    let data = msg(94, &[&u32b(0), &string(b"000eversion 2\n0000")]);
+    let stderr = msg(
+        95,
+        &[
+            &u32b(0),
+            &u32b(1),
+            &string(b"fatal: not a git repository\n"),
+        ],
+    );
+    let exit = msg(98, &[&u32b(0), &string(b"exit-status"), &[0], &u32b(0)]);
+    let eof = msg(96, &[&u32b(0)]);
+    let close = msg(97, &[&u32b(0)]);
+    let banner = msg(53, &[&string(b"Welcome\n"), &string(b"")]);
+    let mut session = handshake.clone();
+    for p in [
+        &service_accept,
+        &banner,
+        &failure,
+        &pk_ok,
+        &success,
+        &open_ok,
+        &data,
+        &stderr,
+        &exit,
+        &eof,
+        &close,
+    ] {
+        record(&mut session, p);
+    }
+    write("framed-session", 1 | 2, &session);
+    let mut refused = handshake.clone();
+    for p in [&service_accept, &failure, &pk_ok, &failure] {
+        record(&mut refused, p);
+    }
+    write("framed-auth-refused", 1 | 2, &refused);
+    let mut chan_refused = handshake.clone();
+    for p in [&service_accept, &failure, &pk_ok, &success, &open_fail] {
+        record(&mut chan_refused, p);
+    }
+    write("framed-channel-refused", 1, &chan_refused);
+    write("framed-pinned-mismatch", 1 | 4, &handshake);
+
+    // ssh_key: --ssh-key values and real key files (ed25519, rsa, passphrase-protected).
+    let dir = root.join("ssh_key");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_seed = |name: &str, selector: u8, body: &[u8]| {
+        let mut seed = vec![selector];
+        seed.extend_from_slice(body);
+        std::fs::write(dir.join(name), seed).unwrap();
+    };
+    key_seed(
+        "param-ed25519",
+        0,
+        b"ed25519:nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=",
+    );
+    key_seed("param-rsa", 0, b"rsa:Zm9vYmFy");
+    key_seed(
+        "file-ed25519",
+        1,
+        &std::fs::read(server.dir.0.join("client_key")).unwrap(),
+    );
+    let d = &server.dir.0;
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "1024", "-N", "", "-f"])
+        .arg(d.join("rsa_key")));
+    key_seed("file-rsa", 1, &std::fs::read(d.join("rsa_key")).unwrap());
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "secret", "-f"])
+        .arg(d.join("enc_key")));
+    key_seed(
+        "file-encrypted",
+        1,
+        &std::fs::read(d.join("enc_key")).unwrap(),
+    );
+
+    // ssh_authenticator: the SHA256 and MD5 forms ssh-keygen prints.
+    let dir = root.join("ssh_authenticator");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, hash) in [("sha256", "sha256"), ("md5", "md5")] {
+        let listing = run(Command::new("ssh-keygen")
+            .args(["-E", hash, "-lf"])
+            .arg(d.join("host_key.pub")));
+        std::fs::write(dir.join(name), listing.split_whitespace().nth(1).unwrap()).unwrap();
+    }
+}
+
+/// Appends a framed-mode record (`len (2, LE) | payload`) of the `ssh_client` target.
+fn record(out: &mut Vec<u8>, payload: &[u8]) {
+    out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+fn u32b(v: u32) -> [u8; 4] {
+    v.to_be_bytes()
+}
+
+fn string(s: &[u8]) -> Vec<u8> {
+    let mut v = u32b(s.len() as u32).to_vec();
+    v.extend_from_slice(s);
+    v
+}
+
+fn msg(num: u8, fields: &[&[u8]]) -> Vec<u8> {
+    let mut v = vec![num];
+    for f in fields {
+        v.extend_from_slice(f);
+    }
+    v
 }
