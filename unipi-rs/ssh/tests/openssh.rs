@@ -78,6 +78,8 @@ struct ServerOptions {
     force_v2: bool,
     /// Extra refs (tags) in the repository, to make the advertisement large.
     tags: usize,
+    /// `MaxSessions 0`: session channels are refused.
+    no_sessions: bool,
 }
 
 /// Keys, configuration and repository of one test server.
@@ -138,6 +140,9 @@ impl Server {
         }
         if opts.force_v2 {
             cfg.push_str("SetEnv GIT_PROTOCOL=version=2\n");
+        }
+        if opts.no_sessions {
+            cfg.push_str("MaxSessions 0\n");
         }
         let config = d.join("sshd_config");
         std::fs::write(&config, cfg).unwrap();
@@ -682,6 +687,97 @@ fn garbage_from_the_server_is_a_protocol_error() {
     );
 }
 
+#[test]
+fn refused_channel_is_a_clear_error() {
+    let server = Server::new(
+        "nosession",
+        ServerOptions {
+            no_sessions: true,
+            ..Default::default()
+        },
+    );
+    let mut peer = server.spawn();
+    let mut client =
+        SshClient::new(server.client_config("client_key", Some(server.host_fingerprint))).unwrap();
+    let out = drive(&mut client, &mut peer, &mut V0Flush::default());
+    assert_eq!(out.error, Some(Error::ChannelRefused), "{:?}", out.events);
+    assert_eq!(client.phase(), Phase::OpeningChannel);
+}
+
+#[test]
+fn failing_command_reports_exit_status_and_stderr() {
+    let server = Server::new("norepo", ServerOptions::default());
+    let mut peer = server.spawn();
+    let mut config = server.client_config("client_key", Some(server.host_fingerprint));
+    config.command = "git-upload-pack '/nonexistent/repo.git'".into();
+    let mut client = SshClient::new(config).unwrap();
+    let out = drive(&mut client, &mut peer, &mut V0Flush::default());
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+    assert!(
+        out.events.contains(&Event::Exit(ExitStatus::Code(128))),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(out.events.last(), Some(&Event::Closed));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not appear to be a git repository"),
+        "{stderr}"
+    );
+
+    // A command the server does not allow: the wrapper's message and status.
+    let mut peer = server.spawn();
+    let mut config = server.client_config("client_key", Some(server.host_fingerprint));
+    config.command = format!("git-receive-pack '{}'", server.repo.display());
+    let mut client = SshClient::new(config).unwrap();
+    let out = drive(&mut client, &mut peer, &mut V0Flush::default());
+    assert!(
+        out.events.contains(&Event::Exit(ExitStatus::Code(1))),
+        "{:?}",
+        out.events
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only git-upload-pack"));
+}
+
+#[test]
+fn small_stdout_buffer_throttles_without_losing_data() {
+    let server = Server::new(
+        "backpressure",
+        ServerOptions {
+            tags: 500,
+            ..Default::default()
+        },
+    );
+    let mut peer = server.spawn();
+    let mut config = server.client_config("client_key", Some(server.host_fingerprint));
+    config.limits.max_stdout_buffer = 100;
+    let mut client = SshClient::new(config).unwrap();
+    let out = drive(&mut client, &mut peer, &mut V0Flush::default());
+    assert_clean_end(&out, &server);
+    let lines = pkt_lines(&out.stdout);
+    assert_eq!(lines.len(), 500 + 3);
+    assert!(
+        lines.iter().any(|l| data_line(l)
+            == format!(
+                "{} refs/tags/release-with-a-longish-name-000499\n",
+                server.head
+            )),
+        "last tag missing"
+    );
+}
+
+#[test]
+fn handshake_limit_is_enforced() {
+    let server = Server::new("hslimit", ServerOptions::default());
+    let mut peer = server.spawn();
+    let mut config = server.client_config("client_key", Some(server.host_fingerprint));
+    config.limits.max_handshake_bytes = 600;
+    let mut client = SshClient::new(config).unwrap();
+    let out = drive(&mut client, &mut peer, &mut V0Flush::default());
+    assert_eq!(out.error, Some(Error::HandshakeTooLarge { limit: 600 }));
+}
+
 /// Not a check: prints how long a large advertisement takes over the channel (sunset's
 /// 1000-byte channel window) and the session's memory, for the report.
 #[test]
@@ -713,14 +809,15 @@ fn measure_throughput_and_size() {
 
 /// Writes the seed corpora of the fuzz targets `ssh_client`, `ssh_key` and
 /// `ssh_authenticator` from real OpenSSH and ssh-keygen output into the directory named by
-/// `UNIPI_SSH_FUZZ_SEEDS` (normally `fuzz/seeds`); does nothing without it:
+/// `UNIPI_SSH_FUZZ_SEEDS` (normally `fuzz/seeds`):
 ///
-///     UNIPI_SSH_FUZZ_SEEDS=$PWD/fuzz/seeds cargo test -p unipi-ssh --test openssh write_fuzz_seeds
+///     UNIPI_SSH_FUZZ_SEEDS=$PWD/fuzz/seeds cargo test -p unipi-ssh --test openssh \
+///         write_fuzz_seeds -- --ignored
 #[test]
+#[ignore = "writes the fuzz seed corpora; run by hand with UNIPI_SSH_FUZZ_SEEDS"]
 fn write_fuzz_seeds() {
-    let Some(root) = std::env::var_os("UNIPI_SSH_FUZZ_SEEDS") else {
-        return;
-    };
+    let root = std::env::var_os("UNIPI_SSH_FUZZ_SEEDS")
+        .expect("UNIPI_SSH_FUZZ_SEEDS names the seed directory (fuzz/seeds)");
     let root = PathBuf::from(root);
     let server = Server::new("seeds", ServerOptions::default());
     let mut peer = server.spawn();
