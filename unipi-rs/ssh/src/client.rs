@@ -732,6 +732,19 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_has_no_key_material() {
+        let cfg = config();
+        let seed_b64 = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+        let shown = alloc::format!("{cfg:?}");
+        assert!(!shown.contains(&seed_b64[..10]), "{shown}");
+        assert!(shown.contains("Ed25519Key(SHA256:"), "{shown}");
+        let client = SshClient::new(cfg).unwrap();
+        let shown = alloc::format!("{client:?}");
+        assert!(!shown.contains(&seed_b64[..10]), "{shown}");
+        assert!(!shown.contains("157, 97, 177"), "{shown}");
+    }
+
+    #[test]
     fn bad_configs_are_refused() {
         let mut cfg = config();
         cfg.user = String::new();
