@@ -101,8 +101,11 @@ pub enum Event {
         /// Whether it was checked against [`Config::host_key_pin`].
         pinned: bool,
     },
-    /// Authenticated, the channel is open and the command was started: stdin can be
-    /// written and stdout arrives.
+    /// Authenticated, the channel is open and the command was requested: stdin can be
+    /// written and stdout arrives. sunset sends the `exec` request without asking for a
+    /// reply, so a command the server refuses shows up as an [`Event::Exit`] with its
+    /// message in [`SshClient::stderr`] (OpenSSH with a forced command or git-shell), or as
+    /// silence until the driver's timeout.
     Ready,
     /// The command's stdout ended (after the bytes already in [`SshClient::stdout`]).
     Eof,

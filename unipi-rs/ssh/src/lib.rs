@@ -32,13 +32,13 @@
 //! linux-gnu target the default backend looks `getrandom` up with `dlsym`, which a
 //! freestanding binary does not have; set one of
 //!
-//! * `RUSTFLAGS='--cfg getrandom_backend="linux_getrandom"'`: getrandom calls the C
-//!   function `getrandom(buf, len, flags)`, which the runtime then defines next to the
-//!   `syscall` shim it already has for ring's getrandom 0.2
-//!   (`platform-muen/baremetal/src/shims.rs`);
-//! * or `--cfg getrandom_backend="custom"` and define
+//! * `RUSTFLAGS='--cfg getrandom_backend="custom"'` and define
 //!   `unsafe extern "Rust" fn __getrandom_v03_custom(dest: *mut u8, len: usize) ->
-//!   Result<(), getrandom::Error>` (`#[unsafe(no_mangle)]`) in the binary.
+//!   Result<(), getrandom::Error>` (`#[unsafe(no_mangle)]`) in the binary, filling `dest`
+//!   with `muen_baremetal::cpu::fill_random` (checked: `unipi.muen` built this way links);
+//! * or `--cfg getrandom_backend="linux_getrandom"`: getrandom calls the C function
+//!   `getrandom(buf, len, flags)`, which the runtime would define next to the `syscall`
+//!   shim it has for ring's getrandom 0.2 (`platform-muen/baremetal/src/shims.rs`).
 //!
 //! Either must fill the buffer from the platform's entropy source and fail only when it has
 //! none: sunset turns a failure into a panic (`UnwrapErr`) where it generates keys.
