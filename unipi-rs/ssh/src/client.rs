@@ -466,6 +466,8 @@ impl SshClient {
     fn step(&mut self) -> Result<bool, Error> {
         let phase = self.phase;
         let mut action = Action::None;
+        // sunset's events borrow the runner (and some resume it when dropped): the block
+        // ends that borrow before the runner is used again to open the channel.
         {
             let ev = match self.runner.progress() {
                 Ok(ev) => ev,
