@@ -866,7 +866,10 @@ fn image_seeds(image: Option<&Path>) {
 }
 
 fn main() {
-    let image = std::env::args().nth(1).map(PathBuf::from).filter(|p| p.exists());
+    let image = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .filter(|p| p.exists());
     let tmp = std::env::temp_dir().join(format!("unipi-seedgen-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
