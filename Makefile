@@ -94,7 +94,7 @@ RUST_SOURCES := $(shell find platform-muen unipi-rs -name '*.rs' -o -name 'Cargo
 
 # Reproducible images: no build-machine paths in panic locations (cargo keeps
 # --remap-path-prefix out of its metadata hashes; docs/deploy.md).
-baremetal_rustflags := --remap-path-prefix=$(CURDIR)=. --remap-path-prefix=$(or $(CARGO_HOME),$(HOME)/.cargo)=/cargo
+baremetal_rustflags := --remap-path-prefix=$(CURDIR)=. --remap-path-prefix=$(or $(CARGO_HOME),$(HOME)/.cargo)=/cargo --cfg getrandom_backend="custom"
 $(TARGET)/release/unipi $(TARGET)/release/muen-kernel &: $(RUST_SOURCES)
 	RUSTFLAGS='$(baremetal_rustflags)' $(CARGO) build --release --locked -p unipi-muen -p muen-kernel
 	@touch $(TARGET)/release/unipi $(TARGET)/release/muen-kernel

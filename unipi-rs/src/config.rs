@@ -17,6 +17,9 @@
 //! | `--https-port=N` | 4433 | HTTPS port |
 //! | `--remote=URL[#branch]` | none | Git remote (parsed by the git client) |
 //! | `--remote-ca=REGION` | `remote_ca` | memory region with PEM CA certificates |
+//! | `--ssh-key=ed25519:BASE64` | none | client key for ssh remotes (Unipi's form: the 32-byte seed); `rsa:` is not supported |
+//! | `--ssh-key-region=REGION` | none | memory region with an OpenSSH private key (ed25519, unencrypted) |
+//! | `--ssh-authenticator=SHA256:BASE64` | none | host-key pin, as `ssh-keygen -lf` prints it |
 //! | `--remote-auth=REGION` | none | memory region with `user:token` for an HTTP(S) remote (Basic auth; kept out of the boot parameters) |
 //! | `--site=REGION` | `site` | memory region with the fallback tar archive |
 //! | `--tls-cert=REGION` | `tls_cert` | memory region with the PEM certificate chain |
@@ -75,6 +78,13 @@ pub struct Config {
     pub remote_ca: String,
     /// Memory region holding `user:token` for an HTTP(S) remote.
     pub remote_auth: Option<String>,
+    /// The client key for ssh remotes (its `Debug` shows only the public
+    /// fingerprint).
+    pub ssh_key: Option<unipi_ssh::Ed25519Key>,
+    /// Memory region holding an OpenSSH private key (ed25519).
+    pub ssh_key_region: Option<String>,
+    /// The ssh server's host-key fingerprint.
+    pub ssh_authenticator: Option<unipi_ssh::Fingerprint>,
     /// Memory region holding the fallback site archive.
     pub site_region: String,
     /// Memory region holding the TLS certificate chain (PEM).
@@ -137,6 +147,9 @@ impl Default for Config {
             remote: None,
             remote_ca: String::from("remote_ca"),
             remote_auth: None,
+            ssh_key: None,
+            ssh_key_region: None,
+            ssh_authenticator: None,
             site_region: String::from("site"),
             tls_cert: String::from("tls_cert"),
             tls_key: String::from("tls_key"),
@@ -258,7 +271,7 @@ enum Kind {
 }
 
 const LE: &str = "certificates come from the tls_cert/tls_key memory regions (no Let's Encrypt)";
-const SSH: &str = "git over ssh is not implemented; use git:// or https://";
+const SSH_PASSWORD: &str = "ssh password authentication is not supported; use --ssh-key";
 const MON: &str = "remote logging and metrics are not implemented; logs go to the console";
 
 const FLAGS: &[(&str, Kind)] = &[
@@ -304,9 +317,10 @@ const FLAGS: &[(&str, Kind)] = &[
     ("account-key-type", Kind::UnsupportedValue(LE)),
     ("account-bits", Kind::UnsupportedValue(LE)),
     ("email", Kind::UnsupportedValue(LE)),
-    ("ssh-key", Kind::UnsupportedValue(SSH)),
-    ("ssh-password", Kind::UnsupportedValue(SSH)),
-    ("ssh-authenticator", Kind::UnsupportedValue(SSH)),
+    ("ssh-key", Kind::Value),
+    ("ssh-key-region", Kind::Value),
+    ("ssh-authenticator", Kind::Value),
+    ("ssh-password", Kind::UnsupportedValue(SSH_PASSWORD)),
     ("syslog", Kind::UnsupportedValue(MON)),
     ("monitor", Kind::UnsupportedValue(MON)),
 ];
@@ -485,6 +499,14 @@ impl Config {
             "remote" => self.remote = Some(parse_remote(v)?),
             "remote-ca" => self.remote_ca = parse_region(v)?,
             "remote-auth" => self.remote_auth = Some(parse_region(v)?),
+            "ssh-key" => {
+                self.ssh_key = Some(unipi_ssh::parse_ssh_key(v).map_err(|e| ssh_reason(&e))?)
+            }
+            "ssh-key-region" => self.ssh_key_region = Some(parse_region(v)?),
+            "ssh-authenticator" => {
+                self.ssh_authenticator =
+                    Some(unipi_ssh::parse_authenticator(v).map_err(|e| ssh_reason(&e))?)
+            }
             "site" => self.site_region = parse_region(v)?,
             "tls-cert" => self.tls_cert = parse_region(v)?,
             "tls-key" => self.tls_key = parse_region(v)?,
@@ -549,6 +571,19 @@ impl Config {
         }
         self.dns.push(a);
         Ok(())
+    }
+}
+
+/// Why an ssh key or host-key pin was refused, as a boot-parameter error
+/// (which carries a static reason; the key itself is never shown).
+fn ssh_reason(e: &unipi_ssh::ParamError) -> &'static str {
+    use unipi_ssh::ParamError as E;
+    match e {
+        E::RsaUnsupported => "RSA keys are not supported: use an ed25519 key",
+        E::KeyFormat | E::KeyBase64 | E::SeedLength { .. } => {
+            "expected ed25519:<base64 of the 32-byte seed>"
+        }
+        _ => "expected SHA256:<base64> as ssh-keygen -lf prints it (or an ed25519 key)",
     }
 }
 

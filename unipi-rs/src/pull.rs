@@ -82,11 +82,25 @@ struct Running {
     generation: u64,
 }
 
+/// How the puller authenticates the remote and itself.
+struct Clients {
+    /// TLS for `https://` remotes.
+    tls: Option<Arc<ClientConfig>>,
+    /// The key and host-key pin for ssh remotes.
+    ssh: SshClients,
+}
+
+/// `--ssh-key` and `--ssh-authenticator`.
+struct SshClients {
+    key: Option<unipi_ssh::Ed25519Key>,
+    authenticator: Option<unipi_ssh::Fingerprint>,
+}
+
 /// The Git side of the server: fetches at boot (retrying until it works)
 /// and whenever a webhook asks for it, one fetch at a time.
 pub struct Puller {
     url: Url,
-    tls: Option<Arc<ClientConfig>>,
+    clients: Clients,
     socket: Option<SocketHandle>,
     current: Option<ObjectId>,
     /// The served commit's objects: the next pull asks only for what changed.
@@ -150,9 +164,18 @@ impl Puller {
             }),
             _ => None,
         };
+        let ssh = SshClients {
+            key: ssh_key(cfg, p)?,
+            authenticator: cfg.ssh_authenticator,
+        };
+        if url.scheme() == Scheme::Ssh && ssh.key.is_none() {
+            return Err(String::from(
+                "ssh remotes need a client key: set --ssh-key=ed25519:<base64> or --ssh-key-region",
+            ));
+        }
         Ok(Some(Puller {
             url,
-            tls,
+            clients: Clients { tls, ssh },
             socket: None,
             current: None,
             base: None,
@@ -198,7 +221,7 @@ impl Puller {
         }
         let socket = self.socket?;
         let running = self.running.as_mut()?;
-        let done = running.drive(net, socket, self.tls.as_ref(), now)?;
+        let done = running.drive(net, socket, &self.clients, now)?;
         let generation = running.generation;
         let elapsed = now - running.started;
         let progress = running.fetch.progress();
@@ -312,14 +335,36 @@ impl Puller {
 }
 
 impl Running {
+    /// Takes the next steps of the connection being set up; true while it
+    /// waits for the network.
+    fn dial(&mut self, net: &mut Net, now: Instant) -> bool {
+        let Some(dial) = self.link.as_mut() else {
+            return false;
+        };
+        match dial.poll(net) {
+            Ok(DialStatus::Open) => {
+                self.active = now;
+                self.fetch.connected();
+                false
+            }
+            Ok(DialStatus::Pending) => true,
+            Err(e) => {
+                self.link = None;
+                self.fetch.transport_error(e.to_string());
+                false
+            }
+        }
+    }
+
     /// Advances the fetch; `Some(result)` once it is over.
     fn drive(
         &mut self,
         net: &mut Net,
         socket: SocketHandle,
-        tls: Option<&Arc<ClientConfig>>,
+        clients: &Clients,
         now: Instant,
     ) -> Option<Result<Outcome, unipi_git::Error>> {
+        let (tls, ssh) = (clients.tls.as_ref(), &clients.ssh);
         if now >= self.started + FETCH_TIMEOUT || now >= self.active + STALL_TIMEOUT {
             self.fetch.timeout();
         }
@@ -338,9 +383,43 @@ impl Running {
                     net.tcp(socket).abort();
                     self.link = None;
                 }
-                Io::ConnectSsh(_) => self
-                    .fetch
-                    .transport_error("ssh:// remotes are not supported yet"),
+                Io::ConnectSsh(cmd) => {
+                    if self.link.is_none() {
+                        let Some(key) = &ssh.key else {
+                            self.fetch.transport_error(
+                                "ssh remotes need a client key: set --ssh-key or --ssh-key-region",
+                            );
+                            continue;
+                        };
+                        let config = unipi_ssh::Config {
+                            user: cmd.user.into(),
+                            key: key.clone(),
+                            host_key_pin: ssh.authenticator,
+                            command: cmd.command.into(),
+                            env: cmd
+                                .env
+                                .iter()
+                                .map(|(k, v)| ((*k).into(), (*v).into()))
+                                .collect(),
+                            limits: unipi_ssh::Limits::default(),
+                        };
+                        let target = Target {
+                            host: cmd.host.into(),
+                            port: cmd.port,
+                            security: Security::Ssh(Box::new(config)),
+                        };
+                        match Dial::start(net, socket, target) {
+                            Ok(d) => self.link = Some(d),
+                            Err(e) => {
+                                self.fetch.transport_error(e.to_string());
+                                continue;
+                            }
+                        }
+                    }
+                    if self.dial(net, now) {
+                        return None;
+                    }
+                }
                 Io::Connect {
                     host,
                     port,
@@ -368,17 +447,8 @@ impl Running {
                             }
                         }
                     }
-                    let dial = self.link.as_mut()?;
-                    match dial.poll(net) {
-                        Ok(DialStatus::Open) => {
-                            self.active = now;
-                            self.fetch.connected();
-                        }
-                        Ok(DialStatus::Pending) => return None,
-                        Err(e) => {
-                            self.link = None;
-                            self.fetch.transport_error(e.to_string());
-                        }
+                    if self.dial(net, now) {
+                        return None;
                     }
                 }
                 Io::Send(bytes) => {
@@ -430,6 +500,23 @@ impl Running {
         }
         None
     }
+}
+
+/// The client key for ssh remotes: `--ssh-key`, else an OpenSSH private
+/// key file in the `--ssh-key-region` region.
+fn ssh_key<P: Platform>(cfg: &Config, p: &P) -> Result<Option<unipi_ssh::Ed25519Key>, String> {
+    if let Some(key) = &cfg.ssh_key {
+        return Ok(Some(key.clone()));
+    }
+    let Some(region) = &cfg.ssh_key_region else {
+        return Ok(None);
+    };
+    let bytes = p
+        .region(region)
+        .ok_or_else(|| format!("--ssh-key-region: no memory region '{region}'"))?;
+    unipi_ssh::parse_openssh_private_key(bytes)
+        .map(Some)
+        .map_err(|e| format!("--ssh-key-region '{region}': {e}"))
 }
 
 /// Turns a verified snapshot into a site: blobs become files (ETag = blob

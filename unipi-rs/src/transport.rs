@@ -37,12 +37,29 @@ pub enum LayerError {
     /// TLS failed (handshake, certificate, record or alert); rustls' alert
     /// has been queued for the peer.
     Tls(rustls::Error),
+    /// SSH failed (host key, authentication, channel, protocol).
+    Ssh(unipi_ssh::Error),
+    /// The remote command ended with an error before its output did.
+    SshExit {
+        /// How it ended.
+        status: unipi_ssh::ExitStatus,
+        /// The end of what it wrote to stderr (sanitised).
+        stderr: String,
+    },
 }
 
 impl fmt::Display for LayerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LayerError::Tls(e) => write!(f, "TLS: {e}"),
+            LayerError::Ssh(e) => write!(f, "SSH: {e}"),
+            LayerError::SshExit { status, stderr } => {
+                write!(f, "SSH: the remote command ended with {status}")?;
+                if !stderr.is_empty() {
+                    write!(f, ": {stderr}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -239,6 +256,141 @@ impl<C: Unbuffered> Layer for TlsSession<C> {
     }
 }
 
+/// An SSH session running one command; the command's stdin and stdout are
+/// the application's bytes.
+pub struct SshLayer {
+    client: unipi_ssh::SshClient,
+    ready: bool,
+    /// The command's stdout ended.
+    eof: bool,
+    /// A failed exit, reported once stdout is drained.
+    failed: Option<unipi_ssh::ExitStatus>,
+    /// Output was left in the session after the last flush.
+    pending: bool,
+}
+
+impl SshLayer {
+    /// A session for `config` (nothing is sent before the first exchange).
+    pub fn new(config: unipi_ssh::Config) -> Result<SshLayer, unipi_ssh::Error> {
+        Ok(SshLayer {
+            client: unipi_ssh::SshClient::new(config)?,
+            ready: false,
+            eof: false,
+            failed: None,
+            pending: false,
+        })
+    }
+
+    fn flush_to(&mut self, socket: &mut tcp::Socket<'_>) -> usize {
+        let mut total = 0;
+        while socket.can_send() {
+            let out = self.client.output();
+            if out.is_empty() {
+                break;
+            }
+            match socket.send_slice(out) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    self.client.consume_output(n);
+                    total += n;
+                }
+            }
+        }
+        self.pending = !self.client.output().is_empty();
+        total
+    }
+}
+
+impl Layer for SshLayer {
+    fn exchange(&mut self, socket: &mut tcp::Socket<'_>) -> Result<bool, LayerError> {
+        let mut moved = 0;
+        while socket.can_recv() {
+            let client = &mut self.client;
+            match socket.recv(|buf| {
+                let n = client.receive(buf);
+                (n, n)
+            }) {
+                Ok(n) if n > 0 => moved += n,
+                _ => break,
+            }
+        }
+        if !socket.may_recv() {
+            self.client.peer_closed();
+        }
+        loop {
+            moved += self.flush_to(socket);
+            match self.client.poll().map_err(LayerError::Ssh)? {
+                unipi_ssh::Event::Idle => break,
+                unipi_ssh::Event::HostKey {
+                    fingerprint,
+                    pinned,
+                } => {
+                    if pinned {
+                        log::debug!("ssh: host key {fingerprint} matches the pin");
+                    } else {
+                        log::warn!(
+                            "ssh: accepting host key {fingerprint} unchecked: set --ssh-authenticator={fingerprint} to pin it"
+                        );
+                    }
+                }
+                unipi_ssh::Event::Ready => self.ready = true,
+                unipi_ssh::Event::Eof | unipi_ssh::Event::Closed => self.eof = true,
+                unipi_ssh::Event::Exit(status) => {
+                    if status != unipi_ssh::ExitStatus::Code(0) {
+                        self.failed = Some(status);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(status) = &self.failed
+            && self.client.stdout().is_empty()
+        {
+            let stderr = String::from_utf8_lossy(self.client.stderr()).trim().into();
+            return Err(LayerError::SshExit {
+                status: status.clone(),
+                stderr,
+            });
+        }
+        Ok(moved > 0)
+    }
+
+    fn read(
+        &mut self,
+        socket: &mut tcp::Socket<'_>,
+        take: &mut dyn FnMut(&[u8]) -> usize,
+    ) -> usize {
+        let out = self.client.stdout();
+        if out.is_empty() {
+            return 0;
+        }
+        let n = take(out).min(out.len());
+        self.client.consume_stdout(n);
+        self.flush_to(socket);
+        n
+    }
+
+    fn write(&mut self, socket: &mut tcp::Socket<'_>, data: &[u8]) -> Result<usize, LayerError> {
+        let n = self.client.write_stdin(data).map_err(LayerError::Ssh)?;
+        self.flush_to(socket);
+        Ok(n)
+    }
+
+    fn close(&mut self) {}
+
+    fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    fn peer_closed(&self) -> bool {
+        self.eof && self.client.stdout().is_empty()
+    }
+
+    fn has_output(&self) -> bool {
+        self.pending
+    }
+}
+
 /// A TCP connection and the layer on it.
 pub struct Stream {
     socket: SocketHandle,
@@ -362,6 +514,9 @@ pub enum Security {
     /// TLS with this configuration, checking the certificate against the
     /// host name.
     Tls(Arc<ClientConfig>),
+    /// An SSH session running a command (user, key, host-key pin,
+    /// command).
+    Ssh(Box<unipi_ssh::Config>),
 }
 
 /// Where an outgoing connection goes.
@@ -513,20 +668,20 @@ impl Dial {
                         return Ok(DialStatus::Pending);
                     }
                     tcp::State::Established => {
-                        self.stream.layer = match &self.target.security {
-                            Security::Plain => Box::new(Plain),
-                            Security::Tls(cfg) => {
-                                match ClientTls::client(cfg.clone(), &self.target.host) {
-                                    Ok(t) => Box::new(t),
-                                    Err(e) => {
-                                        return Err(DialError::Layer {
-                                            host: self.target.host.clone(),
-                                            error: LayerError::Tls(e),
-                                        });
-                                    }
-                                }
-                            }
+                        let layer: Result<Box<dyn Layer>, LayerError> = match &self.target.security
+                        {
+                            Security::Plain => Ok(Box::new(Plain)),
+                            Security::Tls(cfg) => ClientTls::client(cfg.clone(), &self.target.host)
+                                .map(|t| Box::new(t) as Box<dyn Layer>)
+                                .map_err(LayerError::Tls),
+                            Security::Ssh(cfg) => SshLayer::new((**cfg).clone())
+                                .map(|s| Box::new(s) as Box<dyn Layer>)
+                                .map_err(LayerError::Ssh),
                         };
+                        self.stream.layer = layer.map_err(|error| DialError::Layer {
+                            host: self.target.host.clone(),
+                            error,
+                        })?;
                         self.state = DialState::Handshaking;
                     }
                     _ => return Err(DialError::Refused { remote }),

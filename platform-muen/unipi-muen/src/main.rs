@@ -3,6 +3,7 @@
 #![no_std]
 #![no_main]
 
+mod entropy;
 mod platform;
 
 use muen_abi::muennet::MuennetDevice;
