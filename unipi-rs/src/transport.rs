@@ -335,10 +335,8 @@ impl Layer for SshLayer {
                 }
                 unipi_ssh::Event::Ready => self.ready = true,
                 unipi_ssh::Event::Eof | unipi_ssh::Event::Closed => self.eof = true,
-                unipi_ssh::Event::Exit(status) => {
-                    if status != unipi_ssh::ExitStatus::Code(0) {
-                        self.failed = Some(status);
-                    }
+                unipi_ssh::Event::Exit(status) if status != unipi_ssh::ExitStatus::Code(0) => {
+                    self.failed = Some(status);
                 }
                 _ => {}
             }
