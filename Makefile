@@ -37,6 +37,13 @@ REPO        ?=
 REPO_BRANCH ?=
 REMOTE      ?=
 REMOTE_CA   ?=
+# Certificates from ACME (docs/acme.md): DOMAIN is the name to certify
+# (--hostname); ACME=staging|production (Let's Encrypt) or an https:// ACME
+# directory URL; ACME_CA a PEM file with the CA a private ACME server's TLS
+# is checked against (region acme_ca).
+DOMAIN      ?=
+ACME        ?=
+ACME_CA     ?=
 GIT_ADDR    := 192.168.254.2
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1700000000)
 export SOURCE_DATE_EPOCH
@@ -65,7 +72,8 @@ else
   remote_url := $(REMOTE)
 endif
 
-boot_params := $(strip $(if $(IPV4),--ipv4=$(IPV4)) $(if $(GATEWAY),--ipv4-gateway=$(GATEWAY)) $(if $(remote_url),--remote=$(remote_url)) $(BOOTPARAMS))
+acme_params := $(if $(filter staging,$(ACME)),--tls,$(if $(filter production,$(ACME)),--tls --production,$(if $(ACME),--acme-directory=$(ACME))))
+boot_params := $(strip $(if $(IPV4),--ipv4=$(IPV4)) $(if $(GATEWAY),--ipv4-gateway=$(GATEWAY)) $(if $(remote_url),--remote=$(remote_url)) $(if $(DOMAIN),--hostname=$(DOMAIN)) $(acme_params) $(BOOTPARAMS))
 
 .PHONY: all help run test test-host test-e2e deps clean subjects FORCE
 
@@ -79,6 +87,7 @@ help:
 	@echo "  HTTPS_PORT=$(HTTPS_PORT) HTTP_PORT=$(HTTP_PORT) (host ports on 127.0.0.1)"
 	@echo "  QEMU_NETDEV_EXTRA_OPTS=$(QEMU_NETDEV_EXTRA_OPTS) MINOR_FRAME=$(MINOR_FRAME) (us)"
 	@echo "  REPO=$(REPO) REPO_BRANCH=$(REPO_BRANCH) REMOTE=$(REMOTE) REMOTE_CA=$(REMOTE_CA)"
+	@echo "  DOMAIN=$(DOMAIN) ACME=$(ACME) (staging|production|URL) ACME_CA=$(ACME_CA)"
 	@echo "  MUEN_GENERATION=$(MUEN_GENERATION) (ddece096|eb7b089b) MUEN_SINFO=$(MUEN_SINFO) (v04|v05) (docs/muen.md)"
 	@echo "targets: all run test test-host test-e2e deps clean iso run-iso sign verify ipxe"
 	@echo "  muen-policy muen-system schema-check repro-check fuzz bench (docs/deploy.md, docs/fuzzing.md, docs/bench.md)"
@@ -86,7 +95,7 @@ help:
 # Rebuild what depends on the configuration when a variable changes.
 $(BUILD)/config.stamp: FORCE
 	@mkdir -p $(BUILD)
-	@printf '%s\n' "$(NAME)|$(boot_params)|$(RAM)|$(SITE)|$(CERT)|$(KEY)|$(REMOTE_CA)|$(MINOR_FRAME)|$(MUEN_GENERATION)|$(MUEN_SINFO)" > $@.new
+	@printf '%s\n' "$(NAME)|$(boot_params)|$(RAM)|$(SITE)|$(CERT)|$(KEY)|$(REMOTE_CA)|$(ACME_CA)|$(MINOR_FRAME)|$(MUEN_GENERATION)|$(MUEN_SINFO)" > $@.new
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
 # --- binaries ------------------------------------------------------------------
@@ -140,7 +149,7 @@ $(BUILD)/site.tar: $(shell find $(SITE) 2>/dev/null) $(BUILD)/config.stamp
 cspec_inputs := $(BUILD)/unipi.muen $(TARGET)/release/muen-tools $(BUILD)/site.tar $(CERT) $(KEY) $(BUILD)/config.stamp
 cspec_args = --elf $(BUILD)/unipi.muen --name $(NAME) --ram $(RAM) --net net0 --bootparams "$(boot_params)" \
 	--memory site:$(BUILD)/site.tar --memory tls_cert:$(CERT) --memory tls_key:$(KEY) \
-	$(if $(REMOTE_CA),--memory remote_ca:$(REMOTE_CA))
+	$(if $(REMOTE_CA),--memory remote_ca:$(REMOTE_CA)) $(if $(ACME_CA),--memory acme_ca:$(ACME_CA))
 $(BUILD)/unipi.cspec.xml: $(cspec_inputs)
 	$(TARGET)/release/muen-tools cspec $(cspec_args) --generation $(MUEN_GENERATION) -o $@
 
@@ -152,6 +161,7 @@ $(BUILD)/system.xml: $(BUILD)/config.stamp Makefile
 	  '  <memory logical="tls_cert" file="$(abspath $(CERT))"/>' \
 	  '  <memory logical="tls_key" file="$(abspath $(KEY))"/>' \
 	  $(if $(REMOTE_CA),'  <memory logical="remote_ca" file="$(abspath $(REMOTE_CA))"/>') \
+	  $(if $(ACME_CA),'  <memory logical="acme_ca" file="$(abspath $(ACME_CA))"/>') \
 	  '  <event id="0" logical="solo5_exit" action="exit"/>' \
 	  '  <event id="1" logical="net0|notify" action="netnotify"/>' \
 	  '  <event id="2" logical="yield" action="yield"/>' \

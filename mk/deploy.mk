@@ -129,7 +129,7 @@ ipxe:
 # --- Muen integration -----------------------------------------------------------------
 # Policy fragments for Muen's mirage-solo5 system, from the cspec (docs/muen.md).
 muen_files = site=site.tar tls_cert=$(notdir $(CERT)) tls_key=$(notdir $(KEY)) \
-	$(if $(REMOTE_CA),remote_ca=$(notdir $(REMOTE_CA)))
+	$(if $(REMOTE_CA),remote_ca=$(notdir $(REMOTE_CA))) $(if $(ACME_CA),acme_ca=$(notdir $(ACME_CA)))
 muen-policy: $(BUILD)/muen-policy.xml
 $(BUILD)/muen-policy.xml: $(BUILD)/unipi.cspec.xml deploy/muen-policy.py
 	deploy/muen-policy.py fragments --generation $(MUEN_GENERATION) $(BUILD)/unipi.cspec.xml $@ $(muen_files)

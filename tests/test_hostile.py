@@ -59,7 +59,7 @@ STATUS = re.compile(
     r"^unipi\| status: (\d+) connections open, (\d+) accepted, (\d+) refused, (\d+) evicted idle, "
     r"(\d+) evicted slow, (\d+) too slow, (\d+) failed; "
     r"heap (\d+) used, (\d+) peak, (\d+) size; "
-    r"net rx (\d+) tx (\d+) frames, (\d+) lost, (\d+) epoch changes, (\d+) tx dropped$", re.M)
+    r"net rx (\d+) tx (\d+) frames, (\d+) lost, (\d+) epoch changes, (\d+) tx dropped(?:; .*)?$", re.M)
 Status = collections.namedtuple("Status", "open accepted refused evicted_idle evicted_slow too_slow failed "
                                           "used peak size rx tx lost epochs tx_dropped")
 

@@ -21,7 +21,9 @@ use crate::platform::Platform;
 use crate::pull::{PullResult, Puller};
 use crate::server::{HookRequest, IDLE_CONNECTION_COST, Listen, Server, Tick};
 use crate::site::{Site, SiteLimits, tar};
-use crate::tls::{LoopClock, Ticketer, server_config};
+use crate::acme::CertManager;
+use crate::http::{Http01, date};
+use crate::tls::{CertStore, LoopClock, Protocols, Ticketer, load_pem, server_config_with};
 
 /// Longest sleep without any deadline (housekeeping, ticket-key rotation).
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -44,30 +46,58 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         error!("no entropy for TLS session tickets; refusing to start");
         return 1;
     };
-    let tls = match (p.region(&cfg.tls_cert), p.region(&cfg.tls_key)) {
-        (Some(cert), Some(key)) => match server_config(
-            cert,
-            key,
-            clock.clone(),
-            cfg.tls_resumption.then(|| ticketer.clone()),
-            cfg.http2,
-        ) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                error!(
-                    "TLS disabled: {e} (regions '{}', '{}')",
-                    cfg.tls_cert, cfg.tls_key
+    // The certificate: from the tls_cert/tls_key regions now, from ACME
+    // once issued (and swapped in again at each renewal).
+    let certs = Arc::new(CertStore::default());
+    match (p.region(&cfg.tls_cert), p.region(&cfg.tls_key)) {
+        (Some(cert), Some(key)) => match load_pem(cert, key, "the tls_cert region") {
+            Ok((key, served)) => {
+                info!(
+                    "certificate for {} from {}, valid until {}",
+                    served.subject,
+                    served.issuer,
+                    date::Display(served.not_after)
                 );
+                certs.set(key, served);
+            }
+            Err(e) => error!(
+                "certificate regions '{}', '{}' unusable: {e}",
+                cfg.tls_cert, cfg.tls_key
+            ),
+        },
+        _ if cfg.acme.enabled => info!(
+            "no '{}'/'{}' memory regions: HTTPS answers once ACME has issued a certificate",
+            cfg.tls_cert, cfg.tls_key
+        ),
+        _ => warn!(
+            "no '{}'/'{}' memory regions and no --tls: TLS disabled",
+            cfg.tls_cert, cfg.tls_key
+        ),
+    }
+    let http01 = Http01::default();
+    let mut certificates =
+        match CertManager::new(&cfg, p, clock.clone(), certs.clone(), http01.clone()) {
+            Ok(m) => m,
+            Err(e) => {
+                error!("acme: {e}");
                 None
             }
-        },
-        _ => {
-            warn!(
-                "no '{}'/'{}' memory regions: TLS disabled",
-                cfg.tls_cert, cfg.tls_key
-            );
-            None
+        };
+    let tls = if certs.served().is_some() || certificates.is_some() {
+        let protocols = Protocols {
+            http2: cfg.http2,
+            acme_tls: certificates.is_some(),
+        };
+        let ticketer = cfg.tls_resumption.then(|| ticketer.clone());
+        match server_config_with(certs.clone(), clock.clone(), ticketer, protocols) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                error!("TLS disabled: {e}");
+                None
+            }
         }
+    } else {
+        None
     };
 
     // The fallback site from the archive region (the offline source).
@@ -105,6 +135,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
     let mut net = Net::new(dev, mac, &cfg, now, u64::from_le_bytes(seed));
 
     let mut http_cfg = HttpConfig::from_config(&cfg);
+    http_cfg.http01 = http01;
     if let Some(region) = &cfg.hook_secret_region {
         match p.region(region) {
             Some(bytes) => {
@@ -153,6 +184,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
     // Webhook requests waiting for the pull generation that answers them.
     let mut waiting_hooks: Vec<(u64, HookRequest)> = Vec::new();
     let mut last_rotate = 0;
+    let mut expiry_warned = 0;
     let mut last_status = p.now();
     info!("ready");
 
@@ -179,7 +211,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             info!(
                 "status: {} connections open, {} accepted, {} refused, {} evicted idle, {} evicted slow, \
                  {} too slow, {} failed; heap {} used, {} peak, {} size; \
-                 net rx {} tx {} frames, {} lost, {} epoch changes, {} tx dropped",
+                 net rx {} tx {} frames, {} lost, {} epoch changes, {} tx dropped{}",
                 server.open_connections(),
                 st.accepted,
                 st.refused,
@@ -194,7 +226,8 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
                 net.tx_frames,
                 net.rx_lost,
                 net.rx_epoch_changes,
-                net.tx_dropped
+                net.tx_dropped,
+                CertLine(certs.served())
             );
         }
 
@@ -216,6 +249,11 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
                 ),
             }
         }
+
+        if let Some(m) = &mut certificates {
+            m.poll(&mut net, now, unix);
+        }
+        CertManager::check_expiry(&certs, &mut expiry_warned, unix);
 
         if let Some(done) = puller.as_mut().and_then(|f| f.poll(&mut net, now)) {
             let outcome = match done.result {
@@ -263,6 +301,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             net.poll_at(now),
             server.deadline(),
             puller.as_ref().and_then(|f| f.deadline()),
+            certificates.as_ref().and_then(|m| m.deadline()),
         ]
         .into_iter()
         .flatten()
@@ -274,4 +313,22 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         }
     }
     0
+}
+
+/// The certificate part of the status line.
+struct CertLine(Option<crate::tls::Served>);
+
+impl core::fmt::Display for CertLine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match &self.0 {
+            Some(s) => write!(
+                f,
+                "; certificate {} from {} until {}",
+                s.subject,
+                s.issuer,
+                date::Display(s.not_after)
+            ),
+            None => f.write_str("; no certificate"),
+        }
+    }
 }

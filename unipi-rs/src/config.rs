@@ -38,6 +38,16 @@
 //! | `--max-header-bytes=N` | 16384 | size limit of a request's header block |
 //! | `--log-level=LEVEL` | `info` | `error`, `warn`, `info`, `debug` or `trace` |
 //! | `--http2=on\|off` | on | offer HTTP/2 (ALPN `h2`) on the HTTPS port |
+//! | `--tls` | off | certificates from Let's Encrypt (ACME) for `--hostname`, renewed by themselves |
+//! | `--production` | off | Let's Encrypt's production directory (else staging) |
+//! | `--acme-directory=URL` | none | another ACME server (implies `--tls`) |
+//! | `--acme-ca=REGION` | `acme_ca` | memory region with PEM CA certificates for a private ACME server |
+//! | `--acme-challenge=http-01\|tls-alpn-01` | `http-01` | the challenge answered first |
+//! | `--acme-name=NAME` (repeatable) | none | more names in the certificate |
+//! | `--email=ADDR` (repeatable) | none | ACME account contact |
+//! | `--account-seed=SEED`, `--cert-seed=SEED` | random | keys derived from a seed (base64 or text, ≥ 16 bytes) |
+//! | `--cert-key-type`, `--account-key-type` | `ecdsa` | only ECDSA P-256 |
+//! | `--acme-renew-after=SECONDS` | ⅔ of the lifetime | renew this long after issuance (tests) |
 //!
 //! Unipi's Let's Encrypt, SSH and monitoring flags are recognised and reported
 //! as [`ConfigError::Unsupported`].
@@ -132,6 +142,8 @@ pub struct Config {
     pub access_log: bool,
     /// Offer HTTP/2 (ALPN `h2`) on the HTTPS port.
     pub http2: bool,
+    /// Certificates from ACME (`--tls`, or implied by `--acme-directory`).
+    pub acme: Acme,
 }
 
 impl Default for Config {
@@ -172,7 +184,68 @@ impl Default for Config {
             status_interval: 0,
             access_log: true,
             http2: true,
+            acme: Acme::default(),
         }
+    }
+}
+
+/// The ACME settings (Unipi's names where Unipi has them).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Acme {
+    /// Provision and renew certificates (`--tls`).
+    pub enabled: bool,
+    /// Let's Encrypt's production directory instead of staging
+    /// (`--production`).
+    pub production: bool,
+    /// Any other ACME directory (`--acme-directory`; implies `enabled`).
+    pub directory: Option<String>,
+    /// Memory region with PEM CA certificates for a private ACME server
+    /// (`--acme-ca`, default `acme_ca`); else the Web PKI roots.
+    pub ca_region: String,
+    /// Contact addresses (`--email`, repeatable).
+    pub emails: Vec<String>,
+    /// Names besides `--hostname` (`--acme-name`, repeatable).
+    pub extra_names: Vec<String>,
+    /// The challenge to answer first: `http-01` (default) or `tls-alpn-01`.
+    pub tls_alpn: bool,
+    /// Seed of the account key (`--account-seed`; secret).
+    pub account_seed: Option<Vec<u8>>,
+    /// Seed of the certificate key (`--cert-seed`; secret).
+    pub cert_seed: Option<Vec<u8>>,
+    /// Renew this many seconds after issuance instead of at two thirds of
+    /// the lifetime (`--acme-renew-after`; for tests).
+    pub renew_after: Option<u64>,
+}
+
+impl Default for Acme {
+    fn default() -> Self {
+        Acme {
+            enabled: false,
+            production: false,
+            directory: None,
+            ca_region: String::from("acme_ca"),
+            emails: Vec::new(),
+            extra_names: Vec::new(),
+            tls_alpn: false,
+            account_seed: None,
+            cert_seed: None,
+            renew_after: None,
+        }
+    }
+}
+
+impl fmt::Debug for Acme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acme")
+            .field("enabled", &self.enabled)
+            .field("production", &self.production)
+            .field("directory", &self.directory)
+            .field("emails", &self.emails)
+            .field("extra_names", &self.extra_names)
+            .field("tls_alpn", &self.tls_alpn)
+            .field("account_seed", &self.account_seed.as_ref().map(|_| "***"))
+            .field("cert_seed", &self.cert_seed.as_ref().map(|_| "***"))
+            .finish()
     }
 }
 
@@ -267,10 +340,11 @@ impl fmt::Display for ConfigError {
 enum Kind {
     Value,
     UnsupportedValue(&'static str),
-    UnsupportedSwitch(&'static str),
+    /// A flag that is true when present (`--tls`), or `--flag=on|off`.
+    Switch,
 }
 
-const LE: &str = "certificates come from the tls_cert/tls_key memory regions (no Let's Encrypt)";
+const KEY_TYPE: &str = "ACME keys are ECDSA P-256: RSA key generation is too slow under emulation and Let's Encrypt takes ECDSA";
 const SSH_PASSWORD: &str = "ssh password authentication is not supported; use --ssh-key";
 const MON: &str = "remote logging and metrics are not implemented; logs go to the console";
 
@@ -308,15 +382,20 @@ const FLAGS: &[(&str, Kind)] = &[
     ("status-interval", Kind::Value),
     ("access-log", Kind::Value),
     ("http2", Kind::Value),
-    ("tls", Kind::UnsupportedSwitch(LE)),
-    ("production", Kind::UnsupportedSwitch(LE)),
-    ("cert-seed", Kind::UnsupportedValue(LE)),
-    ("cert-key-type", Kind::UnsupportedValue(LE)),
-    ("cert-bits", Kind::UnsupportedValue(LE)),
-    ("account-seed", Kind::UnsupportedValue(LE)),
-    ("account-key-type", Kind::UnsupportedValue(LE)),
-    ("account-bits", Kind::UnsupportedValue(LE)),
-    ("email", Kind::UnsupportedValue(LE)),
+    ("tls", Kind::Switch),
+    ("production", Kind::Switch),
+    ("cert-seed", Kind::Value),
+    ("cert-key-type", Kind::Value),
+    ("cert-bits", Kind::UnsupportedValue(KEY_TYPE)),
+    ("account-seed", Kind::Value),
+    ("account-key-type", Kind::Value),
+    ("account-bits", Kind::UnsupportedValue(KEY_TYPE)),
+    ("email", Kind::Value),
+    ("acme-directory", Kind::Value),
+    ("acme-ca", Kind::Value),
+    ("acme-challenge", Kind::Value),
+    ("acme-name", Kind::Value),
+    ("acme-renew-after", Kind::Value),
     ("ssh-key", Kind::Value),
     ("ssh-key-region", Kind::Value),
     ("ssh-authenticator", Kind::Value),
@@ -423,8 +502,19 @@ impl Config {
                 continue;
             };
             match kind {
-                Kind::UnsupportedSwitch(reason) => {
-                    errors.push(ConfigError::Unsupported { flag, reason });
+                Kind::Switch => {
+                    let on = match inline {
+                        None => Ok(true),
+                        Some(v) => parse_switch(v),
+                    };
+                    match on {
+                        Ok(on) => cfg.switch(flag, on),
+                        Err(reason) => errors.push(ConfigError::Invalid {
+                            flag,
+                            value: inline.unwrap_or_default().to_string(),
+                            reason,
+                        }),
+                    }
                     continue;
                 }
                 Kind::Value | Kind::UnsupportedValue(_) => {}
@@ -478,8 +568,53 @@ impl Config {
         (cfg, errors)
     }
 
+    fn switch(&mut self, flag: &str, on: bool) {
+        match flag {
+            "tls" => self.acme.enabled = on,
+            "production" => self.acme.production = on,
+            _ => {}
+        }
+    }
+
     fn apply(&mut self, flag: &str, v: &str) -> Result<(), &'static str> {
         match flag {
+            "cert-seed" => self.acme.cert_seed = Some(parse_seed(v)?),
+            "account-seed" => self.acme.account_seed = Some(parse_seed(v)?),
+            "cert-key-type" | "account-key-type" => match v.to_ascii_lowercase().as_str() {
+                "ecdsa" | "p256" | "p-256" | "ec" => {}
+                _ => return Err(KEY_TYPE),
+            },
+            "email" => {
+                if !v.contains('@') || v.len() > 254 || !visible(v) {
+                    return Err("expected an e-mail address");
+                }
+                if self.acme.emails.len() >= 4 {
+                    return Err("at most 4 addresses");
+                }
+                self.acme.emails.push(v.to_string());
+            }
+            "acme-directory" => {
+                if !v.starts_with("https://") {
+                    return Err("expected an https:// URL");
+                }
+                self.acme.directory = Some(parse_url(v)?);
+                self.acme.enabled = true;
+            }
+            "acme-ca" => self.acme.ca_region = parse_region(v)?,
+            "acme-challenge" => {
+                self.acme.tls_alpn = match v {
+                    "http-01" => false,
+                    "tls-alpn-01" => true,
+                    _ => return Err("expected http-01 or tls-alpn-01"),
+                }
+            }
+            "acme-name" => {
+                if self.acme.extra_names.len() >= 16 {
+                    return Err("at most 16 extra names");
+                }
+                self.acme.extra_names.push(parse_hostname(v)?);
+            }
+            "acme-renew-after" => self.acme.renew_after = Some(parse_num(v, 1, 1 << 32)?),
             "ipv4" => self.ipv4 = Some(parse_cidr(v)?),
             "ipv4-gateway" => self.ipv4_gateway = Some(parse_ipv4(v)?),
             "dns" => self.add_dns(parse_dns(v)?)?,
@@ -585,6 +720,20 @@ fn ssh_reason(e: &unipi_ssh::ParamError) -> &'static str {
         }
         _ => "expected SHA256:<base64> as ssh-keygen -lf prints it (or an ed25519 key)",
     }
+}
+
+/// A seed for a key: base64 (as Unipi takes it), or else the text itself;
+/// at least 16 bytes either way.
+fn parse_seed(v: &str) -> Result<Vec<u8>, &'static str> {
+    use base64ct::Encoding;
+    let bytes = base64ct::Base64::decode_vec(v)
+        .ok()
+        .filter(|b| b.len() >= 16)
+        .unwrap_or_else(|| v.as_bytes().to_vec());
+    if bytes.len() < 16 {
+        return Err("a seed needs at least 16 bytes");
+    }
+    Ok(bytes)
 }
 
 fn parse_switch(v: &str) -> Result<bool, &'static str> {
@@ -1023,9 +1172,8 @@ mod tests {
     #[test]
     fn unknown_and_unsupported() {
         let (c, e) = Config::parse(
-            "--tls --production --cert-seed abc --email=me@x --ssh-key=ed25519:AAA \
-             --ssh-password pw --ssh-authenticator=SHA256:x --syslog=10.0.0.1 --monitor 10.0.0.2 \
-             --cert-key-type=ed25519 --cert-bits=4096 --account-seed=s --account-key-type=rsa \
+            "--ssh-password pw --syslog=10.0.0.1 --monitor 10.0.0.2 \
+             --cert-key-type=ed25519 --cert-bits=4096 --account-key-type=rsa \
              --account-bits=2048 --frobnicate=1 stray --port=81",
         );
         assert_eq!(c.port, 81);
@@ -1033,7 +1181,12 @@ mod tests {
             .iter()
             .filter(|x| matches!(x, ConfigError::Unsupported { .. }))
             .count();
-        assert_eq!(unsupported, 14);
+        assert_eq!(unsupported, 5, "{e:?}");
+        assert!(e.contains(&ConfigError::Invalid {
+            flag: "account-key-type",
+            value: "rsa".into(),
+            reason: KEY_TYPE,
+        }));
         assert!(e.contains(&ConfigError::Unknown {
             flag: "--frobnicate=1".into()
         }));
@@ -1042,6 +1195,25 @@ mod tests {
         }));
         let msg = alloc::format!("{}", e[0]);
         assert!(msg.contains("not supported"), "{msg}");
+    }
+
+    #[test]
+    fn unipi_acme_flags() {
+        let (c, e) = Config::parse(
+            "--tls --production --hostname=muen.sk --email=me@muen.sk \
+             --cert-seed=YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo= --account-seed=my-account-seed-text \
+             --acme-name=www.muen.sk --acme-challenge=tls-alpn-01 --cert-key-type=ecdsa",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert!(c.acme.enabled && c.acme.production && c.acme.tls_alpn);
+        assert_eq!(c.acme.cert_seed.as_deref(), Some(&b"abcdefghijklmnopqrstuvwxyz"[..]));
+        assert_eq!(c.acme.account_seed.as_deref(), Some(&b"my-account-seed-text"[..]));
+        assert_eq!(c.acme.extra_names, ["www.muen.sk"]);
+        assert!(!alloc::format!("{:?}", c.acme).contains("abcdef"));
+        let (c, e) = Config::parse("--tls=off --acme-directory=https://ca.example/dir --cert-seed=short");
+        assert!(c.acme.enabled, "a directory implies --tls");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(!alloc::format!("{}", e[0]).contains("short"), "seeds are not echoed");
     }
 
     #[test]

@@ -19,6 +19,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod acme;
 pub mod app;
 pub mod config;
 pub mod http;

@@ -263,3 +263,12 @@ mod tests {
         }
     }
 }
+
+/// Formats unix seconds as an HTTP date in log lines.
+pub struct Display(pub u64);
+
+impl core::fmt::Display for Display {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(core::str::from_utf8(&format(self.0)).unwrap_or("?"))
+    }
+}

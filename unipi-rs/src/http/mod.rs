@@ -316,6 +316,49 @@ impl Default for HttpTimeouts {
     }
 }
 
+/// The ACME HTTP-01 answers (RFC 8555 §8.3) currently published, shared
+/// between the certificate manager (which publishes them) and every
+/// connection (which serves `/.well-known/acme-challenge/<token>`).
+#[derive(Clone, Default)]
+pub struct Http01(alloc::sync::Arc<spin::Mutex<Vec<(String, String)>>>);
+
+/// Where HTTP-01 tokens are asked for.
+pub const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
+
+impl Http01 {
+    /// Serves `key_authorization` for `token` until [`Http01::unpublish`].
+    pub fn publish(&self, token: &str, key_authorization: &str) {
+        let mut list = self.0.lock();
+        list.retain(|(t, _)| t != token);
+        list.push((String::from(token), String::from(key_authorization)));
+    }
+
+    /// Stops serving `token`.
+    pub fn unpublish(&self, token: &str) {
+        self.0.lock().retain(|(t, _)| t != token);
+    }
+
+    /// The answer for `token`, if published.
+    pub fn answer(&self, token: &str) -> Option<String> {
+        let list = self.0.lock();
+        list.iter().find(|(t, _)| t == token).map(|(_, a)| a.clone())
+    }
+}
+
+impl core::fmt::Debug for Http01 {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Http01({} published)", self.0.lock().len())
+    }
+}
+
+impl PartialEq for Http01 {
+    fn eq(&self, other: &Self) -> bool {
+        alloc::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Http01 {}
+
 /// Everything a [`Connection`] needs to know, shared by all connections.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -339,6 +382,8 @@ pub struct HttpConfig {
     pub limits: HttpLimits,
     /// Connection timeouts.
     pub timeouts: HttpTimeouts,
+    /// ACME HTTP-01 answers to serve.
+    pub http01: Http01,
     mime_overrides: Vec<(String, String)>,
     default_mime_type: String,
 }
@@ -357,6 +402,7 @@ impl Default for HttpConfig {
             access_log: true,
             limits: HttpLimits::default(),
             timeouts: HttpTimeouts::default(),
+            http01: Http01::default(),
             mime_overrides: Vec::new(),
             default_mime_type: String::from("application/octet-stream"),
         }

@@ -82,6 +82,18 @@ pub fn serve<'c>(cx: &Context<'c>, req: &Request<'_>, scratch: &mut Scratch) -> 
         // RFC 9110 §9.1: a method the server does not recognise.
         return Served::respond(Response::error(501));
     }
+    if let Some(token) = req.target.strip_prefix(super::HTTP01_PREFIX)
+        && matches!(req.method, Method::Get | Method::Head)
+        && let Some(answer) = cx.cfg.http01.answer(token)
+    {
+        // ACME HTTP-01 (RFC 8555 §8.3): answered on any port, before the
+        // redirect to HTTPS.
+        return Served::respond(
+            Response::new(200)
+                .field("Content-Type", Value::Str("application/octet-stream"))
+                .content(Content::Text(Cow::Owned(answer))),
+        );
+    }
     if req.target == "*" {
         // Asterisk-form: only OPTIONS, about the server as a whole.
         return Served::respond(match req.method {

@@ -276,6 +276,9 @@ impl Conn {
             // is read.
             if !self.framing_chosen && self.stream.layer().is_ready() {
                 self.choose_framing(v);
+                if self.is_closing() {
+                    return Visited::default();
+                }
             }
             moved += self.read(v);
             // Process; output: HTTP -> (TLS) -> socket.
@@ -329,8 +332,15 @@ impl Conn {
     /// Once the TLS handshake is done: HTTP/2 if ALPN chose `h2`. (No
     /// application data has arrived yet, so the HTTP/1.1 connection made at
     /// accept has seen nothing.)
-    fn choose_framing(&mut self, v: &Visit<'_>) {
+    fn choose_framing(&mut self, v: &mut Visit<'_>) {
         self.framing_chosen = true;
+        if self.stream.layer().alpn() == Some(crate::tls::ACME_TLS_ALPN) {
+            // A TLS-ALPN-01 validation: the handshake was all it wanted
+            // (RFC 8737 §3).
+            self.http.abort(v.now);
+            self.begin_close(v.net, v.now);
+            return;
+        }
         if self.stream.layer().alpn() == Some(b"h2") {
             self.http = Box::new(http::h2::Connection::new(
                 v.http_cfg.clone(),

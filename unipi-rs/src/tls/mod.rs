@@ -8,6 +8,7 @@
 //!   regions, TLS 1.3 and 1.2 only, ECDHE with AEAD suites only, ALPN) and
 //!   the clock rustls reads ([`LoopClock`]).
 
+pub mod certs;
 pub mod session;
 pub mod ticketer;
 
@@ -27,6 +28,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::time_provider::TimeProvider;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
+pub use certs::{ACME_TLS_ALPN, CertStore, Served};
 pub use session::{ClientTls, ServerTls, TlsSession, Unbuffered};
 pub use ticketer::Ticketer;
 
@@ -101,30 +103,37 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The HTTPS server configuration: the chain and key from PEM, TLS 1.3 and
-/// 1.2, ALPN `h2` (when `http2`) and `http/1.1`, session tickets from
-/// `ticketer` (none: every connection makes a full handshake).
-pub fn server_config(
-    cert_pem: &[u8],
-    key_pem: &[u8],
+/// The application protocols the HTTPS port offers (ALPN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Protocols {
+    /// `h2` before `http/1.1`.
+    pub http2: bool,
+    /// `acme-tls/1`, for TLS-ALPN-01 validation (RFC 8737).
+    pub acme_tls: bool,
+}
+
+/// The HTTPS server configuration: whatever certificate `certs` holds at
+/// each handshake, TLS 1.3 and 1.2, the ALPN `protocols`, session tickets
+/// from `ticketer` (none: every connection makes a full handshake).
+pub fn server_config_with(
+    certs: Arc<CertStore>,
     clock: Arc<LoopClock>,
     ticketer: Option<Arc<Ticketer>>,
-    http2: bool,
+    protocols: Protocols,
 ) -> Result<Arc<ServerConfig>, SetupError> {
-    let certs = parse_certs(cert_pem)?;
-    let key = PrivateKeyDer::from_pem_slice(trim_padding(key_pem))
-        .map_err(|e| SetupError::Pem(e.to_string()))?;
     let mut cfg = ServerConfig::builder_with_details(provider(), clock)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| SetupError::Rustls(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| SetupError::Rustls(e.to_string()))?;
-    cfg.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
+        .with_cert_resolver(certs);
+    cfg.alpn_protocols = Vec::new();
+    if protocols.http2 {
+        cfg.alpn_protocols.push(b"h2".to_vec());
+    }
+    cfg.alpn_protocols.push(b"http/1.1".to_vec());
+    if protocols.acme_tls {
+        cfg.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     match ticketer {
         Some(t) => cfg.ticketer = t,
         None => {
@@ -133,6 +142,61 @@ pub fn server_config(
         }
     }
     Ok(Arc::new(cfg))
+}
+
+/// A PEM chain and key, checked and ready to serve, with what the status
+/// line says about them.
+pub fn load_pem(cert_pem: &[u8], key_pem: &[u8], source: &'static str) -> Result<(Arc<rustls::sign::CertifiedKey>, Served), SetupError> {
+    let certs = parse_certs(cert_pem)?;
+    let key = PrivateKeyDer::from_pem_slice(trim_padding(key_pem))
+        .map_err(|e| SetupError::Pem(e.to_string()))?;
+    let served = describe(&certs[0], source);
+    let certified = certs::certified_key(certs, &key)?;
+    certified
+        .keys_match()
+        .map_err(|e| SetupError::Rustls(e.to_string()))?;
+    Ok((certified, served))
+}
+
+/// Subject, issuer and expiry of a leaf certificate (parsed by
+/// unipi-acme's X.509 reader; unknown fields stay empty).
+pub fn describe(leaf: &CertificateDer<'_>, source: &'static str) -> Served {
+    match unipi_acme::CertInfo::parse(leaf.as_ref()) {
+        Ok(info) => Served {
+            subject: match info.names.first() {
+                Some(name) => name.clone(),
+                None => info.subject.clone(),
+            },
+            issuer: info.issuer.clone(),
+            not_after: info.not_after,
+            source,
+        },
+        Err(_) => Served {
+            subject: String::new(),
+            issuer: String::new(),
+            not_after: 0,
+            source,
+        },
+    }
+}
+
+/// The HTTPS server configuration for one fixed certificate (PEM chain and
+/// key), ALPN `h2` (when `http2`) and `http/1.1`.
+pub fn server_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    clock: Arc<LoopClock>,
+    ticketer: Option<Arc<Ticketer>>,
+    http2: bool,
+) -> Result<Arc<ServerConfig>, SetupError> {
+    let (key, served) = load_pem(cert_pem, key_pem, "PEM")?;
+    let store = Arc::new(CertStore::default());
+    store.set(key, served);
+    let protocols = Protocols {
+        http2,
+        acme_tls: false,
+    };
+    server_config_with(store, clock, ticketer, protocols)
 }
 
 /// A client configuration that trusts the CA certificates in `roots_pem`.
