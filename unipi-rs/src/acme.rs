@@ -5,8 +5,9 @@
 //! keep theirs, so neither issuance nor renewal costs an outage.
 //!
 //! - At boot the certificate of the `tls_cert` region (if any) is served at
-//!   once; the first issuance starts right away. Without one, HTTPS
-//!   handshakes fail until a certificate exists.
+//!   once. If it covers every name and is not due for renewal, the first
+//!   issuance waits until it is due; otherwise it starts right away.
+//!   Without one, HTTPS handshakes fail until a certificate exists.
 //! - Challenges: HTTP-01 answers are published in [`Http01`] (served on
 //!   any port, before the redirect to HTTPS); TLS-ALPN-01 validation
 //!   certificates in the [`CertStore`] (for handshakes offering
@@ -100,6 +101,9 @@ pub struct CertManager {
     http01: Http01,
     socket: Option<SocketHandle>,
     state: State,
+    /// Unix time the first issuance is due when the certificate of the
+    /// regions can be kept until then.
+    first_due: Option<u64>,
     backoff: Backoff,
 }
 
@@ -147,6 +151,25 @@ impl CertManager {
             "acme: certificates for {} from {directory}",
             config.names.join(", ")
         );
+        // A certificate in the regions that covers every name and is not
+        // due yet defers the first issuance: reboots do not re-issue (and
+        // run into the CA's duplicate-certificate limits).
+        let due = certs
+            .served()
+            .filter(|s| s.covers(&config.names))
+            .map(|s| match a.renew_after {
+                Some(after) => s.not_before.saturating_add(after),
+                None => s.renew_at(),
+            });
+        if let Some(due) = due {
+            info!(
+                "acme: the certificate of the regions covers {}; renewal {}",
+                config.names.join(", "),
+                crate::http::date::Display(due)
+            );
+        }
+        let mut backoff = Backoff::default();
+        backoff.first = a.retry_first;
         Ok(Some(CertManager {
             config,
             account_seed: a.account_seed.clone(),
@@ -157,7 +180,8 @@ impl CertManager {
             http01,
             socket: None,
             state: State::Waiting { at: Instant::ZERO },
-            backoff: Backoff::default(),
+            first_due: due,
+            backoff,
         }))
     }
 
@@ -177,6 +201,14 @@ impl CertManager {
         if let State::Waiting { at } = self.state {
             if now < at {
                 return;
+            }
+            if let Some(due) = self.first_due.take() {
+                if unix < due {
+                    self.state = State::Waiting {
+                        at: now + Duration::from_secs(due - unix),
+                    };
+                    return;
+                }
             }
             match self.start(net) {
                 Ok(issuance) => self.state = State::Running(issuance),
@@ -264,11 +296,13 @@ impl CertManager {
         if self.socket.is_none() {
             self.socket = Some(net.add_tcp(vec![0; RX_BUFFER], vec![0; TX_BUFFER]));
         }
-        let account = match &self.account_seed {
-            Some(seed) => AccountKey::from_seed(seed),
-            None => AccountKey::from_seed(&random_seed()?),
+        // Without --account-seed, one random account for this boot: every
+        // renewal finds it again (by its key) instead of registering anew.
+        if self.account_seed.is_none() {
+            self.account_seed = Some(random_seed()?.to_vec());
         }
-        .map_err(|e| format!("account key: {e}"))?;
+        let seed = self.account_seed.as_deref().unwrap_or_default();
+        let account = AccountKey::from_seed(seed).map_err(|e| format!("account key: {e}"))?;
         let cert = match &self.cert_seed {
             Some(seed) => CertificateKey::from_seed(KeyAlgorithm::EcdsaP256, seed),
             None => CertificateKey::from_seed(KeyAlgorithm::EcdsaP256, &random_seed()?),
@@ -287,24 +321,18 @@ impl CertManager {
             Ok(issued) => match certified_key_der(&issued.chain, &issued.private_key) {
                 Ok(key) => {
                     let info = &issued.info;
-                    let served = Served {
-                        subject: info.names.first().cloned().unwrap_or_default(),
-                        issuer: info.issuer.clone(),
-                        not_after: info.not_after,
-                        source: "ACME",
-                    };
-                    self.certs.set(key, served);
+                    self.certs.set(key, Served::new(info, "ACME"));
                     self.backoff.reset();
                     let renew_unix = match self.renew_after {
                         Some(s) => unix + s,
                         None => issued.renew_at(),
                     };
                     info!(
-                        "acme: serving the new certificate for {} from {}, valid until {}; renewal in {} s",
+                        "acme: serving the new certificate for {} from {}, valid until {}; renewal {}",
                         info.names.join(", "),
                         info.issuer,
                         crate::http::date::Display(info.not_after),
-                        renew_unix.saturating_sub(unix)
+                        crate::http::date::Display(renew_unix)
                     );
                     Duration::from_secs(renew_unix.saturating_sub(unix))
                 }

@@ -48,6 +48,7 @@
 //! | `--account-seed=SEED`, `--cert-seed=SEED` | random | keys derived from a seed (base64 or text, ≥ 16 bytes) |
 //! | `--cert-key-type`, `--account-key-type` | `ecdsa` | only ECDSA P-256 |
 //! | `--acme-renew-after=SECONDS` | ⅔ of the lifetime | renew this long after issuance (tests) |
+//! | `--acme-retry=SECONDS` | 300 | first wait after a failed issuance; doubles up to a day |
 //!
 //! Unipi's Let's Encrypt, SSH and monitoring flags are recognised and reported
 //! as [`ConfigError::Unsupported`].
@@ -215,6 +216,9 @@ pub struct Acme {
     /// Renew this many seconds after issuance instead of at two thirds of
     /// the lifetime (`--acme-renew-after`; for tests).
     pub renew_after: Option<u64>,
+    /// The wait after the first failed issuance, doubling with each further
+    /// failure up to a day (`--acme-retry`).
+    pub retry_first: u64,
 }
 
 impl Default for Acme {
@@ -230,6 +234,7 @@ impl Default for Acme {
             account_seed: None,
             cert_seed: None,
             renew_after: None,
+            retry_first: 300,
         }
     }
 }
@@ -245,6 +250,8 @@ impl fmt::Debug for Acme {
             .field("tls_alpn", &self.tls_alpn)
             .field("account_seed", &self.account_seed.as_ref().map(|_| "***"))
             .field("cert_seed", &self.cert_seed.as_ref().map(|_| "***"))
+            .field("renew_after", &self.renew_after)
+            .field("retry_first", &self.retry_first)
             .finish()
     }
 }
@@ -396,6 +403,7 @@ const FLAGS: &[(&str, Kind)] = &[
     ("acme-challenge", Kind::Value),
     ("acme-name", Kind::Value),
     ("acme-renew-after", Kind::Value),
+    ("acme-retry", Kind::Value),
     ("ssh-key", Kind::Value),
     ("ssh-key-region", Kind::Value),
     ("ssh-authenticator", Kind::Value),
@@ -615,6 +623,7 @@ impl Config {
                 self.acme.extra_names.push(parse_hostname(v)?);
             }
             "acme-renew-after" => self.acme.renew_after = Some(parse_num(v, 1, 1 << 32)?),
+            "acme-retry" => self.acme.retry_first = parse_num(v, 1, 86_400)?,
             "ipv4" => self.ipv4 = Some(parse_cidr(v)?),
             "ipv4-gateway" => self.ipv4_gateway = Some(parse_ipv4(v)?),
             "dns" => self.add_dns(parse_dns(v)?)?,

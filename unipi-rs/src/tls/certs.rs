@@ -29,10 +29,45 @@ pub struct Served {
     pub subject: String,
     /// Its issuer.
     pub issuer: String,
+    /// The DNS names it is valid for (subjectAltName).
+    pub names: Vec<String>,
+    /// Its `notBefore`, unix seconds.
+    pub not_before: u64,
     /// Its `notAfter`, unix seconds.
     pub not_after: u64,
     /// Where it came from (`the tls_cert region`, `ACME`).
     pub source: &'static str,
+}
+
+impl Served {
+    /// What a parsed leaf says.
+    pub fn new(info: &unipi_acme::CertInfo, source: &'static str) -> Served {
+        Served {
+            subject: match info.names.first() {
+                Some(name) => name.clone(),
+                None => info.subject.clone(),
+            },
+            issuer: info.issuer.clone(),
+            names: info.names.clone(),
+            not_before: info.not_before,
+            not_after: info.not_after,
+            source,
+        }
+    }
+
+    /// Whether every one of `names` is among its names (ASCII case ignored).
+    pub fn covers(&self, names: &[String]) -> bool {
+        names
+            .iter()
+            .all(|n| self.names.iter().any(|m| m.eq_ignore_ascii_case(n)))
+    }
+
+    /// When it is due for renewal: two thirds into its lifetime, as
+    /// Let's Encrypt and certbot do.
+    pub fn renew_at(&self) -> u64 {
+        let lifetime = self.not_after.saturating_sub(self.not_before);
+        self.not_before + lifetime / 3 * 2
+    }
 }
 
 #[derive(Default)]

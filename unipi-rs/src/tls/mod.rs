@@ -162,18 +162,12 @@ pub fn load_pem(cert_pem: &[u8], key_pem: &[u8], source: &'static str) -> Result
 /// unipi-acme's X.509 reader; unknown fields stay empty).
 pub fn describe(leaf: &CertificateDer<'_>, source: &'static str) -> Served {
     match unipi_acme::CertInfo::parse(leaf.as_ref()) {
-        Ok(info) => Served {
-            subject: match info.names.first() {
-                Some(name) => name.clone(),
-                None => info.subject.clone(),
-            },
-            issuer: info.issuer.clone(),
-            not_after: info.not_after,
-            source,
-        },
+        Ok(info) => Served::new(&info, source),
         Err(_) => Served {
             subject: String::new(),
             issuer: String::new(),
+            names: Vec::new(),
+            not_before: 0,
             not_after: 0,
             source,
         },
