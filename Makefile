@@ -218,8 +218,11 @@ test-e2e: all subjects
 	python3 -m unittest discover -s tests -p 'test_*.py' -v
 
 # Debian packages the build and the tests need (installed when missing).
+# Peers of the end-to-end tests: HTTP/2 (nghttp2-client, python3-h2), slow
+# clients (slowhttptest), ssh remotes (openssh-server), ACME (pebble).
 DEB_PACKAGES := qemu-system-x86 openssl curl git libxml2-utils tar xz-utils python3 \
-	lighttpd fcgiwrap nginx chromium chromium-driver testssl.sh
+	lighttpd fcgiwrap nginx chromium chromium-driver testssl.sh \
+	nghttp2-client python3-h2 slowhttptest openssh-server pebble
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -228,6 +231,8 @@ deps:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+	@# A python3 other than Debian's (pyenv, venv) does not see python3-h2.
+	@python3 -c 'import h2, hpack, hyperframe' 2>/dev/null || python3 -m pip install -q 'h2>=4,<5'
 
 clean:
 	rm -rf $(BUILD)

@@ -102,7 +102,7 @@ class Https(h.QemuTestCase):
     def test_405_with_allow(self):
         status, headers, _ = self.head_and_body("/", "-X", "POST", "-d", "x=1")
         self.assertEqual(status, 405)
-        self.assertEqual(headers["allow"], "GET, HEAD")
+        self.assertEqual(headers["allow"], "GET, HEAD, OPTIONS")
         status, _, _ = self.head_and_body("/", "-X", "DELETE")
         self.assertEqual(status, 405)
 
