@@ -33,6 +33,7 @@
 //! | `--header-timeout=SECONDS` | 10 | time allowed for a request's header block |
 //! | `--max-header-bytes=N` | 16384 | size limit of a request's header block |
 //! | `--log-level=LEVEL` | `info` | `error`, `warn`, `info`, `debug` or `trace` |
+//! | `--compression=on\|static\|off` | `on` | gzip text-like files after each fetch and use committed `X.gz`/`X.br` (`static`: only the committed ones; `off`: send every file as it is) |
 //!
 //! Unipi's Let's Encrypt, SSH and monitoring flags are recognised and reported
 //! as [`ConfigError::Unsupported`].
@@ -49,6 +50,20 @@ use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
 pub const MAX_DNS_SERVERS: usize = 4;
 /// Most `--mime-type` overrides kept.
 pub const MAX_MIME_OVERRIDES: usize = 256;
+
+/// What the server does about compressed representations
+/// (`--compression`; the rules are in `site/compress.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip for compressible files, made after each fetch, and committed
+    /// `X.gz` / `X.br` files.
+    #[default]
+    On,
+    /// Only committed `X.gz` / `X.br` files; nothing is compressed here.
+    Static,
+    /// None: every file is sent as it is, without negotiation or `Vary`.
+    Off,
+}
 
 /// The parsed boot parameters. Every field has a usable default.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +131,8 @@ pub struct Config {
     pub status_interval: u32,
     /// One log line per HTTP response.
     pub access_log: bool,
+    /// Compressed representations.
+    pub compression: Compression,
 }
 
 impl Default for Config {
@@ -151,6 +168,7 @@ impl Default for Config {
             tls_resumption: true,
             status_interval: 0,
             access_log: true,
+            compression: Compression::On,
         }
     }
 }
@@ -285,6 +303,7 @@ const FLAGS: &[(&str, Kind)] = &[
     ("tls-resumption", Kind::Value),
     ("status-interval", Kind::Value),
     ("access-log", Kind::Value),
+    ("compression", Kind::Value),
     ("tls", Kind::UnsupportedSwitch(LE)),
     ("production", Kind::UnsupportedSwitch(LE)),
     ("cert-seed", Kind::UnsupportedValue(LE)),
@@ -516,6 +535,16 @@ impl Config {
             "tls-resumption" => self.tls_resumption = parse_switch(v)?,
             "access-log" => self.access_log = parse_switch(v)?,
             "status-interval" => self.status_interval = parse_num(v, 0, 86400)? as u32,
+            "compression" => {
+                self.compression = match v.to_ascii_lowercase().as_str() {
+                    "static" => Compression::Static,
+                    other => match parse_switch(other) {
+                        Ok(true) => Compression::On,
+                        Ok(false) => Compression::Off,
+                        Err(_) => return Err("expected on, static or off"),
+                    },
+                }
+            }
             _ => return Err("unhandled flag"),
         }
         Ok(())
@@ -946,6 +975,17 @@ mod tests {
         assert_eq!(ok("").status_interval, 0);
         let (_, errs) = Config::parse("--tls-resumption=maybe --status-interval=-1");
         assert_eq!(errs.len(), 2);
+    }
+
+    #[test]
+    fn compression() {
+        assert_eq!(ok("").compression, Compression::On);
+        assert_eq!(ok("--compression=off").compression, Compression::Off);
+        assert_eq!(ok("--compression STATIC").compression, Compression::Static);
+        assert_eq!(ok("--compression=on").compression, Compression::On);
+        let (c, e) = err("--compression=off --compression=br");
+        assert_eq!(c.compression, Compression::Off);
+        assert!(matches!(e[0], ConfigError::Invalid { .. }), "{e:?}");
     }
 
     #[test]
