@@ -373,6 +373,7 @@ impl Conn {
                 Ok(n) => {
                     self.http.consume(n);
                     moved += n;
+
                 }
                 Err(e) => {
                     debug!("{e}");

@@ -431,9 +431,7 @@ impl Server {
                     Standing::Long { .. } | Standing::Starting { .. } | Standing::Fresh { .. } => {
                         shortage == Shortage::Connections
                     }
-                    Standing::Idle { .. } | Standing::Stalled { .. } | Standing::Slow { .. } => {
-                        true
-                    }
+                    Standing::Idle { .. } | Standing::Stalled { .. } | Standing::Slow { .. } => true,
                 };
                 expendable.then_some((s, id))
             })
