@@ -245,7 +245,7 @@ struct Selected<'s> {
 }
 
 /// Picks the representation of `file` (at site path `key`) for `req`;
-/// `Err(vary)` when none is acceptable. A file is negotiated when it has
+/// `None` when none is acceptable (`406`). A file is negotiated when it has
 /// compressed representations or its type is compressible (and
 /// `--compression` is not `off`); other files always go out as they are.
 fn select<'s>(
