@@ -313,7 +313,9 @@ class Guest:
                 self.proc.wait()
 
 
-STATUS_RX = r"status: (\d+) connections open, (\d+) accepted, (\d+) failed; heap (\d+) used, (\d+) peak, (\d+) size"
+# The status line (app.rs); the counters between "accepted" and "failed" vary.
+STATUS_RX = (r"status: (\d+) connections open, (\d+) accepted, [^;]*?(\d+) failed; heap (\d+) used, (\d+) peak, "
+             r"(\d+) size")
 SERVING_RX = r"serving ([0-9a-f]{40}); heap (\d+) of (\d+) bytes in use, peak (\d+)"
 FETCHED_RX = r"git: fetched [0-9a-f]{40} from \S+: (\d+) files, (\d+) bytes \(pack (\d+) bytes.*?\) in (\d+) ms"
 # The compression pass after a fetch (site/compress.rs, app.rs): started, done.
@@ -321,6 +323,16 @@ COMPRESSING_RX = r"site: compressing in the background; heap (\d+) of (\d+) byte
 COMPRESSED_RX = (r"site: gzip for (\d+) files \((\d+) made here, (\d+) committed \.gz\), br for (\d+) "
                  r"\(committed \.br\); (\d+) -> (\d+) bytes.*?, (\d+) bytes of heap made; .*? (\d+) ms in (\d+) "
                  r"slices; heap (\d+) of (\d+) bytes in use, peak (\d+)")
+
+
+def latency_probe(port, path, n):
+    """n GETs of `path` over one keep-alive connection (curl); the seconds
+    each took."""
+    cmd = ["curl", "-k", "-s", "--max-time", "60"]
+    for _ in range(n):
+        cmd += ["-o", "/dev/null", "-w", "%{time_total}\\n", f"https://127.0.0.1:{port}{path}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=90).stdout
+    return [float(x) for x in out.split()]
 
 
 def compression_figures(guest, timeout):
@@ -968,14 +980,23 @@ def report(a, cfg, ours, peer, git, images, meta, page=None):
               f"{cell([x / 1024 for x in k('heap_used_before')])} → {cell([x / 1024 for x in k('heap_used')])} |")
             p(f"| heap peak before → after compression (KiB) | "
               f"{cell([x / 1024 for x in k('heap_peak_before')])} → {cell([x / 1024 for x in k('heap_peak')])} |")
+            during = [x * 1000 for run in git.get("latency_during", []) for x in run]
+            after = [x * 1000 for run in git.get("latency_after", []) for x in run]
+            if during and after:
+                q = lambda xs, f: sorted(xs)[min(len(xs) - 1, int(len(xs) * f))]
+                p(f"| keep-alive GET of a page while compressing: n, median, p99, max (ms) | {len(during)}, "
+                  f"{fmt(median(during))}, {fmt(q(during, 0.99))}, {fmt(max(during))} |")
+                p(f"| the same after compression: n, median, p99, max (ms) | {len(after)}, {fmt(median(after))}, "
+                  f"{fmt(q(after, 0.99))}, {fmt(max(after))} |")
         p("")
     if page:
         p("---\n")
         p(f"## Page load: bytes on the wire ({page['site']})\n")
         p(f"One load of {', '.join(f'`{x}`' for x in page['paths'])} by `curl --compressed` (`Accept-Encoding: "
           f"deflate, gzip, br, zstd`) over one keep-alive TLS connection, through a relay on 127.0.0.1 that "
-          f"counts the bytes in each direction. HTTP bytes are header blocks plus bodies as sent; TLS bytes "
-          f"include the handshake and record overhead. nginx: the peer's `GZIP=on` build (`gzip on; "
+          f"counts the bytes in each direction. HTTP bytes are header blocks plus bodies as curl counts them "
+          f"(chunk framing, which nginx uses for gzip, not included); TLS bytes are everything on the "
+          f"connection, handshake and record overhead included. nginx: the peer's `GZIP=on` build (`gzip on; "
           f"gzip_comp_level 6; gzip_min_length 256; gzip_vary on;` text types) with the same document root. "
           f"Bytes do not depend on load: one load each.\n")
         ng = page["sides"].get("nginx GZIP=on")
@@ -1175,7 +1196,7 @@ def main():
         git = {"files": len(files), "site_bytes": sum(f.stat().st_size for f in files),
                "repo": f"build/bench/git/{name}.git", "boot": [], "fetch": [], "clone": [], "pack": [],
                "heap_peak": [], "heap_used": [], "rss": [], "base_peak": [], "base_used": [],
-               "compression": []}
+               "compression": [], "latency_during": [], "latency_after": []}
         for i in range(a.runs):
             git["clone"].append(host_clone(f"{name}.git", OUT / "clone-tmp"))
             g = Guest(system, a, free_port(), OUT / "git", rundir, f"git{a.git_files}-r{i + 1}")
@@ -1193,7 +1214,13 @@ def main():
                     if serving:
                         git["heap_used"].append(int(serving[-1][1]))
                         git["heap_peak"].append(int(serving[-1][3]))
+                    # Requests while the site is being compressed, then after.
+                    during = []
+                    while not re.search(COMPRESSED_RX, g.log()) and len(during) < 2000:
+                        during += latency_probe(g.port, "/d00/f0000.html", 20)
+                    git["latency_during"].append(during)
                     git["compression"].append(compression_figures(g, 300))
+                    git["latency_after"].append(latency_probe(g.port, "/d00/f0000.html", 100))
                     git["rss"].append(g.rss_kib())
             finally:
                 g.stop()

@@ -110,7 +110,9 @@
 //!   compressible type (see [`mime`]) or with compressed representations
 //!   is negotiated on `Accept-Encoding`: the chosen representation (gzip,
 //!   br or the bytes as they are) comes with `Content-Encoding` and its own
-//!   strong `ETag`, validators and ranges apply to it, and every response
+//!   strong `ETag`, validators and ranges apply to it (an `If-Range` date
+//!   never matches a file that has compressed representations: they share
+//!   Last-Modified, which is then no strong validator), and every response
 //!   about the file (also `304`, `412`, `416` and identity responses)
 //!   carries `Vary: Accept-Encoding`. When `Accept-Encoding` refuses every
 //!   representation the file has (`identity;q=0` and nothing else

@@ -9,6 +9,8 @@
 //! parameter, stray characters) is ignored, as if it were not there; so is
 //! a repeated coding (the first one counts) and anything after the first
 //! [`MAX_ELEMENTS`] elements. The work is linear in the field's length.
+//! Written here because the crates that parse the field (`headers`,
+//! `http`-based ones) need `std` and allocate; this needs neither.
 //!
 //! Choosing, among the representations the file has:
 //!

@@ -420,11 +420,16 @@ fn serve_file<'c>(cx: &Context<'c>, req: &Request<'_>, key: &str, file: &File<'_
     if req.method == Method::Get
         && let Some(r) = req.single("range")
     {
+        // When a file has several representations they share Last-Modified,
+        // so it is no strong validator and an If-Range date never matches
+        // (RFC 9110 §13.1.5, §8.8.2.2): a client that holds part of the
+        // identity bytes must not get a range of the gzip bytes.
         let if_range_ok = match req.values("if-range").next() {
             None => true,
-            Some(_) => req
-                .single("if-range")
-                .is_some_and(|v| conditional::if_range_matches(v, opaque, lm, now)),
+            Some(_) => req.single("if-range").is_some_and(|v| {
+                (file.encodings.is_empty() || conditional::is_entity_tag(v))
+                    && conditional::if_range_matches(v, opaque, lm, now)
+            }),
         };
         if if_range_ok {
             range = conditional::evaluate_range(r, len);

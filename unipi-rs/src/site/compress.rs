@@ -295,6 +295,7 @@ impl Compressor {
         while work < budget {
             let Some(mut cur) = self.current.take() else {
                 let Some(task) = self.tasks.next() else {
+                    self.stats.work_bytes += work;
                     return Some(self.finish(now));
                 };
                 self.current = Some(Current {
