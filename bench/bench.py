@@ -19,6 +19,9 @@ set-up) runs back to back in the same invocation through its own bench.sh;
 every figure is printed as a ratio to it. Then the Git section: a 1,000-file
 site fetched at boot against `git clone --depth 1` of the same repository
 on the host from the same server (git daemon --inetd via the same script).
+Last, the page section: the bytes one load of a page of htdocs/ (HTML, CSS,
+images) puts on the wire, from unipi-rs with and without compression and
+from nginx with `gzip on` (the peer's GZIP=on build).
 
 All traffic stays on 127.0.0.1 (hostfwd) or inside QEMU (guestfwd cmd:);
 every wrk run is bounded by -d and a timeout; processes started here are
@@ -32,13 +35,16 @@ import os
 import random
 import re
 import shutil
+import shlex
 import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -307,9 +313,40 @@ class Guest:
                 self.proc.wait()
 
 
-STATUS_RX = r"status: (\d+) connections open, (\d+) accepted, (\d+) failed; heap (\d+) used, (\d+) peak, (\d+) size"
+# The status line (app.rs); the counters between "accepted" and "failed" vary.
+STATUS_RX = (r"status: (\d+) connections open, (\d+) accepted, [^;]*?(\d+) failed; heap (\d+) used, (\d+) peak, "
+             r"(\d+) size")
 SERVING_RX = r"serving ([0-9a-f]{40}); heap (\d+) of (\d+) bytes in use, peak (\d+)"
 FETCHED_RX = r"git: fetched [0-9a-f]{40} from \S+: (\d+) files, (\d+) bytes \(pack (\d+) bytes.*?\) in (\d+) ms"
+# The compression pass after a fetch (site/compress.rs, app.rs): started, done.
+COMPRESSING_RX = r"site: compressing in the background; heap (\d+) of (\d+) bytes in use, peak (\d+)"
+COMPRESSED_RX = (r"site: gzip for (\d+) files \((\d+) made here, (\d+) committed \.gz\), br for (\d+) "
+                 r"\(committed \.br\); (\d+) -> (\d+) bytes.*?, (\d+) bytes of heap made; .*? (\d+) ms in (\d+) "
+                 r"slices; heap (\d+) of (\d+) bytes in use, peak (\d+)")
+
+
+def latency_probe(port, path, n):
+    """n GETs of `path` over one keep-alive connection (curl); the seconds
+    each took."""
+    cmd = ["curl", "-k", "-s", "--max-time", "60"]
+    for _ in range(n):
+        cmd += ["-o", "/dev/null", "-w", "%{time_total}\\n", f"https://127.0.0.1:{port}{path}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=90).stdout
+    return [float(x) for x in out.split()]
+
+
+def compression_figures(guest, timeout):
+    """Waits for the end of the compression pass; returns its figures (the
+    last pass in the log), or None."""
+    done = guest.wait_for(COMPRESSED_RX, timeout)
+    if not done:
+        return None
+    d = [int(x) for x in done[-1]]
+    started = re.findall(COMPRESSING_RX, guest.log())
+    before = [int(x) for x in started[-1]] if started else [None] * 3
+    return {"files": d[0], "made": d[1], "committed_gz": d[2], "committed_br": d[3], "identity": d[4],
+            "gzip": d[5], "made_bytes": d[6], "ms": d[7], "slices": d[8], "heap_used": d[9],
+            "heap_peak": d[11], "heap_used_before": before[0], "heap_peak_before": before[2]}
 
 
 def heap_peak(guest, settle):
@@ -569,6 +606,208 @@ def host_clone(repo_name, dest):
     return ms
 
 
+# ----------------------------------------------------------------- page bytes
+
+
+class PageLinks(HTMLParser):
+    """The resources a page loads: stylesheets, icons, images, scripts."""
+
+    def __init__(self):
+        super().__init__()
+        self.paths = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        url = None
+        if tag == "link" and set((a.get("rel") or "").split()) & {"stylesheet", "icon"}:
+            url = a.get("href")
+        elif tag in ("img", "script"):
+            url = a.get("src")
+        if url and "://" not in url and not url.startswith("//"):
+            path = url if url.startswith("/") else "/" + url
+            if path not in self.paths:
+                self.paths.append(path)
+
+
+def page_paths(site):
+    """`/` and everything its index.html loads, in document order."""
+    parser = PageLinks()
+    parser.feed((site / "index.html").read_text(errors="replace"))
+    return ["/"] + parser.paths
+
+
+class CountingRelay:
+    """A TCP relay on 127.0.0.1 to 127.0.0.1:port that counts the bytes in
+    each direction: what a page load puts on the wire above TCP (TLS
+    records, the handshake included). Closed with close()."""
+
+    def __init__(self, port):
+        self.target = port
+        self.down = self.up = self.connections = 0
+        self.lock = threading.Lock()
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.srv.settimeout(0.2)
+        self.port = self.srv.getsockname()[1]
+        self.stopping = False
+        self.threads = [threading.Thread(target=self.accept, daemon=True)]
+        self.threads[0].start()
+
+    def accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                continue
+            u = socket.create_connection(("127.0.0.1", self.target), timeout=60)
+            c.settimeout(60)
+            with self.lock:
+                self.connections += 1
+            for src, dst, attr in ((c, u, "up"), (u, c, "down")):
+                t = threading.Thread(target=self.pump, args=(src, dst, attr), daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def pump(self, src, dst, attr):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                with self.lock:
+                    setattr(self, attr, getattr(self, attr) + len(data))
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (dst, src):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopping = True
+        for t in self.threads:
+            t.join(5)
+        self.srv.close()
+
+
+def page_load(port, paths, logfile):
+    """One load of `paths` by curl --compressed over one keep-alive TLS
+    connection through a CountingRelay: per resource (status, header bytes,
+    body bytes, Content-Encoding), and the TLS bytes each way."""
+    relay = CountingRelay(port)
+    cmd = ["curl", "-k", "-s", "--compressed", "--max-time", "60", "--raw"]
+    for path in paths:
+        cmd += ["-o", "/dev/null", "-w", "%{http_code} %{size_header} %{size_download} [%header{content-encoding}]\\n",
+                f"https://127.0.0.1:{relay.port}{path}"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=90).stdout
+    finally:
+        time.sleep(0.2)
+        relay.close()
+    Path(logfile).write_text(" ".join(cmd) + "\n" + out)
+    resources = []
+    for path, line in zip(paths, out.splitlines()):
+        m = re.fullmatch(r"(\d+) (\d+) (\d+) \[(.*)\]", line.strip())
+        if m:
+            resources.append({"path": path, "status": int(m.group(1)), "header": int(m.group(2)),
+                              "body": int(m.group(3)), "encoding": m.group(4) or "identity"})
+    return {"resources": resources, "http": sum(r["header"] + r["body"] for r in resources),
+            "bodies": sum(r["body"] for r in resources), "down": relay.down, "up": relay.up,
+            "connections": relay.connections}
+
+
+def ensure_peer_page_build(a, site):
+    """The peer guest built with GZIP=on (nginx `gzip on`, level 6, text
+    types, gzip_vary) and `site` as its document root, by the peer's own
+    scripts; returns the QEMU command line its bench.sh recorded."""
+    out = a.peer_out / "page-gzip"
+    digest = tree_digest([site, a.peer / "build.sh", a.peer / "init", a.peer / "nginx.conf.in",
+                          a.peer / "bench.sh"]) + " GZIP=on"
+    stamp = out / "bench-inputs.sha256"
+    cmdline = a.peer_out / "build-run" / "qemu-cmdline-build-page-gzip.txt"
+    if stamp.exists() and stamp.read_text().strip() == digest and (out / "initrd.img").exists() \
+            and cmdline.exists():
+        return cmdline
+    log(f"building the peer guest (GZIP=on, {site}) in {out} with {a.peer}/bench.sh (BOOT_ONLY=1) ...")
+    out.mkdir(parents=True, exist_ok=True)
+    first = a.peer_out / "resume"
+    for d in ("kernel", "dl", "tls"):
+        if (first / d).exists() and not (out / d).exists():
+            shutil.copytree(first / d, out / d, copy_function=os.link)
+    # bench.sh wants its wrk files to exist even when it only boots.
+    env = peer_env(a, Settings(a), out, a.peer_out / "build-run", "build-page-gzip", free_port(),
+                   BOOT_ONLY="1", GZIP="on", SMALL="index.html", LARGE="index.html")
+    del env["NOBUILD"]
+    text = run_peer_script(a, env, site, 1800, a.peer_out / "build-page-gzip.txt")
+    if not (out / "initrd.img").exists() or "boot_ms=" not in text or not cmdline.exists():
+        raise SystemExit(f"peer build failed; see {a.peer_out / 'build-page-gzip.txt'}")
+    stamp.write_text(digest + "\n")
+    return cmdline
+
+
+def peer_page_load(a, cmdline, paths, rundir):
+    """Boots the peer's GZIP=on guest with the QEMU command line its
+    bench.sh used (another free port, our serial log), loads the page once,
+    stops it (by its process group, which we started)."""
+    port = free_port()
+    cmd = shlex.split(cmdline.read_text())
+    cmd = [re.sub(r"hostfwd=tcp:127\.0\.0\.1:\d+-", f"hostfwd=tcp:127.0.0.1:{port}-", x) for x in cmd]
+    cmd = [f"file:{rundir / 'serial-page-nginx.log'}" if x.startswith("file:") else x for x in cmd]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(rundir / "qemu-stderr-page-nginx.log", "w"), start_new_session=True)
+    try:
+        t0 = time.monotonic()
+        while curl_code(f"https://127.0.0.1:{port}/", 0.5) != "200":
+            if proc.poll() is not None or time.monotonic() - t0 > a.boot_timeout:
+                log("the peer's GZIP=on guest did not answer; see serial-page-nginx.log")
+                return None
+            time.sleep(0.05)
+        return page_load(port, paths, rundir / "page-nginx.txt")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def run_page(a, tools, variant, rundir):
+    """The page section: our server with and without compression, then the
+    peer with GZIP=on, each loading `a.page_site` once."""
+    site = Path(a.page_site).resolve()
+    paths = page_paths(site)
+    site_repo(site, "page")
+    res = {"site": str(site), "paths": paths, "sizes": {}, "sides": {}}
+    for path in paths:
+        f = site / ("index.html" if path == "/" else path.lstrip("/"))
+        res["sizes"][path] = f.stat().st_size if f.exists() else None
+    for name, extra in (("unipi-rs", ""), ("unipi-rs --compression=off", "--compression=off")):
+        params = f"--ipv4={GUEST_IP}/24 --remote=git://{GIT_ADDR}/page.git {extra}".strip()
+        system = make_system(tools, variant, f"{variant.name}-page-{'off' if extra else 'on'}", params, a.ram)
+        g = Guest(system, a, free_port(), OUT / "git", rundir, slug(f"page-{name}"))
+        try:
+            if g.boot("/") is None:
+                continue
+            if extra:
+                g.wait_for(SERVING_RX, 10)
+            else:
+                res["compression"] = compression_figures(g, 120)
+            res["sides"][name] = page_load(g.port, paths, rundir / f"page-{slug(name)}.txt")
+        finally:
+            g.stop()
+    if a.peer:
+        cmdline = ensure_peer_page_build(a, site)
+        r = peer_page_load(a, cmdline, paths, rundir)
+        if r:
+            res["sides"]["nginx GZIP=on"] = r
+    return res
+
+
 # ----------------------------------------------------------------- report
 
 
@@ -607,7 +846,7 @@ def cell(vals):
     return f"{fmt(m)} ({fmt(lo)}–{fmt(hi)})"
 
 
-def report(a, cfg, ours, peer, git, images, meta):
+def report(a, cfg, ours, peer, git, images, meta, page=None):
     lines = []
     p = lines.append
     p(f"# unipi-rs benchmarks ({meta['date']})\n")
@@ -727,6 +966,65 @@ def report(a, cfg, ours, peer, git, images, meta):
             p(f"| (heap in use − 1-file heap in use) / site size | "
               f"{(median(git['heap_used']) - bu) / git['site_bytes']:.2f} |")
         p(f"| QEMU peak RSS (MiB) | {cell([x / 1024 for x in git['rss'] if x])} |")
+        comp = [c for c in git.get("compression", []) if c]
+        if comp:
+            k = lambda key: [c[key] for c in comp if c.get(key) is not None]
+            p(f"| compression after the fetch, guest time while serving (ms) | {cell(k('ms'))} |")
+            p(f"| … in slices of 8 KiB of work (event-loop iterations) | {cell(k('slices'))} |")
+            c0 = comp[-1]
+            p(f"| files with gzip / compressible candidates | {c0['files']} |")
+            p(f"| their bytes: identity → gzip (KiB) | {fmt(c0['identity'] / 1024)} → {fmt(c0['gzip'] / 1024)} "
+              f"({c0['gzip'] / max(c0['identity'], 1):.2f}) |")
+            p(f"| heap taken by the gzip bytes (KiB) | {cell([x / 1024 for x in k('made_bytes')])} |")
+            p(f"| heap in use before → after compression (KiB) | "
+              f"{cell([x / 1024 for x in k('heap_used_before')])} → {cell([x / 1024 for x in k('heap_used')])} |")
+            p(f"| heap peak before → after compression (KiB) | "
+              f"{cell([x / 1024 for x in k('heap_peak_before')])} → {cell([x / 1024 for x in k('heap_peak')])} |")
+            during = [x * 1000 for run in git.get("latency_during", []) for x in run]
+            after = [x * 1000 for run in git.get("latency_after", []) for x in run]
+            if during and after:
+                q = lambda xs, f: sorted(xs)[min(len(xs) - 1, int(len(xs) * f))]
+                p(f"| keep-alive GET of a page while compressing: n, median, p99, max (ms) | {len(during)}, "
+                  f"{fmt(median(during))}, {fmt(q(during, 0.99))}, {fmt(max(during))} |")
+                p(f"| the same after compression: n, median, p99, max (ms) | {len(after)}, {fmt(median(after))}, "
+                  f"{fmt(q(after, 0.99))}, {fmt(max(after))} |")
+        p("")
+    if page:
+        p("---\n")
+        p(f"## Page load: bytes on the wire ({page['site']})\n")
+        p(f"One load of {', '.join(f'`{x}`' for x in page['paths'])} by `curl --compressed` (`Accept-Encoding: "
+          f"deflate, gzip, br, zstd`) over one keep-alive TLS connection, through a relay on 127.0.0.1 that "
+          f"counts the bytes in each direction. HTTP bytes are header blocks plus bodies as curl counts them "
+          f"(chunk framing, which nginx uses for gzip, not included); TLS bytes are everything on the "
+          f"connection, handshake and record overhead included. nginx: the peer's `GZIP=on` build (`gzip on; "
+          f"gzip_comp_level 6; gzip_min_length 256; gzip_vary on;` text types) with the same document root. "
+          f"Bytes do not depend on load: one load each.\n")
+        ng = page["sides"].get("nginx GZIP=on")
+        p("| server | HTTP bytes | of which bodies | TLS bytes server → client | client → server | "
+          "ratio to nginx (HTTP) | ratio to nginx (TLS s→c) |")
+        p("|---|---:|---:|---:|---:|---:|---:|")
+        for name, r in page["sides"].items():
+            rh = f"{r['http'] / ng['http']:.2f}×" if ng and ng["http"] else "—"
+            rt = f"{r['down'] / ng['down']:.2f}×" if ng and ng["down"] else "—"
+            p(f"| {name} | {r['http']:,} | {r['bodies']:,} | {r['down']:,} | {r['up']:,} | {rh} | {rt} |")
+        p("")
+        names = list(page["sides"])
+        p("| resource | file bytes | " + " | ".join(f"{n}: body (coding)" for n in names) + " |")
+        p("|---|---:|" + "---:|" * len(names))
+        for path in page["paths"]:
+            cells = []
+            for n in names:
+                r = next((x for x in page["sides"][n]["resources"] if x["path"] == path), None)
+                cells.append(f"{r['body']:,} ({r['encoding']})" if r else "—")
+            size = page["sizes"].get(path)
+            p(f"| `{path}` | {size:,} | " if size is not None else f"| `{path}` | — | ")
+            lines[-1] += " | ".join(cells) + " |"
+        c = page.get("compression")
+        if c:
+            p(f"\nCompression of this site after its fetch (subject log): gzip for {c['files']} files, "
+              f"{c['identity']:,} → {c['gzip']:,} bytes, {c['made_bytes']:,} bytes of heap, {c['ms']:,} ms in "
+              f"{c['slices']} slices; heap in use {c['heap_used_before']:,} → {c['heap_used']:,} bytes, "
+              f"peak {c['heap_peak_before']:,} → {c['heap_peak']:,}.")
         p("")
     return "\n".join(lines) + "\n"
 
@@ -753,7 +1051,7 @@ def rerender(a):
         peer.append(r)
     a.peer = Path(a.peer) if peer else None
     a.peer_arg = str(a.peer)
-    text = report(a, Settings(a), data["ours"], peer, data["git"], data["images"], meta)
+    text = report(a, Settings(a), data["ours"], peer, data["git"], data["images"], meta, data.get("page"))
     Path(a.out).write_text(text)
     print(text)
 
@@ -775,6 +1073,9 @@ def main():
     ap.add_argument("--peer", default=str(ROOT.parent / "shared" / "bench" / "peer-nginx"))
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--git-files", type=int, default=1000, help="0: skip the Git section")
+    ap.add_argument("--page-site", default=str(ROOT / "htdocs"),
+                    help="document root for the page section (bytes on the wire of one page load, with and "
+                         "without compression, vs nginx GZIP=on); empty: skip it")
     ap.add_argument("--variant", action="append", default=[],
                     help="NAME=SUBJECT_ELF[,KERNEL_ELF[,EXTRA BOOT PARAMETERS]] (repeatable; default: "
                          "build/unipi.muen, build/muen-kernel.elf)")
@@ -894,7 +1195,8 @@ def main():
                                   a.ram)
         git = {"files": len(files), "site_bytes": sum(f.stat().st_size for f in files),
                "repo": f"build/bench/git/{name}.git", "boot": [], "fetch": [], "clone": [], "pack": [],
-               "heap_peak": [], "heap_used": [], "rss": [], "base_peak": [], "base_used": []}
+               "heap_peak": [], "heap_used": [], "rss": [], "base_peak": [], "base_used": [],
+               "compression": [], "latency_during": [], "latency_after": []}
         for i in range(a.runs):
             git["clone"].append(host_clone(f"{name}.git", OUT / "clone-tmp"))
             g = Guest(system, a, free_port(), OUT / "git", rundir, f"git{a.git_files}-r{i + 1}")
@@ -912,6 +1214,13 @@ def main():
                     if serving:
                         git["heap_used"].append(int(serving[-1][1]))
                         git["heap_peak"].append(int(serving[-1][3]))
+                    # Requests while the site is being compressed, then after.
+                    during = []
+                    while not re.search(COMPRESSED_RX, g.log()) and len(during) < 2000:
+                        during += latency_probe(g.port, "/d00/f0000.html", 20)
+                    git["latency_during"].append(during)
+                    git["compression"].append(compression_figures(g, 300))
+                    git["latency_after"].append(latency_probe(g.port, "/d00/f0000.html", 100))
                     git["rss"].append(g.rss_kib())
             finally:
                 g.stop()
@@ -925,6 +1234,11 @@ def main():
                         git["base_peak"].append(int(serving[-1][3]))
             finally:
                 g.stop()
+
+    page = None
+    if a.page_site:
+        log(f"page: one load of {a.page_site}/index.html and what it references")
+        page = run_page(a, tools, variants[0], rundir)
 
     images = {
         "unipi-rs subject (unipi.muen, stripped)": variants[0].subject.stat().st_size,
@@ -944,8 +1258,8 @@ def main():
                              "ram", "no_peer", "peer")}
     import json
     (rundir / "results.json").write_text(json.dumps({"ours": ours, "peer": peer, "git": git, "images": images,
-                                                     "meta": meta}, indent=1, default=str))
-    text = report(a, cfg, ours, peer, git, images, meta)
+                                                     "meta": meta, "page": page}, indent=1, default=str))
+    text = report(a, cfg, ours, peer, git, images, meta, page)
     Path(a.out).write_text(text)
     (rundir / "bench.md").write_text(text)
     print(text)

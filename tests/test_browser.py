@@ -2,7 +2,9 @@
 chromium-driver), driven through the W3C WebDriver protocol, loads
 https://127.0.0.1:PORT/ from the unikernel through hostfwd. The test checks
 the title, that the stylesheet was applied and that the images decoded,
-and saves a screenshot as build/screenshot.png."""
+that the HTML and the CSS arrived gzip-compressed (the response headers
+from Chromium's own network log, and its Resource Timing sizes), and
+saves a screenshot as build/screenshot.png."""
 
 import base64
 import json
@@ -13,6 +15,8 @@ import time
 import urllib.request
 
 import harness as h
+
+HTDOCS = h.ROOT / "htdocs"
 
 
 class WebDriver:
@@ -49,11 +53,25 @@ class WebDriver:
                 "--disable-dev-shm-usage", f"--user-data-dir={self.profile}", "--window-size=1200,900"]
         caps = {"capabilities": {"alwaysMatch": {
             "browserName": "chrome", "acceptInsecureCerts": True,
+            # The DevTools network events (with the response headers as
+            # received) go to the "performance" log.
+            "goog:loggingPrefs": {"performance": "ALL"},
             "goog:chromeOptions": {"binary": shutil.which("chromium"), "args": args}}}}
         self.session = self.call("POST", "/session", caps)["value"]["sessionId"]
 
     def cmd(self, method, path, body=None):
         return self.call(method, f"/session/{self.session}{path}", body)["value"]
+
+    def response_headers(self):
+        """{url: {lower-case header: value}} of every response Chromium
+        received, from its DevTools network events."""
+        out = {}
+        for entry in self.cmd("POST", "/se/log", {"type": "performance"}):
+            msg = json.loads(entry["message"])["message"]
+            if msg["method"] == "Network.responseReceived":
+                r = msg["params"]["response"]
+                out.setdefault(r["url"], {}).update({k.lower(): v for k, v in r["headers"].items()})
+        return out
 
     def close(self):
         try:
@@ -83,6 +101,9 @@ return {
   protocols: performance.getEntries()
     .filter(e => e.nextHopProtocol !== undefined && e.name.startsWith('https://'))
     .map(e => [new URL(e.name).pathname, e.nextHopProtocol]),
+  sizes: [performance.getEntriesByType('navigation')[0]]
+    .concat(performance.getEntriesByType('resource'))
+    .map(e => [new URL(e.name).pathname, e.encodedBodySize, e.decodedBodySize]),
 };
 """
 
@@ -93,13 +114,16 @@ class Browser(h.QemuTestCase):
         port = h.free_port()
         net = h.netdev([(port, 4433)], extra=[h.git_guestfwd()])
         with h.Guest(h.BUILD / "system.elf", net=net, timeout=90) as g:
-            g.wait_for(r"^unipi\| serving [0-9a-f]{40};")
+            # Served at once after the fetch; gzip representations follow
+            # (site/compress.rs).
+            g.wait_for(r"^unipi\| serving [0-9a-f]{40};[\s\S]*^unipi\| site: gzip for")
             wd = WebDriver()
             try:
                 wd.start()
                 wd.cmd("POST", "/url", {"url": f"https://127.0.0.1:{port}/"})
                 title = wd.cmd("GET", "/title")
                 state = wd.cmd("POST", "/execute/sync", {"script": PAGE_STATE, "args": []})
+                headers = wd.response_headers()
                 png = base64.b64decode(wd.cmd("GET", "/screenshot"))
             finally:
                 wd.close()
@@ -119,3 +143,18 @@ class Browser(h.QemuTestCase):
         self.assertTrue(png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10000, f"screenshot of {len(png)} bytes")
         for path in ("/", "/css/site.css", "/img/path.png", "/img/logo.svg"):
             self.assertRegex(log, rf"(?m)^unipi\| GET {path} 200 ")
+        # The HTML and the CSS came gzip-compressed: the headers as Chromium
+        # received them, and its Resource Timing (bytes on the wire below the
+        # decoded size); the PNG was sent as it is.
+        base = f"https://127.0.0.1:{port}"
+        for path in ("/", "/css/site.css"):
+            with self.subTest(path=path):
+                self.assertEqual(headers[base + path].get("content-encoding"), "gzip", headers.get(base + path))
+                self.assertEqual(headers[base + path].get("vary"), "Accept-Encoding")
+        self.assertNotIn("content-encoding", headers[base + "/img/path.png"])
+        sizes = {p: (enc, dec) for p, enc, dec in state["sizes"]}
+        for path, f in (("/", "index.html"), ("/css/site.css", "css/site.css")):
+            enc, dec = sizes[path]
+            self.assertEqual(dec, (HTDOCS / f).stat().st_size, state["sizes"])
+            self.assertLess(enc, dec * 0.9, state["sizes"])
+        self.assertEqual(sizes["/img/path.png"][0], sizes["/img/path.png"][1])

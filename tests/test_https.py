@@ -8,11 +8,24 @@ import socket
 import ssl
 import subprocess
 import unittest
+import zlib
 
 import harness as h
 
 HTDOCS = h.ROOT / "htdocs"
 CA = h.ROOT / "certs" / "dev" / "ca.pem"
+# Extensions whose content types the server compresses (http/mime.rs).
+COMPRESSIBLE = {".html", ".css", ".svg", ".js", ".json", ".txt", ".xml"}
+# Logged when the compressed representations of a site are in place.
+COMPRESSED = r"^unipi\| site: gzip for (\d+) files"
+
+
+def gunzip(data):
+    """Decodes one gzip member with Python's zlib (the member must end exactly)."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = d.decompress(data) + d.flush()
+    assert d.eof and not d.unused_data, "not exactly one gzip member"
+    return out
 
 
 class Https(h.QemuTestCase):
@@ -182,6 +195,92 @@ class Https(h.QemuTestCase):
                             session = s.session
                 self.assertEqual(reused, [False, True])
 
+    def wait_compressed(self):
+        """The gzip representations of the fetched site are made after it is
+        served (site/compress.rs): wait for the line that says they are in."""
+        self.guest.wait_for(r"^unipi\| serving [0-9a-f]{40};[\s\S]*" + COMPRESSED[1:], timeout=120)
+
+    def compressible_files(self):
+        files = sorted(p for p in HTDOCS.rglob("*") if p.is_file() and p.suffix in COMPRESSIBLE)
+        self.assertGreater(len(files), 5)
+        return files
+
+    def test_compressed_every_compressible_file(self):
+        """curl --compressed (Accept-Encoding: deflate, gzip, br, zstd) gets gzip
+        for every compressible file, decodes it to exactly the file, and the
+        gzip bytes have their own strong ETag (their git blob id)."""
+        self.wait_compressed()
+        for f in self.compressible_files():
+            rel = "/" + f.relative_to(HTDOCS).as_posix()
+            with self.subTest(path=rel):
+                status, headers, body = self.head_and_body(rel, "--compressed")
+                self.assertEqual(status, 200)
+                self.assertEqual(headers.get("content-encoding"), "gzip")
+                self.assertEqual(headers.get("vary"), "Accept-Encoding")
+                self.assertEqual(body, f.read_bytes())
+                # The raw gzip bytes, without curl decoding them.
+                status, raw_headers, raw = self.head_and_body(rel, "-H", "Accept-Encoding: gzip")
+                self.assertEqual(raw_headers["etag"], headers["etag"])
+                self.assertEqual(int(raw_headers["content-length"]), len(raw))
+                self.assertLess(len(raw), len(f.read_bytes()) * 0.9)
+                self.assertEqual(gunzip(raw), f.read_bytes())
+                blob = subprocess.run(["git", "hash-object", "--stdin"], input=raw, capture_output=True,
+                                      check=True).stdout.decode().strip()
+                self.assertEqual(raw_headers["etag"], f'"{blob}"')
+                # Without Accept-Encoding: the file itself, still with Vary.
+                status, plain_headers, plain = self.head_and_body(rel)
+                self.assertNotIn("content-encoding", plain_headers)
+                self.assertEqual(plain_headers.get("vary"), "Accept-Encoding")
+                self.assertEqual(plain, f.read_bytes())
+        # Images that are already compressed are never negotiated.
+        _, headers, body = self.head_and_body("/img/path.png", "--compressed")
+        self.assertNotIn("content-encoding", headers)
+        self.assertNotIn("vary", headers)
+        self.assertEqual(body, (HTDOCS / "img/path.png").read_bytes())
+
+    def test_identity_refused(self):
+        """Accept-Encoding refusing identity and gzip: 406 for a negotiated file
+        (RFC 9110 §12.5.3); a file that is not negotiated ignores the header."""
+        self.wait_compressed()
+        refuse = "Accept-Encoding: identity;q=0, gzip;q=0"
+        status, headers, _ = self.head_and_body("/about.html", "-H", refuse)
+        self.assertEqual(status, 406)
+        self.assertEqual(headers.get("vary"), "Accept-Encoding")
+        status, headers, body = self.head_and_body("/img/path.png", "-H", refuse)
+        self.assertEqual((status, body), (200, (HTDOCS / "img/path.png").read_bytes()))
+        # identity refused, gzip fine: gzip.
+        status, headers, body = self.head_and_body("/about.html", "-H", "Accept-Encoding: identity;q=0, gzip")
+        self.assertEqual((status, headers.get("content-encoding")), (200, "gzip"))
+        self.assertEqual(gunzip(body), (HTDOCS / "about.html").read_bytes())
+
+    def test_range_and_304_on_gzip(self):
+        """Ranges and validators apply to the representation sent."""
+        self.wait_compressed()
+        _, headers, gz = self.head_and_body("/index.html", "-H", "Accept-Encoding: gzip")
+        self.assertEqual(headers["content-encoding"], "gzip")
+        status, rh, part = self.head_and_body("/index.html", "-H", "Accept-Encoding: gzip", "-H", "Range: bytes=10-29")
+        self.assertEqual(status, 206)
+        self.assertEqual(rh["content-encoding"], "gzip")
+        self.assertEqual(rh["content-range"], f"bytes 10-29/{len(gz)}")
+        self.assertEqual(rh["vary"], "Accept-Encoding")
+        self.assertEqual(part, gz[10:30])
+        # The pieces of a ranged download put together decode to the file.
+        pieces = b"".join(self.head_and_body("/index.html", "-H", "Accept-Encoding: gzip", "-H",
+                                             f"Range: bytes={a}-{a + 299}")[2] for a in range(0, len(gz), 300))
+        self.assertEqual(gunzip(pieces), (HTDOCS / "index.html").read_bytes())
+        # 304 for the gzip ETag when gzip would be sent, 200 otherwise.
+        status, nh, body = self.head_and_body("/index.html", "-H", "Accept-Encoding: gzip", "-H",
+                                              f"If-None-Match: {headers['etag']}")
+        self.assertEqual((status, body), (304, b""))
+        self.assertEqual((nh["etag"], nh["vary"]), (headers["etag"], "Accept-Encoding"))
+        status, _, body = self.head_and_body("/index.html", "-H", f"If-None-Match: {headers['etag']}")
+        self.assertEqual((status, body), (200, (HTDOCS / "index.html").read_bytes()))
+        # HEAD gives the headers of the gzip GET.
+        status, hh, body = self.head_and_body("/index.html", "-I", "-H", "Accept-Encoding: gzip")
+        self.assertEqual((status, body), (200, b""))
+        self.assertEqual(int(hh["content-length"]), len(gz))
+        self.assertEqual((hh["etag"], hh["content-encoding"]), (headers["etag"], "gzip"))
+
     def test_request_log_line(self):
         self.get("/about.html")
         self.guest.wait_for(r"^unipi\| GET /about\.html 200 \d+B \d+ms$", timeout=10)
@@ -210,6 +309,42 @@ class Dhcp(h.QemuTestCase):
             h.wait_https(port, timeout=30)
             body = h.curl(f"https://127.0.0.1:{port}/about.html", "--cacert", str(CA)).stdout
         self.assertEqual(body, (HTDOCS / "about.html").read_bytes())
+
+
+class ArchiveCompression(h.QemuTestCase):
+    """The built-in site archive (site region, no remote) is compressed the
+    same way; --compression=off turns compression and negotiation off."""
+
+    def boot(self, name, params):
+        h.require(h.BUILD / "unipi.muen", h.BUILD / "site.tar")
+        certs = h.ROOT / "certs" / "dev"
+        system = h.make_system(name, [dict(
+            name="unipi", elf=h.BUILD / "unipi.muen", ram=64, nets=["net0"],
+            bootparams=f"--ipv4=192.168.254.10/24 {params}".strip(),
+            memory={"site": h.BUILD / "site.tar", "tls_cert": certs / "server.pem", "tls_key": certs / "server.key"},
+            events=[(0, "solo5_exit", "exit"), (1, "net0|notify", "netnotify")])])
+        port = h.free_port()
+        return h.Guest(system, net=h.netdev([(port, 4433)]), timeout=90), port
+
+    def test_archive_is_compressed_and_off_switch(self):
+        css = (HTDOCS / "css/site.css").read_bytes()
+        g, port = self.boot("archive-gzip", "")
+        with g:
+            g.wait_for(COMPRESSED)
+            status, headers, body = h.https_request(port, "/css/site.css", "-H", "Accept-Encoding: gzip")
+            self.assertEqual((status, headers.get("content-encoding")), (200, "gzip"))
+            self.assertEqual(gunzip(body), css)
+        g, port = self.boot("archive-off", "--compression=off")
+        with g:
+            g.wait_for(r"^unipi\| ready")
+            h.wait_https(port, "/css/site.css", timeout=60)
+            status, headers, body = h.https_request(port, "/css/site.css", "-H", "Accept-Encoding: gzip")
+            self.assertEqual((status, body), (200, css))
+            self.assertNotIn("content-encoding", headers)
+            self.assertNotIn("vary", headers)
+            status, _, _ = h.https_request(port, "/css/site.css", "-H", "Accept-Encoding: identity;q=0")
+            self.assertEqual(status, 200)
+            self.assertNotRegex(g.log(), COMPRESSED[1:])
 
 
 class PcMachine(h.QemuTestCase):

@@ -4,22 +4,29 @@
 //! ```text
 //! boot parameters -> TLS config (tls_cert/tls_key regions) -> fallback site
 //! (site region) -> network (static or DHCP) -> listening pools
-//! loop: poll interface -> connections -> git fetch -> poll interface -> wait
+//! loop: poll interface -> connections -> git fetch -> a slice of compression
+//!       -> poll interface -> wait
 //! ```
+//!
+//! A new site (fallback archive, then every fetch) is served at once; its
+//! compressed representations are made a slice per iteration
+//! (`site/compress.rs`) and the finished site replaces it. A newer fetch
+//! drops compression that is still running.
 
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use log::{error, info, warn};
-use smoltcp::time::Duration;
+use smoltcp::time::{Duration, Instant};
 
 use crate::config::{Config, redact};
 use crate::http::hook::Secret;
 use crate::http::{HookOutcome, HttpConfig};
 use crate::net::{Net, mac_from_name};
-use crate::platform::Platform;
+use crate::platform::{HeapStats, Platform};
 use crate::pull::{PullResult, Puller};
 use crate::server::{HookRequest, IDLE_CONNECTION_COST, Listen, Server, Tick};
+use crate::site::compress::{self, Compressor};
 use crate::site::{Site, SiteLimits, tar};
 use crate::acme::CertManager;
 use crate::http::{Http01, date};
@@ -155,6 +162,9 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         );
     }
     let http_cfg = Arc::new(http_cfg);
+    let mut compressing = site
+        .as_ref()
+        .and_then(|s| start_compression(s, &http_cfg, p.heap(), p.now()));
     let heap = p.heap();
     let max_connections = cfg
         .max_connections
@@ -166,7 +176,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         max_connections,
         min_send_rate: cfg.min_send_rate,
     };
-    let mut server = Server::new(&mut net, http_cfg, listen);
+    let mut server = Server::new(&mut net, http_cfg.clone(), listen);
 
     let mut puller = match Puller::new(&cfg, p, clock.clone()) {
         Ok(f) => f,
@@ -267,6 +277,9 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
                         "serving {commit}; heap {} of {} bytes in use, peak {}",
                         heap.used, heap.size, heap.peak
                     );
+                    compressing = site
+                        .as_ref()
+                        .and_then(|s| start_compression(s, &http_cfg, heap, now));
                     HookOutcome::Updated { commit }
                 }
                 PullResult::Unchanged => HookOutcome::Unchanged,
@@ -282,13 +295,23 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             });
         }
 
+        if let Some(done) = compressing.as_mut().and_then(|c| c.step(now)) {
+            compressing = None;
+            site = Some(Arc::new(done.site));
+            let heap = p.heap();
+            info!(
+                "site: {}; heap {} of {} bytes in use, peak {}",
+                done.stats, heap.used, heap.size, heap.peak
+            );
+        }
+
         // Flush what the sockets queued, then tell the peer.
         if let Some(dev) = p.device() {
             net.poll_with(now, dev, |net| server.replenish(net, now));
         }
         p.notify();
 
-        if polled.busy || server.has_ready() {
+        if polled.busy || server.has_ready() || compressing.is_some() {
             // Work left that needs no input: no sleep.
             continue;
         }
@@ -331,4 +354,25 @@ impl core::fmt::Display for CertLine {
             None => f.write_str("; no certificate"),
         }
     }
+}
+
+/// Starts making the compressed representations of `site` (`None`: nothing
+/// to do). What it makes may take at most a quarter of the heap that is
+/// free now.
+fn start_compression(
+    site: &Arc<Site>,
+    http: &HttpConfig,
+    heap: HeapStats,
+    now: Instant,
+) -> Option<Compressor> {
+    let settings = compress::Settings {
+        mode: http.compression,
+        max_made_bytes: heap.size.saturating_sub(heap.used) / 4,
+    };
+    let c = Compressor::new(site.clone(), settings, &|path| http.compressible(path), now)?;
+    info!(
+        "site: compressing in the background; heap {} of {} bytes in use, peak {}",
+        heap.used, heap.size, heap.peak
+    );
+    Some(c)
 }

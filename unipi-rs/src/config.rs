@@ -49,6 +49,7 @@
 //! | `--cert-key-type`, `--account-key-type` | `ecdsa` | only ECDSA P-256 |
 //! | `--acme-renew-after=SECONDS` | ⅔ of the lifetime | renew this long after issuance (tests) |
 //! | `--acme-retry=SECONDS` | 300 | first wait after a failed issuance; doubles up to a day |
+//! | `--compression=on\|static\|off` | `on` | gzip text-like files after each fetch and use committed `X.gz`/`X.br` (`static`: only the committed ones; `off`: send every file as it is) |
 //!
 //! Unipi's Let's Encrypt, SSH and monitoring flags are recognised and reported
 //! as [`ConfigError::Unsupported`].
@@ -65,6 +66,20 @@ use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
 pub const MAX_DNS_SERVERS: usize = 4;
 /// Most `--mime-type` overrides kept.
 pub const MAX_MIME_OVERRIDES: usize = 256;
+
+/// What the server does about compressed representations
+/// (`--compression`; the rules are in `site/compress.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip for compressible files, made after each fetch, and committed
+    /// `X.gz` / `X.br` files.
+    #[default]
+    On,
+    /// Only committed `X.gz` / `X.br` files; nothing is compressed here.
+    Static,
+    /// None: every file is sent as it is, without negotiation or `Vary`.
+    Off,
+}
 
 /// The parsed boot parameters. Every field has a usable default.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,6 +160,8 @@ pub struct Config {
     pub http2: bool,
     /// Certificates from ACME (`--tls`, or implied by `--acme-directory`).
     pub acme: Acme,
+    /// Compressed representations.
+    pub compression: Compression,
 }
 
 impl Default for Config {
@@ -186,6 +203,7 @@ impl Default for Config {
             access_log: true,
             http2: true,
             acme: Acme::default(),
+            compression: Compression::On,
         }
     }
 }
@@ -388,6 +406,7 @@ const FLAGS: &[(&str, Kind)] = &[
     ("tls-resumption", Kind::Value),
     ("status-interval", Kind::Value),
     ("access-log", Kind::Value),
+    ("compression", Kind::Value),
     ("http2", Kind::Value),
     ("tls", Kind::Switch),
     ("production", Kind::Switch),
@@ -701,6 +720,16 @@ impl Config {
             "access-log" => self.access_log = parse_switch(v)?,
             "http2" => self.http2 = parse_switch(v)?,
             "status-interval" => self.status_interval = parse_num(v, 0, 86400)? as u32,
+            "compression" => {
+                self.compression = match v.to_ascii_lowercase().as_str() {
+                    "static" => Compression::Static,
+                    other => match parse_switch(other) {
+                        Ok(true) => Compression::On,
+                        Ok(false) => Compression::Off,
+                        Err(_) => return Err("expected on, static or off"),
+                    },
+                }
+            }
             _ => return Err("unhandled flag"),
         }
         Ok(())
@@ -1163,6 +1192,17 @@ mod tests {
         assert_eq!(ok("").status_interval, 0);
         let (_, errs) = Config::parse("--tls-resumption=maybe --status-interval=-1");
         assert_eq!(errs.len(), 2);
+    }
+
+    #[test]
+    fn compression() {
+        assert_eq!(ok("").compression, Compression::On);
+        assert_eq!(ok("--compression=off").compression, Compression::Off);
+        assert_eq!(ok("--compression STATIC").compression, Compression::Static);
+        assert_eq!(ok("--compression=on").compression, Compression::On);
+        let (c, e) = err("--compression=off --compression=br");
+        assert_eq!(c.compression, Compression::Off);
+        assert!(matches!(e[0], ConfigError::Invalid { .. }), "{e:?}");
     }
 
     #[test]

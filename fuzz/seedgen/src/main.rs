@@ -619,6 +619,77 @@ fn http_seeds() {
     }
 }
 
+fn accept_encoding_seeds() {
+    // `offers (1) | sizes seed (4) | lines`: offers bit 0 gzip, bit 1 br, bit 7 no field.
+    let values: &[(&str, u8, &str)] = &[
+        ("chromium", 3, "gzip, deflate, br, zstd"),
+        ("curl-compressed", 3, "deflate, gzip, br, zstd"),
+        ("safari", 3, "gzip, deflate, br"),
+        ("gzip-only-client", 1, "gzip"),
+        ("identity", 1, "identity"),
+        ("empty", 1, ""),
+        ("absent", 0x83, ""),
+        ("star", 3, "*"),
+        ("rfc9110-example", 3, "gzip;q=1.0, identity; q=0.5, *;q=0"),
+        ("refuse-all", 1, "identity;q=0, gzip;q=0"),
+        (
+            "x-gzip-lines",
+            3,
+            "x-gzip;q=0.5\nbr;q=0.25, identity;q=0.000",
+        ),
+        ("malformed", 3, "gzip;q=2, br;level=11, ,;q=1, Gzip ; Q=0.9"),
+    ];
+    for (name, offers, v) in values {
+        put(
+            "http_accept_encoding",
+            name,
+            &cat(&[&[*offers], &SEED, v.as_bytes()]),
+        );
+    }
+}
+
+fn gzip_seeds() {
+    // The real gzip tool on files of htdocs: `0 | seed | expected | gz` (cut = seed >> 16).
+    let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for (name, file, args) in [
+        (
+            "htdocs-css-9n",
+            "htdocs/css/site.css",
+            &["-c", "-9", "-n"][..],
+        ),
+        (
+            "htdocs-about-name",
+            "htdocs/about.html",
+            &["-c", "-1", "--name"][..],
+        ),
+    ] {
+        let path = repo_root.join(file);
+        let data = std::fs::read(&path).unwrap();
+        let gz = Command::new("gzip").args(args).arg(&path).output().unwrap();
+        assert!(gz.status.success());
+        let seed = ((data.len() as u32) << 16 | 700).to_le_bytes();
+        put("site_gzip", name, &cat(&[&[0], &seed, &data, &gz.stdout]));
+    }
+    put(
+        "site_gzip",
+        "roundtrip",
+        &cat(&[
+            &[1],
+            &SEED,
+            b"<p>hello, hello, hello</p>\n".repeat(20).as_slice(),
+        ]),
+    );
+    put(
+        "site_gzip",
+        "site",
+        &cat(&[
+            &[2],
+            &[0, 0, 0, 1],
+            b"R\x03<li>item</li>\xff\xffR\x02body{color:red}\xff\xffR\x01text\xff\xff\x89PNG",
+        ]),
+    );
+}
+
 fn boot_seeds() {
     for (i, line) in [
         "--ipv4=192.168.254.10/24 --ipv4-gateway=192.168.254.1 --remote=git://192.168.254.2/site.git",
@@ -879,6 +950,8 @@ fn main() {
     tree_seeds();
     tar_seeds(&tmp);
     http_seeds();
+    accept_encoding_seeds();
+    gzip_seeds();
     boot_seeds();
     tls_seeds();
     channel_seeds();

@@ -75,7 +75,7 @@ pub use fetch::{
     Fetch, FetchOptions, FetchPhase, Io, Outcome, Progress, ProtocolChoice, SshCommand,
 };
 pub use limits::Limits;
-pub use oid::{ObjectId, blob_id};
+pub use oid::{BlobHasher, ObjectId, blob_id};
 pub use protocol::ProtocolVersion;
 pub use snapshot::{File, FileKind, Snapshot, Stats, UnsafeName, check_name, is_safe_name};
 pub use unipi_httpwire::ResponseError;

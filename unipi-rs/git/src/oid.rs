@@ -71,15 +71,53 @@ pub fn blob_id(data: &[u8]) -> ObjectId {
 
 /// Computes the git object id of an object: SHA-1 over `"<kind> <len>\0"` followed by `data`.
 pub(crate) fn hash_object(kind: ObjectKind, data: &[u8]) -> ObjectId {
-    use sha1::{Digest, Sha1};
-    let mut h = Sha1::new();
-    h.update(kind.name().as_bytes());
-    h.update(b" ");
-    let mut num = [0u8; 20];
-    h.update(format_decimal(data.len() as u64, &mut num));
-    h.update([0u8]);
+    let mut h = ObjectHasher::new(kind, data.len() as u64);
     h.update(data);
-    ObjectId(h.finalize().into())
+    h.finish()
+}
+
+/// [`blob_id`] fed in pieces (for content made a slice at a time): the length is known up
+/// front because it is part of the hashed header.
+pub struct BlobHasher(ObjectHasher);
+
+impl BlobHasher {
+    /// A hasher for a blob of `len` bytes.
+    pub fn new(len: usize) -> BlobHasher {
+        BlobHasher(ObjectHasher::new(ObjectKind::Blob, len as u64))
+    }
+
+    /// Hashes the next bytes of the blob.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The blob id (meaningful when exactly `len` bytes were fed).
+    pub fn finish(self) -> ObjectId {
+        self.0.finish()
+    }
+}
+
+pub(crate) struct ObjectHasher(sha1::Sha1);
+
+impl ObjectHasher {
+    pub(crate) fn new(kind: ObjectKind, len: u64) -> ObjectHasher {
+        use sha1::Digest;
+        let mut h = sha1::Sha1::new();
+        h.update(kind.name().as_bytes());
+        h.update(b" ");
+        let mut num = [0u8; 20];
+        h.update(format_decimal(len, &mut num));
+        h.update([0u8]);
+        ObjectHasher(h)
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        sha1::Digest::update(&mut self.0, data);
+    }
+
+    pub(crate) fn finish(self) -> ObjectId {
+        ObjectId(sha1::Digest::finalize(self.0).into())
+    }
 }
 
 /// Formats `n` in decimal into `buf` and returns the written digits.
@@ -100,6 +138,19 @@ pub(crate) fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 mod tests {
     use super::*;
     use alloc::string::ToString;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn blob_hasher_in_pieces() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+        for step in [1, 7, 4096, 5000] {
+            let mut h = BlobHasher::new(data.len());
+            for piece in data.chunks(step) {
+                h.update(piece);
+            }
+            assert_eq!(h.finish(), blob_id(&data), "step {step}");
+        }
+    }
 
     #[test]
     fn hex_roundtrip() {

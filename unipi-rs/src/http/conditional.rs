@@ -69,12 +69,18 @@ fn parse_etag(s: &[u8]) -> Option<(bool, &[u8], &[u8])> {
     Some((weak, tag, &s[end + 1..]))
 }
 
+/// Whether an `If-Range` value is an entity tag (else it is meant as a date).
+pub fn is_entity_tag(value: &[u8]) -> bool {
+    let v = value.trim_ascii();
+    v.starts_with(b"\"") || v.starts_with(b"W/")
+}
+
 /// Evaluates an `If-Range` value against our strong tag and Last-Modified:
 /// an entity tag must match strongly; a date must equal `last_modified`
 /// exactly. Anything else does not match.
 pub fn if_range_matches(value: &[u8], opaque: &str, last_modified: u64, now: u64) -> bool {
     let v = value.trim_ascii();
-    if v.starts_with(b"\"") || v.starts_with(b"W/") {
+    if is_entity_tag(v) {
         match parse_etag(v) {
             Some((false, tag, rest)) => tag == opaque.as_bytes() && rest.trim_ascii().is_empty(),
             _ => false,
@@ -213,6 +219,8 @@ mod tests {
             0
         ));
         assert!(!if_range_matches(b"garbage", TAG, lm, 0));
+        assert!(is_entity_tag(b" W/\"x\""));
+        assert!(!is_entity_tag(b"Sun, 06 Nov 1994 08:49:37 GMT"));
     }
 
     #[test]

@@ -108,6 +108,18 @@
 //!   `If-Unmodified-Since` give `412`, `If-None-Match` (weak comparison,
 //!   takes precedence) / `If-Modified-Since` give `304`. Ranges apply to
 //!   `GET` only.
+//! - Compression: see [`negotiate`] and `site/compress.rs`. A file with a
+//!   compressible type (see [`mime`]) or with compressed representations
+//!   is negotiated on `Accept-Encoding`: the chosen representation (gzip,
+//!   br or the bytes as they are) comes with `Content-Encoding` and its own
+//!   strong `ETag`, validators and ranges apply to it (an `If-Range` date
+//!   never matches a file that has compressed representations: they share
+//!   Last-Modified, which is then no strong validator), and every response
+//!   about the file (also `304`, `412`, `416` and identity responses)
+//!   carries `Vary: Accept-Encoding`. When `Accept-Encoding` refuses every
+//!   representation the file has (`identity;q=0` and nothing else
+//!   acceptable), the answer is `406`. Other files go out as they are,
+//!   whatever the request says. `--compression=off` turns all of it off.
 //! - Errors in the request framing (`400`, `408`, `413`, `414`, `417`,
 //!   `431`, `505`) are sent with `Connection: close` and the connection
 //!   closes after them. Other errors (`404`, `405`, a `400` for a malformed
@@ -129,6 +141,7 @@ pub mod h1;
 pub mod h2;
 pub mod hook;
 pub mod mime;
+pub mod negotiate;
 pub mod path;
 pub mod request;
 pub mod response;
@@ -144,7 +157,7 @@ use smoltcp::time::{Duration, Instant};
 
 pub use h1::Connection;
 
-use crate::config::Config;
+use crate::config::{Compression, Config};
 
 /// The `Server` header value.
 pub const SERVER: &str = "unipi-rs";
@@ -384,6 +397,9 @@ pub struct HttpConfig {
     pub timeouts: HttpTimeouts,
     /// ACME HTTP-01 answers to serve.
     pub http01: Http01,
+    /// Content-coding negotiation (`--compression`; `Off`: every file as it
+    /// is, no `Vary`).
+    pub compression: Compression,
     mime_overrides: Vec<(String, String)>,
     default_mime_type: String,
 }
@@ -403,6 +419,7 @@ impl Default for HttpConfig {
             limits: HttpLimits::default(),
             timeouts: HttpTimeouts::default(),
             http01: Http01::default(),
+            compression: Compression::On,
             mime_overrides: Vec::new(),
             default_mime_type: String::from("application/octet-stream"),
         }
@@ -423,6 +440,7 @@ impl HttpConfig {
             default_url: c.default_url.clone(),
             hsts_max_age: c.hsts,
             access_log: c.access_log,
+            compression: c.compression,
             ..HttpConfig::default()
         };
         h.limits.max_header_bytes = c.max_header_bytes;
@@ -465,6 +483,20 @@ impl HttpConfig {
         }
         mime::by_extension(key).unwrap_or(&self.default_mime_type)
     }
+
+    /// Whether the file at site path `key` has a compressible content type
+    /// (the flag of the built-in table, or [`mime::is_compressible_type`]
+    /// for an override or the default type). Such files are gzipped after
+    /// each fetch and always negotiated (`Vary: Accept-Encoding`).
+    pub fn compressible(&self, key: &str) -> bool {
+        if let Some((_, ty)) = self.mime_overrides.iter().find(|(p, _)| p == key) {
+            return mime::is_compressible_type(ty);
+        }
+        match mime::lookup(key) {
+            Some(m) => m.compressible,
+            None => mime::is_compressible_type(&self.default_mime_type),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -492,6 +524,22 @@ mod config_tests {
         assert_eq!(h.timeouts.idle, Duration::from_secs(4));
         assert_eq!(h.limits.max_header_bytes, 2048);
         assert_eq!(h.limits.max_request_line, 2048);
+    }
+
+    #[test]
+    fn compressible_paths() {
+        let mut h = HttpConfig::default();
+        assert!(h.compressible("a/b.css"));
+        assert!(!h.compressible("a.png"));
+        assert!(!h.compressible("README"));
+        h.add_mime_type("feed", "application/rss+xml");
+        h.add_mime_type("x.css", "image/png");
+        assert!(h.compressible("feed"));
+        assert!(!h.compressible("x.css"));
+        h.set_default_mime_type("text/plain");
+        assert!(h.compressible("README"));
+        let (c, _) = Config::parse("--compression=static");
+        assert_eq!(HttpConfig::from_config(&c).compression, Compression::Static);
     }
 
     #[test]

@@ -14,10 +14,12 @@ use core::fmt::Write as _;
 use subtle::ConstantTimeEq;
 
 use super::conditional::{self, Compare, RangeOutcome};
+use super::negotiate::{AcceptEncoding, Offer, choose};
 use super::request::{Method, Request, host_without_port, valid_host};
 use super::response::{Content, Response, Value};
 use super::{HttpConfig, Role, date, path};
-use crate::site::{Body, ETag, Entry, Site};
+use crate::config::Compression;
+use crate::site::{Body, Coding, ETag, Encodings, Entry, Site};
 
 /// Reusable buffers, so that serving a request allocates nothing once they
 /// have grown.
@@ -214,18 +216,112 @@ fn serve_site<'c>(cx: &Context<'c>, req: &Request<'_>, scratch: &mut Scratch) ->
             body,
             etag,
             last_modified,
+            encodings,
             ..
-        }) => serve_file(cx, req, key, body, etag, *last_modified),
+        }) => serve_file(
+            cx,
+            req,
+            key,
+            &File {
+                body,
+                etag,
+                last_modified: *last_modified,
+                encodings,
+            },
+        ),
         Some(Entry::Redirect { target }) => Response::redirect(301, target.clone()),
         None => match (!dir)
             .then(|| directory_redirect(site, key, t.query))
             .flatten()
         {
             Some(r) => r,
-            None => not_found(cx, site),
+            None => not_found(cx, req, site),
         },
     };
     Served::respond(response)
+}
+
+/// A file of the site, as serving needs it.
+struct File<'s> {
+    body: &'s Body,
+    etag: &'s ETag,
+    last_modified: u64,
+    encodings: &'s Encodings,
+}
+
+/// The representation chosen for a request.
+struct Selected<'s> {
+    /// The coding (`Identity`: the file's own bytes).
+    coding: Coding,
+    body: &'s Body,
+    etag: &'s ETag,
+    /// The choice depended on `Accept-Encoding`: `Vary: Accept-Encoding` on
+    /// every response about this file (200, 206, 304, 412, 416, 406).
+    vary: bool,
+}
+
+/// Picks the representation of `file` (at site path `key`) for `req`;
+/// `None` when none is acceptable (`406`). A file is negotiated when it has
+/// compressed representations or its type is compressible (and
+/// `--compression` is not `off`); other files always go out as they are.
+fn select<'s>(
+    cfg: &HttpConfig,
+    req: &Request<'_>,
+    key: &str,
+    file: &File<'s>,
+) -> Option<Selected<'s>> {
+    let identity = Selected {
+        coding: Coding::Identity,
+        body: file.body,
+        etag: file.etag,
+        vary: false,
+    };
+    if cfg.compression == Compression::Off || file.encodings.is_empty() && !cfg.compressible(key) {
+        return Some(identity);
+    }
+    let mut offers: heapless::Vec<Offer, 3> = heapless::Vec::new();
+    for coding in [Coding::Identity, Coding::Gzip, Coding::Br] {
+        let len = match file.encodings.get(coding) {
+            Some(e) => e.body.len(),
+            None if coding == Coding::Identity => file.body.len(),
+            None => continue,
+        };
+        let _ = offers.push(Offer {
+            coding,
+            len: len as u64,
+        });
+    }
+    let accept = AcceptEncoding::parse(req.values("accept-encoding"));
+    let coding = choose(&accept, &offers)?;
+    Some(match file.encodings.get(coding) {
+        Some(e) => Selected {
+            coding,
+            body: &e.body,
+            etag: &e.etag,
+            vary: true,
+        },
+        None => Selected {
+            vary: true,
+            ..identity
+        },
+    })
+}
+
+/// Adds `Vary: Accept-Encoding` when the response depended on it.
+fn vary<'c>(r: Response<'c>, on: bool) -> Response<'c> {
+    if on {
+        r.field("Vary", Value::Str("Accept-Encoding"))
+    } else {
+        r
+    }
+}
+
+/// Adds `Content-Encoding` for a compressed representation.
+fn encoding<'c>(r: Response<'c>, coding: Coding) -> Response<'c> {
+    match coding {
+        Coding::Identity => r,
+        c => r.field("Content-Encoding", Value::Str(c.token())),
+    }
 }
 
 /// `<key>/index.html` exists: `301` to `<key>/` (plus the query), so that
@@ -252,39 +348,62 @@ fn directory_redirect(
     Some(Response::redirect(301, loc))
 }
 
-fn not_found<'c>(cx: &Context<'c>, site: &Site) -> Response<'c> {
+fn not_found<'c>(cx: &Context<'c>, req: &Request<'_>, site: &Site) -> Response<'c> {
     if let Some(url) = &cx.cfg.default_url {
         return Response::redirect(302, url.clone());
     }
-    if let Some(Entry::File { body, .. }) = site.get("404.html") {
-        return Response::new(404)
-            .field("Content-Type", Value::Str(cx.cfg.content_type("404.html")))
-            .content(Content::File {
-                body: body.clone(),
-                start: 0,
-                end: body.len(),
-            });
+    const PAGE: &str = "404.html";
+    if let Some(Entry::File {
+        body,
+        etag,
+        encodings,
+        ..
+    }) = site.get(PAGE)
+    {
+        let file = File {
+            body,
+            etag,
+            last_modified: 0,
+            encodings,
+        };
+        // An error page goes out as it is when no coding is acceptable.
+        let s = select(cx.cfg, req, PAGE, &file).unwrap_or(Selected {
+            coding: Coding::Identity,
+            body,
+            etag,
+            vary: true,
+        });
+        let r = Response::new(404).field("Content-Type", Value::Str(cx.cfg.content_type(PAGE)));
+        return vary(encoding(r, s.coding), s.vary).content(Content::File {
+            body: s.body.clone(),
+            start: 0,
+            end: s.body.len(),
+        });
     }
     Response::text(404, Cow::Borrowed("404 Not Found\n"))
 }
 
-fn serve_file<'c>(
-    cx: &Context<'c>,
-    req: &Request<'_>,
-    key: &str,
-    body: &Body,
-    etag: &ETag,
-    last_modified: u64,
-) -> Response<'c> {
+fn serve_file<'c>(cx: &Context<'c>, req: &Request<'_>, key: &str, file: &File<'_>) -> Response<'c> {
     let now = cx.unix;
     // Never claim a modification in the future (RFC 9110 §8.8.2.1), unless
     // the wall clock is obviously unset.
     let lm = if now >= 1_000_000_000 {
-        last_modified.min(now)
+        file.last_modified.min(now)
     } else {
-        last_modified
+        file.last_modified
     };
-    let opaque = etag.opaque();
+    // Validators and ranges below are those of the representation that
+    // would be sent (RFC 9110 §8.8.3, §13.1, §14).
+    let Some(rep) = select(cx.cfg, req, key, file) else {
+        return vary(
+            Response::text(
+                406,
+                "406 Not Acceptable: Accept-Encoding refuses every coding this file has\n",
+            ),
+            true,
+        );
+    };
+    let opaque = rep.etag.opaque();
 
     // RFC 9110 §13.2.2, steps 1-4.
     let precondition_failed = if req.has("if-match") {
@@ -295,7 +414,7 @@ fn serve_file<'c>(
         false
     };
     if precondition_failed {
-        return Response::text(412, "412 Precondition Failed\n");
+        return vary(Response::text(412, "412 Precondition Failed\n"), rep.vary);
     }
     let not_modified = if req.has("if-none-match") {
         conditional::etag_list_matches(req.values("if-none-match"), opaque, Compare::Weak)
@@ -305,22 +424,28 @@ fn serve_file<'c>(
         false
     };
     if not_modified {
-        return Response::new(304)
-            .field("ETag", Value::ETag(*etag))
+        let r = Response::new(304)
+            .field("ETag", Value::ETag(*rep.etag))
             .field("Last-Modified", Value::Date(lm));
+        return vary(r, rep.vary);
     }
 
     // Step 5: Range, for GET only, subject to If-Range.
-    let len = body.len() as u64;
+    let len = rep.body.len() as u64;
     let mut range = RangeOutcome::Full;
     if req.method == Method::Get
         && let Some(r) = req.single("range")
     {
+        // When a file has several representations they share Last-Modified,
+        // so it is no strong validator and an If-Range date never matches
+        // (RFC 9110 §13.1.5, §8.8.2.2): a client that holds part of the
+        // identity bytes must not get a range of the gzip bytes.
         let if_range_ok = match req.values("if-range").next() {
             None => true,
-            Some(_) => req
-                .single("if-range")
-                .is_some_and(|v| conditional::if_range_matches(v, opaque, lm, now)),
+            Some(_) => req.single("if-range").is_some_and(|v| {
+                (file.encodings.is_empty() || conditional::is_entity_tag(v))
+                    && conditional::if_range_matches(v, opaque, lm, now)
+            }),
         };
         if if_range_ok {
             range = conditional::evaluate_range(r, len);
@@ -330,10 +455,12 @@ fn serve_file<'c>(
         RangeOutcome::Full => (200, 0, len),
         RangeOutcome::Partial { start, end } => (206, start, end + 1),
         RangeOutcome::Unsatisfiable => {
-            return Response::new(416).field("Content-Range", Value::Unsatisfied { len });
+            let r = Response::new(416).field("Content-Range", Value::Unsatisfied { len });
+            return vary(r, rep.vary);
         }
     };
     let mut r = Response::new(status).field("Content-Type", Value::Str(cx.cfg.content_type(key)));
+    r = encoding(r, rep.coding);
     if status == 206 {
         r = r.field(
             "Content-Range",
@@ -344,14 +471,15 @@ fn serve_file<'c>(
             },
         );
     }
-    r.field("ETag", Value::ETag(*etag))
+    let r = r
+        .field("ETag", Value::ETag(*rep.etag))
         .field("Last-Modified", Value::Date(lm))
-        .field("Accept-Ranges", Value::Str("bytes"))
-        .content(Content::File {
-            body: body.clone(),
-            start: start as usize,
-            end: end as usize,
-        })
+        .field("Accept-Ranges", Value::Str("bytes"));
+    vary(r, rep.vary).content(Content::File {
+        body: rep.body.clone(),
+        start: start as usize,
+        end: end as usize,
+    })
 }
 
 #[cfg(test)]

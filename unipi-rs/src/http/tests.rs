@@ -1415,24 +1415,21 @@ fn robustness_random_requests() {
 
 /// Real-client interop: a blocking loopback harness drives `Connection`
 /// (plain HTTP) and `curl` talks to it. Skipped when curl is missing.
-#[test]
-fn curl_interop() {
+/// Serves `site` over real TCP on 127.0.0.1 (one connection at a time, as
+/// an event loop would drive it) while `client` runs with the port.
+fn with_server(site: Site, cfg: HttpConfig, client: impl FnOnce(u16)) {
     extern crate std;
     use std::io::{ErrorKind, Read, Write};
     use std::net::{TcpListener, TcpStream};
-    use std::process::Command;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    if Command::new("curl").arg("--version").output().is_err() {
-        std::eprintln!("skipping: curl not available");
-        return;
-    }
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
-    let site = Arc::new(test_site(false));
+    let site = Arc::new(site);
+    let cfg = Arc::new(cfg);
     let clock = std::time::Instant::now();
     let now = move || Instant::from_millis(clock.elapsed().as_millis() as i64);
 
@@ -1441,11 +1438,7 @@ fn curl_interop() {
         stream
             .set_read_timeout(Some(std::time::Duration::from_millis(20)))
             .unwrap();
-        let mut conn = Connection::new(
-            Arc::new(HttpConfig::default()),
-            Role::Site { secure: false },
-            now(),
-        );
+        let mut conn = Connection::new(cfg.clone(), Role::Site { secure: false }, now());
         let mut pending = Vec::new();
         let mut buf = [0u8; 4096];
         let mut eof = false;
@@ -1493,75 +1486,561 @@ fn curl_interop() {
             }
         }
     });
-
-    let url = |p: &str| alloc::format!("http://127.0.0.1:{port}{p}");
-    let curl = |args: &[&str]| -> String {
-        let out = Command::new("curl")
-            .args(["-s", "--http1.1", "--max-time", "10"])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-
-    // Two URLs over one reused connection.
-    let out = curl(&[
-        "-w",
-        "[%{http_code} %{num_connects}]",
-        &url("/"),
-        &url("/css/site.css"),
-    ]);
-    assert_eq!(out, "<h1>home</h1>[200 1]body{color:red}[200 0]");
-    // Range, HEAD, conditional, redirect following, 404.
-    assert_eq!(curl(&["-r", "2-4", &url("/0123456789.txt")]), "234");
-    let head = curl(&["-I", &url("/docs/page.html")]);
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(head.contains("Content-Length: 11\r\n"), "{head}");
-    let tag = etag_of(b"<h1>home</h1>");
-    let inm = alloc::format!("If-None-Match: {tag}");
-    assert_eq!(
-        curl(&[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            &inm,
-            &url("/")
-        ]),
-        "304"
-    );
-    assert_eq!(curl(&["-L", &url("/docs")]), "<h1>docs</h1>");
-    assert_eq!(
-        curl(&["-o", "/dev/null", "-w", "%{http_code}", &url("/nope")]),
-        "404"
-    );
-    // Webhook: small form POST, large body with Expect, chunked upload.
-    assert_eq!(curl(&["-d", "{}", &url("/hook")]), "pulled, no changes");
-    let big = "x".repeat(5000);
-    assert_eq!(
-        curl(&[
-            "-H",
-            "Expect: 100-continue",
-            "--data-binary",
-            &big,
-            &url("/hook")
-        ]),
-        "pulled, no changes"
-    );
-    assert_eq!(
-        curl(&[
-            "-H",
-            "Transfer-Encoding: chunked",
-            "-d",
-            "abc",
-            &url("/hook")
-        ]),
-        "pulled, no changes"
-    );
-    // A 100 KB body arrives intact.
-    assert_eq!(curl(&[&url("/big.txt")]).len(), BIG.len());
-
+    client(port);
     stop.store(true, Ordering::SeqCst);
     server.join().unwrap();
+}
+
+/// Runs the real curl; `None` when it is not installed.
+fn curl(args: &[&str]) -> Option<Vec<u8>> {
+    extern crate std;
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--http1.1", "--max-time", "10"])
+        .args(args)
+        .output()
+        .ok()?;
+    Some(out.stdout)
+}
+
+#[test]
+fn curl_interop() {
+    if curl(&["--version"]).is_none() {
+        extern crate std;
+        std::eprintln!("skipping: curl not available");
+        return;
+    }
+    with_server(test_site(false), HttpConfig::default(), |port| {
+        let url = |p: &str| alloc::format!("http://127.0.0.1:{port}{p}");
+        let curl = |args: &[&str]| String::from_utf8_lossy(&curl(args).unwrap()).into_owned();
+
+        // Two URLs over one reused connection.
+        let out = curl(&[
+            "-w",
+            "[%{http_code} %{num_connects}]",
+            &url("/"),
+            &url("/css/site.css"),
+        ]);
+        assert_eq!(out, "<h1>home</h1>[200 1]body{color:red}[200 0]");
+        // Range, HEAD, conditional, redirect following, 404.
+        assert_eq!(curl(&["-r", "2-4", &url("/0123456789.txt")]), "234");
+        let head = curl(&["-I", &url("/docs/page.html")]);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("Content-Length: 11\r\n"), "{head}");
+        let tag = etag_of(b"<h1>home</h1>");
+        let inm = alloc::format!("If-None-Match: {tag}");
+        assert_eq!(
+            curl(&[
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                &inm,
+                &url("/")
+            ]),
+            "304"
+        );
+        assert_eq!(curl(&["-L", &url("/docs")]), "<h1>docs</h1>");
+        assert_eq!(
+            curl(&["-o", "/dev/null", "-w", "%{http_code}", &url("/nope")]),
+            "404"
+        );
+        // Webhook: small form POST, large body with Expect, chunked upload.
+        assert_eq!(curl(&["-d", "{}", &url("/hook")]), "pulled, no changes");
+        let big = "x".repeat(5000);
+        assert_eq!(
+            curl(&[
+                "-H",
+                "Expect: 100-continue",
+                "--data-binary",
+                &big,
+                &url("/hook")
+            ]),
+            "pulled, no changes"
+        );
+        assert_eq!(
+            curl(&[
+                "-H",
+                "Transfer-Encoding: chunked",
+                "-d",
+                "abc",
+                &url("/hook")
+            ]),
+            "pulled, no changes"
+        );
+        // A 100 KB body arrives intact.
+        assert_eq!(curl(&[&url("/big.txt")]).len(), BIG.len());
+    });
+}
+
+// ------------------------------------------------------------ compression
+
+mod compression {
+    use super::*;
+    use crate::config::Compression;
+    use crate::site::compress::{Compressor, Settings};
+    use crate::site::{Coding, ETag, Entry, gzip};
+
+    /// Text that gzip shrinks to about a quarter.
+    fn text(n: usize, seed: u32) -> Vec<u8> {
+        let words = [
+            "<p>",
+            "muen ",
+            "subject ",
+            "channel ",
+            "</p>\n",
+            "unikernel ",
+        ];
+        let mut v = Vec::new();
+        let mut i = seed;
+        while v.len() < n {
+            i = i.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            v.extend_from_slice(words[(i >> 16) as usize % words.len()].as_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+
+    /// `gzip -9 -n` (the real tool), for committed `.gz` files.
+    fn gzip_tool(data: &[u8]) -> Vec<u8> {
+        extern crate std;
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("gzip")
+            .args(["-c", "-9", "-n"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("gzip (Debian package gzip) is needed for these tests");
+        child.stdin.take().unwrap().write_all(data).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        out.stdout
+    }
+
+    fn gunzip(gz: &[u8]) -> Vec<u8> {
+        let start = gzip::parse_header(gz).unwrap();
+        miniz_oxide::inflate::decompress_to_vec(&gz[start..gz.len() - 8]).unwrap()
+    }
+
+    fn add(b: &mut SiteBuilder, path: &str, data: Vec<u8>) {
+        let id = git_blob_id(&data);
+        b.add_file(path, Body::from(data), id, MTIME, false)
+            .unwrap();
+    }
+
+    /// The files, before compression.
+    fn plain_site() -> Site {
+        let mut b = SiteBuilder::new(SiteLimits::default());
+        add(&mut b, "index.html", text(3000, 1));
+        add(&mut b, "style.css", text(2000, 2));
+        add(&mut b, "style.css.gz", gzip_tool(&text(2000, 2)));
+        add(&mut b, "app.js", text(4000, 3));
+        add(&mut b, "app.js.br", vec![0x1b; 100]); // smaller than its gzip
+        add(&mut b, "logo.png", text(2000, 4)); // compressible bytes, not by type
+        add(&mut b, "tiny.css", text(100, 5));
+        add(&mut b, "404.html", text(1000, 6));
+        b.finish(SiteMeta {
+            source: "test".into(),
+            commit: None,
+            last_modified: Some(MTIME),
+        })
+        .unwrap()
+    }
+
+    /// The site after a whole compression pass, as the event loop swaps it in.
+    fn site() -> Site {
+        let settings = Settings {
+            mode: Compression::On,
+            max_made_bytes: usize::MAX,
+        };
+        let cfg = HttpConfig::default();
+        let mut c = Compressor::new(
+            Arc::new(plain_site()),
+            settings,
+            &|p| cfg.compressible(p),
+            Instant::ZERO,
+        )
+        .unwrap();
+        loop {
+            if let Some(done) = c.step(Instant::ZERO) {
+                return done.site;
+            }
+        }
+    }
+
+    fn h() -> H {
+        H::new(
+            Role::Site { secure: true },
+            HttpConfig::default(),
+            Some(site()),
+        )
+    }
+
+    fn identity(path: &str) -> Vec<u8> {
+        match plain_site().get(path) {
+            Some(Entry::File { body, .. }) => body.as_bytes().to_vec(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn rep(path: &str, coding: Coding) -> (Vec<u8>, String) {
+        match site().get(path) {
+            Some(Entry::File { encodings, .. }) => {
+                let e = encodings.get(coding).unwrap();
+                (e.body.as_bytes().to_vec(), e.etag.as_str().to_string())
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const GZ: &str = "Accept-Encoding: gzip, deflate\r\n";
+
+    #[test]
+    fn gzip_when_asked() {
+        let mut h = h();
+        let r = h.one(&get_with("/", GZ));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(gunzip(&r.body), identity("index.html"));
+        assert!(r.body.len() < 3000 / 2);
+        // Its own strong ETag: the blob id of the gzip bytes.
+        let tag = ETag::from_blob_id(&git_blob_id(&r.body));
+        assert_eq!(r.header("etag"), Some(tag.as_str()));
+        assert_ne!(
+            r.header("etag"),
+            Some(etag_of(&identity("index.html")).as_str())
+        );
+        assert_eq!(
+            r.header("content-length"),
+            Some(r.body.len().to_string().as_str())
+        );
+        // The same request again: the same bytes and tag.
+        let again = h.one(&get_with("/index.html", "Accept-Encoding: GZIP\r\n"));
+        assert_eq!(again.header("etag"), r.header("etag"));
+        assert_eq!(again.body, r.body);
+    }
+
+    #[test]
+    fn identity_responses_vary_too() {
+        let mut h = h();
+        for extra in [
+            "",
+            "Accept-Encoding: identity\r\n",
+            "Accept-Encoding: \r\n",
+            "Accept-Encoding: gzip;q=0\r\n",
+            "Accept-Encoding: compress\r\n",
+        ] {
+            let r = h.one(&get_with("/", extra));
+            assert_eq!(r.status, 200, "{extra:?}");
+            assert!(!r.has("content-encoding"), "{extra:?}");
+            assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{extra:?}");
+            assert_eq!(r.body, identity("index.html"), "{extra:?}");
+            assert_eq!(
+                r.header("etag"),
+                Some(etag_of(&identity("index.html")).as_str())
+            );
+        }
+        // Compressible type, too small to compress: negotiated all the same.
+        let r = h.one(&get_with("/tiny.css", GZ));
+        assert!(!r.has("content-encoding"));
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        // Not compressible by type: no negotiation, no Vary.
+        let r = h.one(&get_with("/logo.png", GZ));
+        assert!(!r.has("content-encoding"));
+        assert!(!r.has("vary"));
+        assert_eq!(r.body, identity("logo.png"));
+    }
+
+    #[test]
+    fn nothing_acceptable_is_406() {
+        let mut h = h();
+        let refuse = "Accept-Encoding: identity;q=0, gzip;q=0\r\n";
+        let r = h.one(&get_with("/", refuse));
+        assert_eq!(r.status, 406);
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        assert!(!h.conn.wants_close());
+        assert_eq!(
+            h.one(&get_with("/", "Accept-Encoding: *;q=0\r\n")).status,
+            406
+        );
+        // Refusing identity alone is fine when gzip exists.
+        let r = h.one(&get_with("/", "Accept-Encoding: identity;q=0, gzip\r\n"));
+        assert_eq!(
+            (r.status, r.header("content-encoding")),
+            (200, Some("gzip"))
+        );
+        // ...and 406 for a compressible file without gzip.
+        let r = h.one(&get_with("/tiny.css", "Accept-Encoding: identity;q=0\r\n"));
+        assert_eq!(r.status, 406);
+        // A file that is not negotiated ignores the header.
+        let r = h.one(&get_with("/logo.png", refuse));
+        assert_eq!(r.status, 200);
+        // The 404 page is sent as it is instead.
+        let r = h.one(&get_with("/missing", refuse));
+        assert_eq!((r.status, r.body.clone()), (404, identity("404.html")));
+    }
+
+    #[test]
+    fn committed_files_are_used() {
+        let mut h = h();
+        // style.css.gz from the real gzip: served as is, with its own tag.
+        let r = h.one(&get_with("/style.css", GZ));
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        let committed = gzip_tool(&text(2000, 2));
+        assert_eq!(r.body, committed);
+        assert_eq!(r.header("etag"), Some(etag_of(&committed).as_str()));
+        assert_eq!(gunzip(&r.body), identity("style.css"));
+        // ...and still reachable under its own name, not encoded.
+        let r = h.one(&get_with("/style.css.gz", GZ));
+        assert_eq!(r.header("content-type"), Some("application/gzip"));
+        assert!(!r.has("content-encoding"));
+        assert!(!r.has("vary"));
+        assert_eq!(r.body, committed);
+        // app.js.br is smaller than app.js's gzip: br wins when both are acceptable.
+        let r = h.one(&get_with(
+            "/app.js",
+            "Accept-Encoding: gzip, deflate, br, zstd\r\n",
+        ));
+        assert_eq!(r.header("content-encoding"), Some("br"));
+        assert_eq!(r.body, vec![0x1b; 100]);
+        assert_eq!(r.header("etag"), Some(rep("app.js", Coding::Br).1.as_str()));
+        let r = h.one(&get_with("/app.js", "Accept-Encoding: br;q=0.5, gzip\r\n"));
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(gunzip(&r.body), identity("app.js"));
+    }
+
+    #[test]
+    fn conditionals_use_the_representation_sent() {
+        let mut h = h();
+        let (gz, gz_tag) = rep("index.html", Coding::Gzip);
+        let id_tag = etag_of(&identity("index.html"));
+        // The gzip tag matches only when gzip would be sent.
+        let r = h.one(&get_with(
+            "/",
+            &alloc::format!("{GZ}If-None-Match: {gz_tag}\r\n"),
+        ));
+        assert_eq!(r.status, 304);
+        assert_eq!(r.header("etag"), Some(gz_tag.as_str()));
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        assert!(!r.has("content-encoding"));
+        let r = h.one(&get_with(
+            "/",
+            &alloc::format!("If-None-Match: {gz_tag}\r\n"),
+        ));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, identity("index.html"));
+        let r = h.one(&get_with(
+            "/",
+            &alloc::format!("{GZ}If-None-Match: {id_tag}\r\n"),
+        ));
+        assert_eq!((r.status, r.body), (200, gz.clone()));
+        let r = h.one(&get_with(
+            "/",
+            &alloc::format!("If-None-Match: {id_tag}\r\n"),
+        ));
+        assert_eq!(r.status, 304);
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        // If-Match: strong comparison with the tag of what would be sent.
+        let r = h.one(&get_with(
+            "/",
+            &alloc::format!("{GZ}If-Match: {id_tag}\r\n"),
+        ));
+        assert_eq!(r.status, 412);
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        let r = h.one(&get_with(
+            "/",
+            &alloc::format!("{GZ}If-Match: {gz_tag}\r\n"),
+        ));
+        assert_eq!(r.status, 200);
+        // HEAD: the same headers as GET, no body.
+        let g = h.one(&get_with("/", GZ));
+        let r = h.head(&alloc::format!("HEAD / HTTP/1.1\r\nHost: x\r\n{GZ}\r\n"));
+        assert!(r.body.is_empty());
+        assert_eq!(r.headers, g.headers);
+        let r = h.head(&alloc::format!(
+            "HEAD / HTTP/1.1\r\nHost: x\r\n{GZ}If-None-Match: {gz_tag}\r\n\r\n"
+        ));
+        assert_eq!((r.status, r.header("vary")), (304, Some("Accept-Encoding")));
+    }
+
+    #[test]
+    fn ranges_of_the_gzip_representation() {
+        let mut h = h();
+        let (gz, gz_tag) = rep("index.html", Coding::Gzip);
+        let n = gz.len();
+        let r = h.one(&get_with(
+            "/",
+            &alloc::format!("{GZ}Range: bytes=10-19\r\n"),
+        ));
+        assert_eq!(r.status, 206);
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(
+            r.header("content-range"),
+            Some(alloc::format!("bytes 10-19/{n}").as_str())
+        );
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(r.body, &gz[10..20]);
+        // Beyond the gzip length (but inside the identity length): 416.
+        let r = h.one(&get_with(
+            "/",
+            &alloc::format!("{GZ}Range: bytes={}-\r\n", n + 5),
+        ));
+        assert_eq!(r.status, 416);
+        assert_eq!(
+            r.header("content-range"),
+            Some(alloc::format!("bytes */{n}").as_str())
+        );
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        // The same range without gzip is a range of the identity bytes.
+        let r = h.one(&get_with(
+            "/",
+            &alloc::format!("Range: bytes={}-\r\n", n + 5),
+        ));
+        assert_eq!(r.status, 206);
+        assert_eq!(r.body, &identity("index.html")[n + 5..]);
+        // If-Range with the gzip tag: partial; with the identity tag: all of gzip.
+        let r = h.one(&get_with(
+            "/",
+            &alloc::format!("{GZ}Range: bytes=-8\r\nIf-Range: {gz_tag}\r\n"),
+        ));
+        assert_eq!((r.status, r.body), (206, gz[n - 8..].to_vec()));
+        let id_tag = etag_of(&identity("index.html"));
+        let r = h.one(&get_with(
+            "/",
+            &alloc::format!("{GZ}Range: bytes=-8\r\nIf-Range: {id_tag}\r\n"),
+        ));
+        assert_eq!((r.status, r.body), (200, gz.clone()));
+        // If-Range with a date: no strong validator for a file with several
+        // representations.
+        for extra in ["", GZ] {
+            let r = h.one(&get_with(
+                "/",
+                &alloc::format!("{extra}Range: bytes=0-9\r\nIf-Range: {MTIME_STR}\r\n"),
+            ));
+            assert_eq!(r.status, 200, "{extra:?}");
+        }
+        // All pieces together are the gzip member.
+        let mut joined = Vec::new();
+        for start in (0..n).step_by(100) {
+            let r = h.one(&get_with(
+                "/",
+                &alloc::format!("{GZ}Range: bytes={start}-{}\r\n", start + 99),
+            ));
+            joined.extend_from_slice(&r.body);
+        }
+        assert_eq!(joined, gz);
+    }
+
+    #[test]
+    fn error_page_is_compressed_too() {
+        let mut h = h();
+        let r = h.one(&get_with("/missing", GZ));
+        assert_eq!(r.status, 404);
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(gunzip(&r.body), identity("404.html"));
+    }
+
+    #[test]
+    fn off_switch() {
+        let cfg = HttpConfig {
+            compression: Compression::Off,
+            ..HttpConfig::default()
+        };
+        // Even a site that has representations is served as it is.
+        let mut h = H::new(Role::Site { secure: true }, cfg, Some(site()));
+        for path in ["/", "/style.css", "/app.js", "/missing"] {
+            let r = h.one(&get_with(
+                path,
+                "Accept-Encoding: gzip, br\r\nRange: bytes=0-\r\n",
+            ));
+            assert!(!r.has("content-encoding"), "{path}");
+            assert!(!r.has("vary"), "{path}");
+        }
+        let r = h.one(&get_with("/", "Accept-Encoding: identity;q=0\r\n"));
+        assert_eq!((r.status, r.body), (200, identity("index.html")));
+        // And no compressor is started.
+        let settings = Settings {
+            mode: Compression::Off,
+            max_made_bytes: usize::MAX,
+        };
+        assert!(
+            Compressor::new(Arc::new(plain_site()), settings, &|_| true, Instant::ZERO).is_none()
+        );
+    }
+
+    #[test]
+    fn every_representation_decompresses_to_the_file() {
+        let mut h = h();
+        let site = site();
+        for (path, entry) in site.iter() {
+            let Entry::File {
+                body, encodings, ..
+            } = entry
+            else {
+                continue;
+            };
+            if let Some(gz) = encodings.get(Coding::Gzip) {
+                assert_eq!(gunzip(gz.body.as_bytes()), body.as_bytes(), "{path}");
+                let r = h.one(&get_with(
+                    &alloc::format!("/{path}"),
+                    "Accept-Encoding: gzip\r\n",
+                ));
+                assert_eq!(r.body, gz.body.as_bytes(), "{path}");
+            }
+        }
+    }
+
+    #[test]
+    fn curl_decompresses() {
+        if curl(&["--version"]).is_none() {
+            extern crate std;
+            std::eprintln!("skipping: curl not available");
+            return;
+        }
+        with_server(site(), HttpConfig::default(), |port| {
+            let url = |p: &str| alloc::format!("http://127.0.0.1:{port}{p}");
+            // (app.js.br is not real Brotli: curl would fail to decode it.)
+            for (path, file) in [("/", "index.html"), ("/style.css", "style.css")] {
+                // --compressed: curl asks for gzip (and br if built with it), decodes.
+                assert_eq!(
+                    curl(&["--compressed", &url(path)]).unwrap(),
+                    identity(file),
+                    "{path}"
+                );
+                let head = curl(&[
+                    "--compressed",
+                    "-s",
+                    "-D",
+                    "-",
+                    "-o",
+                    "/dev/null",
+                    &url(path),
+                ])
+                .unwrap();
+                let head = String::from_utf8(head).unwrap();
+                assert!(head.contains("Vary: Accept-Encoding\r\n"), "{head}");
+                assert!(head.contains("Content-Encoding: "), "{head}");
+            }
+            // Raw gzip and br bytes.
+            let raw = curl(&["-H", "Accept-Encoding: gzip", &url("/")]).unwrap();
+            assert_eq!(raw, rep("index.html", Coding::Gzip).0);
+            let raw = curl(&["-H", "Accept-Encoding: br", &url("/app.js")]).unwrap();
+            assert_eq!(raw, vec![0x1b; 100]);
+            let code = curl(&[
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "Accept-Encoding: identity;q=0, gzip;q=0",
+                &url("/"),
+            ])
+            .unwrap();
+            assert_eq!(code, b"406");
+        });
+    }
 }

@@ -12,7 +12,14 @@
 //!
 //! Paths are relative, `/`-separated and never start with `/` (`index.html`,
 //! `css/site.css`); see [`validate_path`] for the exact rules.
+//!
+//! A file can have compressed representations besides its bytes
+//! ([`Encodings`]: gzip, Brotli). A freshly built site has none;
+//! [`compress::Compressor`] derives a site that has them, a bounded slice
+//! of work at a time, so that the event loop keeps serving meanwhile.
 
+pub mod compress;
+pub mod gzip;
 pub mod tar;
 
 use alloc::boxed::Box;
@@ -82,6 +89,84 @@ impl From<Vec<u8>> for Body {
     }
 }
 
+/// A content coding a file can be sent in (RFC 9110 §8.4.1).
+///
+/// The order is the preference among equally acceptable, equally large
+/// representations: Brotli, then gzip, then the bytes as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Coding {
+    /// No coding: the file's own bytes.
+    Identity,
+    /// `gzip` (RFC 1952).
+    Gzip,
+    /// `br`, Brotli (RFC 7932); only from a committed `X.br`.
+    Br,
+}
+
+impl Coding {
+    /// The content-coding token (`Content-Encoding` value); `identity` is
+    /// never sent in `Content-Encoding`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Coding::Identity => "identity",
+            Coding::Gzip => "gzip",
+            Coding::Br => "br",
+        }
+    }
+}
+
+/// One compressed representation of a file: its bytes and their own
+/// strong entity tag (the git blob id of these bytes, so it names exactly
+/// them and stays the same across rebuilds that produce the same bytes).
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    /// The compressed bytes.
+    pub body: Body,
+    /// Strong entity tag of the compressed bytes.
+    pub etag: ETag,
+    /// Made at site build (`false`) or committed as `X.gz` / `X.br`
+    /// (`true`).
+    pub committed: bool,
+}
+
+/// The compressed representations a file has besides its own bytes. Empty
+/// (and one pointer in size) for most files.
+#[derive(Clone, Debug, Default)]
+pub struct Encodings(Option<Box<EncodingSet>>);
+
+#[derive(Clone, Debug, Default)]
+struct EncodingSet {
+    gzip: Option<Encoded>,
+    br: Option<Encoded>,
+}
+
+impl Encodings {
+    /// The given representations (empty when both are `None`).
+    pub fn new(gzip: Option<Encoded>, br: Option<Encoded>) -> Encodings {
+        if gzip.is_none() && br.is_none() {
+            Encodings(None)
+        } else {
+            Encodings(Some(Box::new(EncodingSet { gzip, br })))
+        }
+    }
+
+    /// The representation in `coding` (`None` for [`Coding::Identity`]:
+    /// that is the entry's own body).
+    pub fn get(&self, coding: Coding) -> Option<&Encoded> {
+        let set = self.0.as_deref()?;
+        match coding {
+            Coding::Identity => None,
+            Coding::Gzip => set.gzip.as_ref(),
+            Coding::Br => set.br.as_ref(),
+        }
+    }
+
+    /// True when the file has no compressed representation.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
 /// A strong HTTP entity tag: the git blob id of the file in lowercase hex,
 /// surrounded by double quotes (`"3b18e512dba79e4c8300dd08aeb37f8e728b8dad"`).
 ///
@@ -134,6 +219,8 @@ pub enum Entry {
         last_modified: u64,
         /// The file had an executable mode bit (informational).
         executable: bool,
+        /// Compressed representations (none until [`compress`] has run).
+        encodings: Encodings,
     },
     /// A symbolic link: served as a `301` redirect whose `Location` is
     /// `target` (already sanitised into a valid header value).
@@ -406,6 +493,7 @@ impl SiteBuilder {
                 etag,
                 last_modified,
                 executable,
+                encodings: Encodings::default(),
             },
         );
         Ok(())
@@ -458,10 +546,30 @@ impl Site {
 
     /// The entry at `path` (relative, no leading `/`), by binary search.
     pub fn get(&self, path: &str) -> Option<&Entry> {
-        self.entries
-            .binary_search_by(|(p, _)| (**p).cmp(path))
-            .ok()
-            .map(|i| &self.entries[i].1)
+        self.position(path).map(|i| &self.entries[i].1)
+    }
+
+    /// The index of `path` in path order (see [`Site::at`]).
+    pub(crate) fn position(&self, path: &str) -> Option<usize> {
+        self.entries.binary_search_by(|(p, _)| (**p).cmp(path)).ok()
+    }
+
+    /// The path and entry at index `i` in path order.
+    pub(crate) fn at(&self, i: usize) -> Option<(&str, &Entry)> {
+        self.entries.get(i).map(|(p, e)| (&**p, e))
+    }
+
+    /// The same site with the compressed representations of the files at
+    /// the given indices replaced (indices that are not files are skipped).
+    /// Bodies are shared, not copied.
+    pub(crate) fn with_encodings(&self, updates: Vec<(usize, Encodings)>) -> Site {
+        let mut site = self.clone();
+        for (i, new) in updates {
+            if let Some((_, Entry::File { encodings, .. })) = site.entries.get_mut(i) {
+                *encodings = new;
+            }
+        }
+        site
     }
 
     /// All entries in path order.
@@ -597,8 +705,12 @@ mod tests {
                 body,
                 executable: true,
                 last_modified: 20,
+                encodings,
                 ..
-            }) => assert_eq!(body.as_bytes(), &[1, 2, 3]),
+            }) => {
+                assert_eq!(body.as_bytes(), &[1, 2, 3]);
+                assert!(encodings.is_empty());
+            }
             other => panic!("{other:?}"),
         }
         match site.get("old.html") {
@@ -629,6 +741,51 @@ mod tests {
             Err(SiteError::TooManyFiles { limit: 2 })
         );
         assert_eq!(b.total_bytes(), 10);
+    }
+
+    #[test]
+    fn encodings_and_replacement() {
+        let mut b = builder();
+        b.add_file(
+            "a.css",
+            Body::Static(b"aaaa"),
+            git_blob_id(b"aaaa"),
+            1,
+            false,
+        )
+        .unwrap();
+        b.add_redirect("b", "a.css").unwrap();
+        let site = b.finish(SiteMeta::default()).unwrap();
+        let gz = Encoded {
+            body: Body::Static(b"gz"),
+            etag: ETag::from_blob_id(&git_blob_id(b"gz")),
+            committed: false,
+        };
+        assert!(Encodings::new(None, None).is_empty());
+        let i = site.position("a.css").unwrap();
+        let j = site.position("b").unwrap();
+        let new = site.with_encodings(vec![
+            (i, Encodings::new(Some(gz.clone()), None)),
+            (j, Encodings::new(Some(gz), None)),
+            (99, Encodings::default()),
+        ]);
+        match new.get("a.css") {
+            Some(Entry::File { encodings, .. }) => {
+                assert_eq!(encodings.get(Coding::Gzip).unwrap().body.as_bytes(), b"gz");
+                assert!(encodings.get(Coding::Br).is_none());
+                assert!(encodings.get(Coding::Identity).is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        // The original is untouched.
+        match site.get("a.css") {
+            Some(Entry::File { encodings, .. }) => assert!(encodings.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(new.at(j).map(|(p, _)| p), Some("b"));
+        assert!(new.at(2).is_none());
+        assert_eq!(Coding::Br.token(), "br");
+        assert!(Coding::Br > Coding::Gzip && Coding::Gzip > Coding::Identity);
     }
 
     #[test]

@@ -665,7 +665,9 @@ mod tests {
                 etag,
                 last_modified,
                 executable,
+                encodings,
             }) => {
+                assert!(encodings.is_empty());
                 let base = data.as_ptr() as usize;
                 let p = s.as_ptr() as usize;
                 assert!(p >= base && p < base + data.len());
