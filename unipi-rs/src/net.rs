@@ -1,12 +1,22 @@
-//! The network interface: smoltcp over the platform's Ethernet device, with
-//! a static IPv4 address (`--ipv4`, `--ipv4-gateway`) or DHCP, and a DNS
-//! resolver (servers from `--dns` or from the DHCP lease).
+//! The network interface: smoltcp over the platform's Ethernet device, dual
+//! stack. IPv4 is static (`--ipv4`, `--ipv4-gateway`) or from DHCP; IPv6
+//! always has the link-local address derived from the MAC (modified EUI-64,
+//! RFC 4291 appendix A), optionally a static address (`--ipv6`,
+//! `--ipv6-gateway`), and, unless `--accept-router-advertisements=false`,
+//! an address and default route from router advertisements (SLAAC,
+//! smoltcp's). `--ipv4-only` / `--ipv6-only` switch a version off. Neighbor
+//! discovery is smoltcp's; it does no duplicate address detection.
 //!
 //! [`Net`] owns the interface and every socket of the application. The rest
 //! of the application holds socket handles and reaches the sockets through
 //! [`Net::tcp`]; outgoing connections are opened with [`Net::connect`] (which
 //! picks the ephemeral port) and host names are looked up with
-//! [`Net::resolve`]. Nothing else touches smoltcp's interface.
+//! [`Net::resolve`] (A and AAAA). Nothing else touches smoltcp's interface.
+//!
+//! Limits: 4 interface addresses, 4 routes, 4 DNS servers (smoltcp's
+//! compile-time tables, set in `unipi-rs/Cargo.toml`); one SLAAC prefix.
+
+mod guard;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -22,10 +32,10 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, DnsQueryType, EthernetAddress, EthernetFrame,
     EthernetProtocol, EthernetRepr, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address,
-    Ipv4Cidr,
+    Ipv4Cidr, Ipv6Address, Ipv6Cidr,
 };
 
-use crate::config::Config;
+use crate::config::{Config, IpVersions};
 
 /// First port of the ephemeral range (RFC 6335).
 const EPHEMERAL_FIRST: u16 = 49152;
@@ -34,9 +44,18 @@ const EPHEMERAL_FIRST: u16 = 49152;
 pub struct Net {
     iface: Interface,
     sockets: SocketSet<'static>,
+    versions: IpVersions,
     dhcp: Option<SocketHandle>,
     dns: SocketHandle,
-    static_dns: Vec<Ipv4Address>,
+    /// `--dns` servers; when empty, DHCP's are used.
+    static_dns: Vec<IpAddress>,
+    /// The DNS servers of the current DHCP lease.
+    dhcp_dns: Vec<IpAddress>,
+    /// The addresses as last seen by [`Net::poll`], to notice the ones
+    /// SLAAC adds or lets expire.
+    seen_addrs: Vec<IpCidr>,
+    /// SLAAC is on: received frames go through [`guard`].
+    slaac: bool,
     /// A gratuitous ARP is due (new static or leased address).
     announce: bool,
     /// The last ephemeral port handed out.
@@ -45,9 +64,11 @@ pub struct Net {
 
 /// Why an outgoing connection could not be started.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConnectError {
-    /// The interface has no address yet (DHCP has not answered).
-    NoAddress,
+    /// The interface has no address of the remote's IP version to connect
+    /// from (no IPv4 address yet, or no routable IPv6 address).
+    NoAddress(IpEndpoint),
     /// smoltcp refused the endpoint (unspecified address or port 0).
     Unaddressable(IpEndpoint),
 }
@@ -55,7 +76,15 @@ pub enum ConnectError {
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnectError::NoAddress => f.write_str("no IP address yet (waiting for DHCP)"),
+            ConnectError::NoAddress(ep) if matches!(ep.addr, IpAddress::Ipv4(_)) => write!(
+                f,
+                "no IPv4 address to connect to {ep} from (set --ipv4, or wait for DHCP)"
+            ),
+            ConnectError::NoAddress(ep) => write!(
+                f,
+                "no routable IPv6 address to connect to {ep} from \
+                 (set --ipv6, or wait for a router advertisement)"
+            ),
             ConnectError::Unaddressable(ep) => write!(f, "cannot connect to {ep}"),
         }
     }
@@ -63,32 +92,54 @@ impl fmt::Display for ConnectError {
 
 /// Why a name could not be resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResolveError {
     /// The name is not a valid DNS name.
     InvalidName,
-    /// No resolver is known (no `--dns`, and DHCP gave none).
+    /// No resolver is known (no `--dns`, and DHCP gave none), or none that
+    /// this host can reach with its addresses.
     NoServer,
-    /// The servers did not answer, or answered with an error.
+    /// The servers did not answer, answered with an error, or the name has
+    /// no A or AAAA record.
     Failed,
-    /// The answer held no address of the kind asked for.
-    NoAddress,
+    /// There is nothing to ask for: IPv4 is off and no routable IPv6
+    /// address is configured yet.
+    NoRoute,
 }
 
 impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ResolveError::InvalidName => "not a valid DNS name",
-            ResolveError::NoServer => "no DNS server known (set --dns, or use DHCP)",
-            ResolveError::Failed => "the DNS servers gave no answer",
-            ResolveError::NoAddress => "the name has no IPv4 address",
+            ResolveError::NoServer => "no DNS server this host can reach (set --dns, or use DHCP)",
+            ResolveError::Failed => {
+                "the DNS servers gave no address (no answer, an error, or no A/AAAA record)"
+            }
+            ResolveError::NoRoute => {
+                "no address to query for: IPv4 is off and there is no routable IPv6 address yet"
+            }
         })
     }
 }
 
-/// A name lookup in progress (see [`Net::resolve`]). Not `Clone`: the
-/// resolver frees its slot when the answer is taken, which
+/// One record type of a [`Lookup`].
+#[derive(Clone, Copy)]
+enum Query {
+    /// Not asked (the IP version is off or unusable).
+    Off,
+    Pending(QueryHandle),
+    Found(IpAddress),
+    Failed,
+}
+
+/// A name lookup in progress: an A and an AAAA query, each only when this
+/// host could use the answer (see [`Net::resolve`]). Not `Clone`: the
+/// resolver frees its slots when the answers are taken, which
 /// [`Net::answer`] does exactly once by consuming it.
-pub struct Lookup(QueryHandle);
+pub struct Lookup {
+    aaaa: Query,
+    a: Query,
+}
 
 impl fmt::Debug for Lookup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -101,8 +152,9 @@ impl fmt::Debug for Lookup {
 pub enum Answer {
     /// No answer yet: ask again later with the lookup given back.
     Pending(Lookup),
-    /// The lookup is over.
-    Done(Result<IpAddress, ResolveError>),
+    /// The lookup is over: the addresses in the order to try them (IPv6
+    /// first; never empty), or why there are none.
+    Done(Result<Vec<IpAddress>, ResolveError>),
 }
 
 /// A locally administered unicast MAC derived from the instance name, so
@@ -118,10 +170,38 @@ pub fn mac_from_name(name: &str) -> EthernetAddress {
     EthernetAddress([(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]])
 }
 
+/// The link-local address of `mac`: fe80::/64 with the modified EUI-64
+/// interface identifier (RFC 4291 appendix A: ff:fe in the middle, the
+/// universal/local bit inverted).
+pub fn link_local(mac: EthernetAddress) -> Ipv6Cidr {
+    let m = mac.0;
+    Ipv6Cidr::new(
+        Ipv6Address::from([
+            0xfe,
+            0x80,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            m[0] ^ 0x02,
+            m[1],
+            m[2],
+            0xff,
+            0xfe,
+            m[3],
+            m[4],
+            m[5],
+        ]),
+        64,
+    )
+}
+
 impl Net {
-    /// Creates the interface on `device` with `mac`; static addressing when
-    /// `cfg.ipv4` is set, DHCP otherwise. `seed` randomises smoltcp's
-    /// initial sequence numbers and the ephemeral ports.
+    /// Creates the interface on `device` with `mac`, configured from the
+    /// boot parameters (see the module documentation). `seed` randomises
+    /// smoltcp's initial sequence numbers and the ephemeral ports.
     pub fn new<D: Device>(
         device: &mut D,
         mac: EthernetAddress,
@@ -129,15 +209,48 @@ impl Net {
         now: Instant,
         seed: u64,
     ) -> Net {
+        let versions = cfg.ip_versions;
+        let slaac = versions.ipv6() && cfg.accept_router_advertisements;
         let mut ic = IfaceConfig::new(HardwareAddress::Ethernet(mac));
         ic.random_seed = seed;
+        ic.slaac = slaac;
         let mut iface = Interface::new(ic, device, now);
         let mut sockets = SocketSet::new(vec![]);
-        let static_dns: Vec<Ipv4Address> = cfg.dns.clone();
-        let servers: Vec<IpAddress> = static_dns.iter().map(|a| IpAddress::Ipv4(*a)).collect();
-        let dns = sockets.add(dns::Socket::new(&servers, vec![]));
-        let dhcp = match cfg.ipv4 {
-            Some(cidr) => {
+        let dns = sockets.add(dns::Socket::new(&[], vec![]));
+        if versions.ipv6() {
+            let ll = link_local(mac);
+            iface.update_ip_addrs(|a| {
+                let _ = a.push(IpCidr::Ipv6(ll));
+                if let Some(cidr) = cfg.ipv6 {
+                    let _ = a.push(IpCidr::Ipv6(cidr));
+                }
+            });
+            if let Some(gw) = cfg.ipv6_gateway
+                && iface.routes_mut().add_default_ipv6_route(gw).is_err()
+            {
+                warn!("could not install the default route via {gw}");
+            }
+            info!(
+                "net: IPv6 {ll}{}{}{}",
+                cfg.ipv6
+                    .map(|c| alloc::format!(", static {c}"))
+                    .unwrap_or_default(),
+                cfg.ipv6_gateway
+                    .map(|g| alloc::format!(" via {g}"))
+                    .unwrap_or_default(),
+                if slaac {
+                    ", SLAAC from router advertisements"
+                } else {
+                    ""
+                }
+            );
+        }
+        let dhcp = match (versions.ipv4(), cfg.ipv4) {
+            (false, _) => {
+                info!("net: {mac}, IPv4 off (--ipv6-only)");
+                None
+            }
+            (true, Some(cidr)) => {
                 iface.update_ip_addrs(|a| {
                     let _ = a.push(IpCidr::Ipv4(cidr));
                 });
@@ -154,30 +267,60 @@ impl Net {
                 );
                 None
             }
-            None => {
+            (true, None) => {
                 info!("net: {mac}, no --ipv4: asking DHCP");
                 Some(sockets.add(dhcpv4::Socket::new()))
             }
         };
         let span = u64::from(u16::MAX - EPHEMERAL_FIRST) + 1;
-        Net {
+        let mut net = Net {
+            seen_addrs: iface.ip_addrs().to_vec(),
             iface,
             sockets,
+            versions,
             dhcp,
             dns,
-            static_dns,
-            announce: cfg.ipv4.is_some(),
+            static_dns: cfg.dns.clone(),
+            dhcp_dns: Vec::new(),
+            slaac,
+            announce: versions.ipv4() && cfg.ipv4.is_some(),
             last_port: EPHEMERAL_FIRST + ((seed >> 16) % span) as u16,
-        }
+        };
+        net.refresh_dns_servers();
+        net
     }
 
     /// The interface's IPv4 address, once configured.
     pub fn ipv4(&self) -> Option<Ipv4Cidr> {
         self.iface.ip_addrs().iter().find_map(|c| match c {
             IpCidr::Ipv4(c) => Some(*c),
-            #[allow(unreachable_patterns)]
             _ => None,
         })
+    }
+
+    /// The interface's IPv6 addresses (link-local first when IPv6 is on).
+    pub fn ipv6(&self) -> impl Iterator<Item = Ipv6Cidr> + '_ {
+        self.iface.ip_addrs().iter().filter_map(|c| match c {
+            IpCidr::Ipv6(c) => Some(*c),
+            _ => None,
+        })
+    }
+
+    /// The first IPv6 address that is not link-local (static or SLAAC):
+    /// with it this host can talk IPv6 beyond the link.
+    pub fn routable_ipv6(&self) -> Option<Ipv6Cidr> {
+        self.ipv6().find(|c| !c.address().is_unicast_link_local())
+    }
+
+    /// Whether this host has an address to talk to `ip` from: an IPv4
+    /// address for IPv4, the link-local address for link-local IPv6, a
+    /// routable IPv6 address for any other IPv6 address.
+    pub fn can_reach(&self, ip: IpAddress) -> bool {
+        match ip {
+            IpAddress::Ipv4(_) => self.ipv4().is_some(),
+            IpAddress::Ipv6(a) if a.is_unicast_link_local() => self.ipv6().next().is_some(),
+            IpAddress::Ipv6(_) => self.routable_ipv6().is_some(),
+        }
     }
 
     /// Adds a TCP socket with the given buffers.
@@ -204,8 +347,8 @@ impl Net {
     /// Opens a connection from socket `h` to `remote`, from the next
     /// ephemeral port. Whatever the socket did before is aborted.
     pub fn connect(&mut self, h: SocketHandle, remote: IpEndpoint) -> Result<(), ConnectError> {
-        if self.iface.ip_addrs().is_empty() {
-            return Err(ConnectError::NoAddress);
+        if !self.can_reach(remote.addr) {
+            return Err(ConnectError::NoAddress(remote));
         }
         self.last_port = if self.last_port == u16::MAX {
             EPHEMERAL_FIRST
@@ -219,43 +362,112 @@ impl Net {
             .map_err(|_| ConnectError::Unaddressable(remote))
     }
 
-    /// Starts looking up the IPv4 address of `name`; poll the answer with
+    /// Starts looking up `name`: AAAA when this host has a routable IPv6
+    /// address, A when IPv4 is on (both at once). Poll the answer with
     /// [`Net::answer`].
     pub fn resolve(&mut self, name: &str) -> Result<Lookup, ResolveError> {
-        let s = self.sockets.get_mut::<dns::Socket>(self.dns);
-        match s.start_query(self.iface.context(), name, DnsQueryType::A) {
-            Ok(q) => Ok(Lookup(q)),
-            Err(StartQueryError::InvalidName | StartQueryError::NameTooLong) => {
-                Err(ResolveError::InvalidName)
-            }
-            Err(StartQueryError::NoFreeSlot) => Err(ResolveError::Failed),
+        let want_aaaa = self.routable_ipv6().is_some();
+        let want_a = self.versions.ipv4();
+        if !want_aaaa && !want_a {
+            return Err(ResolveError::NoRoute);
         }
+        let aaaa = if want_aaaa {
+            Query::Pending(self.start_query(name, DnsQueryType::Aaaa)?)
+        } else {
+            Query::Off
+        };
+        let a = if want_a {
+            match self.start_query(name, DnsQueryType::A) {
+                Ok(q) => Query::Pending(q),
+                Err(e) => {
+                    if let Query::Pending(q) = aaaa {
+                        self.sockets
+                            .get_mut::<dns::Socket>(self.dns)
+                            .cancel_query(q);
+                    }
+                    return Err(e);
+                }
+            }
+        } else {
+            Query::Off
+        };
+        Ok(Lookup { aaaa, a })
     }
 
-    /// The answer to `lookup`, or the lookup back while it is pending.
-    pub fn answer(&mut self, lookup: Lookup) -> Answer {
+    fn start_query(&mut self, name: &str, kind: DnsQueryType) -> Result<QueryHandle, ResolveError> {
         let s = self.sockets.get_mut::<dns::Socket>(self.dns);
-        Answer::Done(match s.get_query_result(lookup.0) {
-            Err(GetQueryResultError::Pending) => return Answer::Pending(lookup),
-            Err(GetQueryResultError::Failed) => Err(if self.has_dns_server() {
-                ResolveError::Failed
-            } else {
-                ResolveError::NoServer
-            }),
-            Ok(addrs) => addrs
-                .iter()
-                .find(|a| matches!(a, IpAddress::Ipv4(_)))
-                .copied()
-                .ok_or(ResolveError::NoAddress),
+        s.start_query(self.iface.context(), name, kind)
+            .map_err(|e| match e {
+                StartQueryError::InvalidName | StartQueryError::NameTooLong => {
+                    ResolveError::InvalidName
+                }
+                _ => ResolveError::Failed,
+            })
+    }
+
+    /// The answer to `lookup` once both of its queries are over, or the
+    /// lookup back while one is pending.
+    pub fn answer(&mut self, mut lookup: Lookup) -> Answer {
+        let s = self.sockets.get_mut::<dns::Socket>(self.dns);
+        let mut pending = false;
+        for q in [&mut lookup.aaaa, &mut lookup.a] {
+            if let Query::Pending(h) = *q {
+                *q = match s.get_query_result(h) {
+                    Err(GetQueryResultError::Pending) => {
+                        pending = true;
+                        continue;
+                    }
+                    Err(GetQueryResultError::Failed) => Query::Failed,
+                    Ok(addrs) => addrs.first().copied().map_or(Query::Failed, Query::Found),
+                };
+            }
+        }
+        if pending {
+            return Answer::Pending(lookup);
+        }
+        let found: Vec<IpAddress> = [lookup.aaaa, lookup.a]
+            .into_iter()
+            .filter_map(|q| match q {
+                Query::Found(ip) => Some(ip),
+                _ => None,
+            })
+            .collect();
+        Answer::Done(if !found.is_empty() {
+            Ok(found)
+        } else if self.usable_dns_servers().is_empty() {
+            Err(ResolveError::NoServer)
+        } else {
+            Err(ResolveError::Failed)
         })
     }
 
-    fn has_dns_server(&self) -> bool {
-        !self.static_dns.is_empty() || self.dhcp.is_some() && self.ipv4().is_some()
+    /// The configured DNS servers (`--dns`, else DHCP's) this host can
+    /// reach with its current addresses.
+    fn usable_dns_servers(&self) -> Vec<IpAddress> {
+        let configured = if self.static_dns.is_empty() {
+            &self.dhcp_dns
+        } else {
+            &self.static_dns
+        };
+        configured
+            .iter()
+            .copied()
+            .filter(|a| self.can_reach(*a))
+            .collect()
     }
 
-    /// Runs the interface: ingress, egress, timers and DHCP. Returns true
-    /// when socket state may have changed.
+    /// Hands the usable DNS servers to the resolver (after every address
+    /// change: smoltcp gives up on a query whose server it has no source
+    /// address for, instead of trying the next server).
+    fn refresh_dns_servers(&mut self) {
+        let servers = self.usable_dns_servers();
+        self.sockets
+            .get_mut::<dns::Socket>(self.dns)
+            .update_servers(&servers);
+    }
+
+    /// Runs the interface: ingress, egress, timers, DHCP and SLAAC. Returns
+    /// true when socket state may have changed.
     pub fn poll<D: Device>(&mut self, now: Instant, device: &mut D) -> bool {
         self.poll_with(now, device, |_| {})
     }
@@ -272,10 +484,17 @@ impl Net {
         self.iface.poll_maintenance(now);
         let mut any = false;
         loop {
-            match self
-                .iface
-                .poll_ingress_single(now, device, &mut self.sockets)
-            {
+            let r = if self.slaac {
+                self.iface.poll_ingress_single(
+                    now,
+                    &mut guard::Guard(&mut *device),
+                    &mut self.sockets,
+                )
+            } else {
+                self.iface
+                    .poll_ingress_single(now, device, &mut self.sockets)
+            };
+            match r {
                 PollIngressSingleResult::None => break,
                 PollIngressSingleResult::PacketProcessed => {}
                 PollIngressSingleResult::SocketStateChanged => {
@@ -284,12 +503,18 @@ impl Net {
                 }
             }
         }
+        // Applies what a router advertisement just brought (SLAAC address,
+        // default route) before anything is sent.
+        self.iface.poll_maintenance(now);
         while self.iface.poll_egress(now, device, &mut self.sockets)
             == PollResult::SocketStateChanged
         {
             any = true;
         }
         self.poll_dhcp();
+        if self.iface.ip_addrs() != self.seen_addrs.as_slice() {
+            self.addresses_changed();
+        }
         if self.announce {
             self.announce = false;
             if let (Some(cidr), HardwareAddress::Ethernet(mac)) =
@@ -299,6 +524,30 @@ impl Net {
             }
         }
         any
+    }
+
+    /// Logs the IPv6 addresses SLAAC added or let expire (IPv4 changes are
+    /// logged with the DHCP lease) and picks the DNS servers anew.
+    fn addresses_changed(&mut self) {
+        let now = self.iface.ip_addrs();
+        for c in now.iter().filter(|c| !self.seen_addrs.contains(c)) {
+            if let IpCidr::Ipv6(c) = c {
+                let via = self
+                    .iface
+                    .routes()
+                    .get_default_ipv6_route()
+                    .map(|r| alloc::format!(" via {}", r.via_router))
+                    .unwrap_or_default();
+                info!("net: IPv6 {c}{via} from a router advertisement");
+            }
+        }
+        for c in self.seen_addrs.iter().filter(|c| !now.contains(c)) {
+            if let IpCidr::Ipv6(c) = c {
+                warn!("net: IPv6 {c} expired");
+            }
+        }
+        self.seen_addrs = now.to_vec();
+        self.refresh_dns_servers();
     }
 
     fn poll_dhcp(&mut self) {
@@ -322,7 +571,7 @@ impl Net {
                     dns_servers
                 );
                 self.iface.update_ip_addrs(|a| {
-                    a.clear();
+                    a.retain(|c| !matches!(c, IpCidr::Ipv4(_)));
                     let _ = a.push(IpCidr::Ipv4(address));
                 });
                 match router {
@@ -333,13 +582,8 @@ impl Net {
                         self.iface.routes_mut().remove_default_ipv4_route();
                     }
                 }
-                if self.static_dns.is_empty() {
-                    let servers: Vec<IpAddress> =
-                        dns_servers.iter().map(|a| IpAddress::Ipv4(*a)).collect();
-                    self.sockets
-                        .get_mut::<dns::Socket>(self.dns)
-                        .update_servers(&servers);
-                }
+                self.dhcp_dns = dns_servers.into_iter().map(IpAddress::Ipv4).collect();
+                self.refresh_dns_servers();
                 self.announce = true;
             }
             None => {
@@ -347,8 +591,11 @@ impl Net {
                 if self.ipv4().is_some() {
                     warn!("net: DHCP lease lost");
                 }
-                self.iface.update_ip_addrs(|a| a.clear());
+                self.iface
+                    .update_ip_addrs(|a| a.retain(|c| !matches!(c, IpCidr::Ipv4(_))));
                 self.iface.routes_mut().remove_default_ipv4_route();
+                self.dhcp_dns.clear();
+                self.refresh_dns_servers();
             }
         }
     }
@@ -426,6 +673,296 @@ mod tests {
                 _ => panic!("not an ARP request"),
             }
         });
+    }
+
+    /// A link whose received frames the test queues and whose sent frames
+    /// it inspects.
+    #[derive(Default)]
+    struct TestLink {
+        rx: std::collections::VecDeque<Vec<u8>>,
+        tx: Vec<Vec<u8>>,
+    }
+
+    struct Rx(Vec<u8>);
+    struct Tx<'a>(&'a mut Vec<Vec<u8>>);
+
+    impl smoltcp::phy::RxToken for Rx {
+        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+            f(&self.0)
+        }
+    }
+
+    impl TxToken for Tx<'_> {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            let mut buf = vec![0; len];
+            let r = f(&mut buf);
+            self.0.push(buf);
+            r
+        }
+    }
+
+    impl Device for TestLink {
+        type RxToken<'a> = Rx;
+        type TxToken<'a> = Tx<'a>;
+
+        fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+            let frame = self.rx.pop_front()?;
+            Some((Rx(frame), Tx(&mut self.tx)))
+        }
+
+        fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
+            Some(Tx(&mut self.tx))
+        }
+
+        fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+            let mut c = smoltcp::phy::DeviceCapabilities::default();
+            c.medium = smoltcp::phy::Medium::Ethernet;
+            c.max_transmission_unit = 1514;
+            c
+        }
+    }
+
+    const ROUTER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    const ROUTER_LL: Ipv6Address = Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+
+    /// A router advertisement from ROUTER_LL to all nodes with a valid
+    /// checksum, advertising `prefix/prefix_len` for SLAAC.
+    fn router_advert(prefix: Ipv6Address, prefix_len: u8) -> Vec<u8> {
+        use smoltcp::phy::ChecksumCapabilities;
+        use smoltcp::time::Duration;
+        use smoltcp::wire::{
+            Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Packet, Ipv6Repr, NdiscPrefixInfoFlags,
+            NdiscPrefixInformation, NdiscRepr, NdiscRouterFlags,
+        };
+        let all_nodes = Ipv6Address::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+        let icmp = Icmpv6Repr::Ndisc(NdiscRepr::RouterAdvert {
+            hop_limit: 64,
+            flags: NdiscRouterFlags::empty(),
+            router_lifetime: Duration::from_secs(1800),
+            reachable_time: Duration::ZERO,
+            retrans_time: Duration::ZERO,
+            lladdr: Some(ROUTER_MAC.into()),
+            mtu: None,
+            prefix_info: Some(NdiscPrefixInformation {
+                prefix_len,
+                flags: NdiscPrefixInfoFlags::ON_LINK | NdiscPrefixInfoFlags::ADDRCONF,
+                valid_lifetime: Duration::from_secs(3600),
+                preferred_lifetime: Duration::from_secs(3600),
+                prefix,
+            }),
+        });
+        let ip = Ipv6Repr {
+            src_addr: ROUTER_LL,
+            dst_addr: all_nodes,
+            next_header: IpProtocol::Icmpv6,
+            payload_len: icmp.buffer_len(),
+            hop_limit: 255,
+        };
+        let eth = EthernetRepr {
+            src_addr: ROUTER_MAC,
+            dst_addr: EthernetAddress([0x33, 0x33, 0, 0, 0, 1]),
+            ethertype: EthernetProtocol::Ipv6,
+        };
+        let mut buf = vec![0; eth.buffer_len() + ip.buffer_len() + icmp.buffer_len()];
+        let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+        eth.emit(&mut frame);
+        let mut packet = Ipv6Packet::new_unchecked(frame.payload_mut());
+        ip.emit(&mut packet);
+        icmp.emit(
+            &ROUTER_LL,
+            &all_nodes,
+            &mut Icmpv6Packet::new_unchecked(packet.payload_mut()),
+            &ChecksumCapabilities::default(),
+        );
+        buf
+    }
+
+    fn start_net(cmdline: &str, link: &mut TestLink) -> Net {
+        let (cfg, errors) = Config::parse(cmdline);
+        assert!(errors.is_empty(), "{errors:?}");
+        let mac = EthernetAddress([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        Net::new(link, mac, &cfg, Instant::ZERO, 1)
+    }
+
+    const PREFIX: Ipv6Address = Ipv6Address::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, 0);
+    /// PREFIX with the modified EUI-64 of 52:54:00:12:34:56.
+    const SLAAC_ADDR: Ipv6Address =
+        Ipv6Address::new(0x2001, 0xdb8, 1, 2, 0x5054, 0xff, 0xfe12, 0x3456);
+
+    #[test]
+    fn link_local_is_modified_eui64() {
+        let ll = link_local(EthernetAddress([0x52, 0x54, 0, 0x12, 0x34, 0x56]));
+        assert_eq!(
+            ll,
+            Ipv6Cidr::new(
+                Ipv6Address::new(0xfe80, 0, 0, 0, 0x5054, 0xff, 0xfe12, 0x3456),
+                64
+            )
+        );
+        // The universal/local bit is inverted, not set.
+        let ll = link_local(EthernetAddress([0x02, 0, 0, 0, 0, 1]));
+        assert_eq!(ll.address().octets()[8], 0x00);
+    }
+
+    #[test]
+    fn dual_stack_static_addresses() {
+        let mut link = TestLink::default();
+        let mut net = start_net(
+            "--ipv4=10.0.0.2/24 --ipv6=2001:db8::2/64 --ipv6-gateway=fe80::1 \
+             --accept-router-advertisements=false",
+            &mut link,
+        );
+        net.poll(Instant::ZERO, &mut link);
+        assert_eq!(
+            net.ipv4().map(|c| c.address()),
+            Some(Ipv4Address::new(10, 0, 0, 2))
+        );
+        let v6: Vec<Ipv6Cidr> = net.ipv6().collect();
+        assert_eq!(v6.len(), 2);
+        assert!(v6[0].address().is_unicast_link_local());
+        assert_eq!(
+            net.routable_ipv6().map(|c| c.address()),
+            Some(Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2))
+        );
+        assert_eq!(
+            net.iface
+                .routes()
+                .get_default_ipv6_route()
+                .map(|r| r.via_router),
+            Some(IpAddress::Ipv6(ROUTER_LL))
+        );
+        // No router solicitation when router advertisements are refused.
+        assert!(!link.tx.iter().any(|f| f.get(54) == Some(&133)));
+    }
+
+    #[test]
+    fn slaac_from_a_router_advertisement() {
+        let mut link = TestLink::default();
+        let mut net = start_net("--dns=2001:db8::53 --dns=10.9.9.9", &mut link);
+        net.poll(Instant::ZERO, &mut link);
+        // DHCP runs for IPv4 and a router solicitation went out for IPv6.
+        let solicit = link.tx.iter().find(|f| f.get(54) == Some(&133));
+        let solicit = solicit.expect("a router solicitation");
+        assert_eq!(
+            solicit[38..54],
+            [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
+        );
+        assert!(net.routable_ipv6().is_none());
+        let lookup = net.resolve("git.test").unwrap();
+        assert!(matches!(
+            (lookup.aaaa, lookup.a),
+            (Query::Off, Query::Pending(_))
+        ));
+        assert!(
+            net.usable_dns_servers().is_empty(),
+            "neither version can reach its server"
+        );
+
+        link.rx.push_back(router_advert(PREFIX, 64));
+        net.poll(Instant::from_millis(10), &mut link);
+        assert_eq!(
+            net.routable_ipv6(),
+            Some(Ipv6Cidr::new(SLAAC_ADDR, 64)),
+            "{:?}",
+            net.iface.ip_addrs()
+        );
+        assert_eq!(
+            net.iface
+                .routes()
+                .get_default_ipv6_route()
+                .map(|r| r.via_router),
+            Some(IpAddress::Ipv6(ROUTER_LL))
+        );
+        assert!(
+            net.ipv6()
+                .next()
+                .is_some_and(|c| c.address().is_unicast_link_local())
+        );
+        // The IPv6 resolver is usable now, the IPv4 one still is not.
+        assert_eq!(
+            net.usable_dns_servers(),
+            [IpAddress::v6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x53)]
+        );
+        let lookup = net.resolve("git.test").unwrap();
+        assert!(matches!(lookup.aaaa, Query::Pending(_)));
+        assert!(matches!(lookup.a, Query::Pending(_)));
+    }
+
+    #[test]
+    fn hostile_router_advertisements_change_nothing() {
+        let mut link = TestLink::default();
+        let mut net = start_net("--ipv4=10.0.0.2/24", &mut link);
+        let before = net.iface.ip_addrs().to_vec();
+        for (prefix, len) in [
+            (PREFIX, 129),
+            (PREFIX, 255),
+            (Ipv6Address::new(0xff02, 0, 0, 0, 0, 0, 0, 0), 64),
+            (Ipv6Address::new(0xff0e, 1, 2, 3, 0, 0, 0, 0), 64),
+        ] {
+            link.rx.push_back(router_advert(prefix, len));
+            net.poll(Instant::from_millis(10), &mut link);
+            assert_eq!(net.iface.ip_addrs(), before.as_slice(), "{prefix}/{len}");
+        }
+    }
+
+    /// The reason for `guard`: smoltcp 0.14 panics on these advertisements
+    /// by itself. When this test fails after a smoltcp upgrade, smoltcp
+    /// checks prefixes itself and `guard` can go.
+    #[test]
+    fn unguarded_smoltcp_panics_on_hostile_router_advertisements() {
+        for (prefix, len) in [
+            (PREFIX, 200),
+            (Ipv6Address::new(0xff02, 0, 0, 0, 0, 0, 0, 0), 64),
+        ] {
+            let r = std::panic::catch_unwind(move || {
+                let mut link = TestLink::default();
+                let mac = EthernetAddress([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+                let mut ic = IfaceConfig::new(HardwareAddress::Ethernet(mac));
+                ic.slaac = true;
+                let mut iface = Interface::new(ic, &mut link, Instant::ZERO);
+                iface.update_ip_addrs(|a| {
+                    let _ = a.push(IpCidr::Ipv6(link_local(mac)));
+                });
+                let mut sockets = SocketSet::new(vec![]);
+                link.rx.push_back(router_advert(prefix, len));
+                let now = Instant::from_millis(10);
+                iface.poll(now, &mut link, &mut sockets);
+                iface.poll(now, &mut link, &mut sockets);
+            });
+            assert!(
+                r.is_err(),
+                "smoltcp accepted {prefix}/{len} without panicking"
+            );
+        }
+    }
+
+    #[test]
+    fn one_version_only() {
+        let mut link = TestLink::default();
+        let mut net = start_net("--ipv6-only=true --dns=10.0.0.53", &mut link);
+        net.poll(Instant::ZERO, &mut link);
+        assert!(net.ipv4().is_none() && net.dhcp.is_none());
+        assert_eq!(net.resolve("x.test").unwrap_err(), ResolveError::NoRoute);
+        let h = net.add_tcp(vec![0; 64], vec![0; 64]);
+        let v4 = IpEndpoint::new(IpAddress::v4(10, 0, 0, 1), 80);
+        assert_eq!(net.connect(h, v4), Err(ConnectError::NoAddress(v4)));
+        let global = IpEndpoint::new(IpAddress::v6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 80);
+        assert_eq!(net.connect(h, global), Err(ConnectError::NoAddress(global)));
+        let ll = IpEndpoint::new(IpAddress::Ipv6(ROUTER_LL), 80);
+        assert_eq!(net.connect(h, ll), Ok(()));
+        assert!(alloc::format!("{}", ConnectError::NoAddress(global)).contains("--ipv6"));
+        assert!(alloc::format!("{}", ConnectError::NoAddress(v4)).contains("--ipv4"));
+
+        let mut link = TestLink::default();
+        let mut net = start_net("--ipv4-only=true --ipv4=10.0.0.2/24", &mut link);
+        link.rx.push_back(router_advert(PREFIX, 64));
+        net.poll(Instant::ZERO, &mut link);
+        assert_eq!(net.ipv6().count(), 0, "no IPv6 at all, SLAAC included");
+        let lookup = net.resolve("x.test").unwrap();
+        assert!(matches!(
+            (lookup.aaaa, lookup.a),
+            (Query::Off, Query::Pending(_))
+        ));
     }
 
     #[test]

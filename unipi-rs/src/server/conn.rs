@@ -373,7 +373,6 @@ impl Conn {
                 Ok(n) => {
                     self.http.consume(n);
                     moved += n;
-
                 }
                 Err(e) => {
                     debug!("{e}");

@@ -431,7 +431,9 @@ impl Server {
                     Standing::Long { .. } | Standing::Starting { .. } | Standing::Fresh { .. } => {
                         shortage == Shortage::Connections
                     }
-                    Standing::Idle { .. } | Standing::Stalled { .. } | Standing::Slow { .. } => true,
+                    Standing::Idle { .. } | Standing::Stalled { .. } | Standing::Slow { .. } => {
+                        true
+                    }
                 };
                 expendable.then_some((s, id))
             })
