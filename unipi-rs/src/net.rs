@@ -3,9 +3,10 @@
 //! always has the link-local address derived from the MAC (modified EUI-64,
 //! RFC 4291 appendix A), optionally a static address (`--ipv6`,
 //! `--ipv6-gateway`), and, unless `--accept-router-advertisements=false`,
-//! an address and default route from router advertisements (SLAAC,
-//! smoltcp's). `--ipv4-only` / `--ipv6-only` switch a version off. Neighbor
-//! discovery is smoltcp's; it does no duplicate address detection.
+//! an address and default route from router advertisements ([`slaac`]; a
+//! static `--ipv6-gateway` wins over advertised routers). `--ipv4-only` /
+//! `--ipv6-only` switch a version off. Neighbor discovery is smoltcp's; it
+//! does no duplicate address detection.
 //!
 //! [`Net`] owns the interface and every socket of the application. The rest
 //! of the application holds socket handles and reaches the sockets through
@@ -13,10 +14,12 @@
 //! picks the ephemeral port) and host names are looked up with
 //! [`Net::resolve`] (A and AAAA). Nothing else touches smoltcp's interface.
 //!
-//! Limits: 4 interface addresses, 4 routes, 4 DNS servers (smoltcp's
-//! compile-time tables, set in `unipi-rs/Cargo.toml`); one SLAAC prefix.
+//! Limits: 4 interface addresses (IPv4, link-local, static IPv6, SLAAC), 2
+//! routes (a default route per version), 4 DNS servers (smoltcp's
+//! compile-time tables, set in `unipi-rs/Cargo.toml`); one SLAAC address
+//! and one advertised router.
 
-mod guard;
+pub mod slaac;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -25,7 +28,7 @@ use log::{info, warn};
 use smoltcp::iface::{
     Config as IfaceConfig, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
 };
-use smoltcp::phy::{Device, TxToken};
+use smoltcp::phy::{Device, DeviceCapabilities, PacketMeta, RxToken, TxToken};
 use smoltcp::socket::dns::{self, GetQueryResultError, QueryHandle, StartQueryError};
 use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::time::Instant;
@@ -36,6 +39,7 @@ use smoltcp::wire::{
 };
 
 use crate::config::{Config, IpVersions};
+use slaac::{Advert, Change, Slaac};
 
 /// First port of the ephemeral range (RFC 6335).
 const EPHEMERAL_FIRST: u16 = 49152;
@@ -51,11 +55,10 @@ pub struct Net {
     static_dns: Vec<IpAddress>,
     /// The DNS servers of the current DHCP lease.
     dhcp_dns: Vec<IpAddress>,
-    /// The addresses as last seen by [`Net::poll`], to notice the ones
-    /// SLAAC adds or lets expire.
-    seen_addrs: Vec<IpCidr>,
-    /// SLAAC is on: received frames go through [`guard`].
-    slaac: bool,
+    /// Router discovery and SLAAC, when on.
+    slaac: Option<Slaac>,
+    /// A static `--ipv6-gateway` is set: advertised routers are not used.
+    static_ipv6_gateway: bool,
     /// A gratuitous ARP is due (new static or leased address).
     announce: bool,
     /// The last ephemeral port handed out.
@@ -210,10 +213,10 @@ impl Net {
         seed: u64,
     ) -> Net {
         let versions = cfg.ip_versions;
-        let slaac = versions.ipv6() && cfg.accept_router_advertisements;
+        let slaac = (versions.ipv6() && cfg.accept_router_advertisements)
+            .then(|| Slaac::new(link_local(mac).address(), now));
         let mut ic = IfaceConfig::new(HardwareAddress::Ethernet(mac));
         ic.random_seed = seed;
-        ic.slaac = slaac;
         let mut iface = Interface::new(ic, device, now);
         let mut sockets = SocketSet::new(vec![]);
         let dns = sockets.add(dns::Socket::new(&[], vec![]));
@@ -238,7 +241,7 @@ impl Net {
                 cfg.ipv6_gateway
                     .map(|g| alloc::format!(" via {g}"))
                     .unwrap_or_default(),
-                if slaac {
+                if slaac.is_some() {
                     ", SLAAC from router advertisements"
                 } else {
                     ""
@@ -274,7 +277,6 @@ impl Net {
         };
         let span = u64::from(u16::MAX - EPHEMERAL_FIRST) + 1;
         let mut net = Net {
-            seen_addrs: iface.ip_addrs().to_vec(),
             iface,
             sockets,
             versions,
@@ -283,6 +285,7 @@ impl Net {
             static_dns: cfg.dns.clone(),
             dhcp_dns: Vec::new(),
             slaac,
+            static_ipv6_gateway: cfg.ipv6_gateway.is_some(),
             announce: versions.ipv4() && cfg.ipv4.is_some(),
             last_port: EPHEMERAL_FIRST + ((seed >> 16) % span) as u16,
         };
@@ -483,13 +486,15 @@ impl Net {
     ) -> bool {
         self.iface.poll_maintenance(now);
         let mut any = false;
+        let mut adverts: Vec<Advert> = Vec::new();
         loop {
-            let r = if self.slaac {
-                self.iface.poll_ingress_single(
-                    now,
-                    &mut guard::Guard(&mut *device),
-                    &mut self.sockets,
-                )
+            let r = if self.slaac.is_some() {
+                let mut listening = Listening {
+                    device: &mut *device,
+                    adverts: &mut adverts,
+                };
+                self.iface
+                    .poll_ingress_single(now, &mut listening, &mut self.sockets)
             } else {
                 self.iface
                     .poll_ingress_single(now, device, &mut self.sockets)
@@ -503,18 +508,15 @@ impl Net {
                 }
             }
         }
-        // Applies what a router advertisement just brought (SLAAC address,
-        // default route) before anything is sent.
-        self.iface.poll_maintenance(now);
+        // What router advertisements brought, and what expired, before
+        // anything is sent.
+        self.run_slaac(now, &adverts, device);
         while self.iface.poll_egress(now, device, &mut self.sockets)
             == PollResult::SocketStateChanged
         {
             any = true;
         }
         self.poll_dhcp();
-        if self.iface.ip_addrs() != self.seen_addrs.as_slice() {
-            self.addresses_changed();
-        }
         if self.announce {
             self.announce = false;
             if let (Some(cidr), HardwareAddress::Ethernet(mac)) =
@@ -526,28 +528,64 @@ impl Net {
         any
     }
 
-    /// Logs the IPv6 addresses SLAAC added or let expire (IPv4 changes are
-    /// logged with the DHCP lease) and picks the DNS servers anew.
-    fn addresses_changed(&mut self) {
-        let now = self.iface.ip_addrs();
-        for c in now.iter().filter(|c| !self.seen_addrs.contains(c)) {
-            if let IpCidr::Ipv6(c) = c {
-                let via = self
-                    .iface
-                    .routes()
-                    .get_default_ipv6_route()
-                    .map(|r| alloc::format!(" via {}", r.via_router))
-                    .unwrap_or_default();
-                info!("net: IPv6 {c}{via} from a router advertisement");
-            }
+    /// Takes in the router advertisements heard in this poll, drops what
+    /// expired, applies the changes to the interface, and sends a router
+    /// solicitation when one is due.
+    fn run_slaac<D: Device>(&mut self, now: Instant, adverts: &[Advert], device: &mut D) {
+        let Some(slaac) = &mut self.slaac else { return };
+        let mut changes: Vec<Change> = Vec::new();
+        for a in adverts {
+            changes.extend(slaac.advert(a, now));
         }
-        for c in self.seen_addrs.iter().filter(|c| !now.contains(c)) {
-            if let IpCidr::Ipv6(c) = c {
+        changes.extend(slaac.expire(now));
+        let solicit = slaac.solicitation_due(now);
+        for c in &changes {
+            self.apply(*c);
+        }
+        if !changes.is_empty() {
+            self.refresh_dns_servers();
+        }
+        if solicit
+            && let (HardwareAddress::Ethernet(mac), Some(tx)) =
+                (self.iface.hardware_addr(), device.transmit(now))
+        {
+            tx.consume(slaac::SOLICITATION_LEN, |buf| {
+                slaac::solicitation(mac, link_local(mac).address(), buf);
+            });
+        }
+    }
+
+    /// Puts a SLAAC change into the interface's addresses and routes, and
+    /// logs it.
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::AddressAdded(c) => {
+                let mut added = false;
+                self.iface.update_ip_addrs(|a| {
+                    added = a.push(IpCidr::Ipv6(c)).is_ok();
+                });
+                if added {
+                    info!("net: IPv6 {c} from a router advertisement");
+                } else {
+                    warn!("net: no room for IPv6 {c} from a router advertisement");
+                }
+            }
+            Change::AddressExpired(c) => {
+                self.iface
+                    .update_ip_addrs(|a| a.retain(|x| *x != IpCidr::Ipv6(c)));
                 warn!("net: IPv6 {c} expired");
             }
+            Change::RouterAdded(r) if !self.static_ipv6_gateway => {
+                if self.iface.routes_mut().add_default_ipv6_route(r).is_ok() {
+                    info!("net: IPv6 default router {r}");
+                }
+            }
+            Change::RouterRemoved(r) if !self.static_ipv6_gateway => {
+                self.iface.routes_mut().remove_default_ipv6_route();
+                warn!("net: IPv6 default router {r} gone");
+            }
+            Change::RouterAdded(_) | Change::RouterRemoved(_) => {}
         }
-        self.seen_addrs = now.to_vec();
-        self.refresh_dns_servers();
     }
 
     fn poll_dhcp(&mut self) {
@@ -602,7 +640,78 @@ impl Net {
 
     /// When the interface next needs to run (None: only on input).
     pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
-        self.iface.poll_at(now, &self.sockets)
+        let iface = self.iface.poll_at(now, &self.sockets);
+        let slaac = self.slaac.as_ref().and_then(Slaac::poll_at);
+        [iface, slaac].into_iter().flatten().min()
+    }
+}
+
+/// The device while SLAAC is on: every received frame is also offered to
+/// [`slaac::heard`], and the router advertisements found are collected (at
+/// most [`ADVERTS_PER_POLL`]; smoltcp itself ignores them).
+struct Listening<'a, D: Device> {
+    device: &'a mut D,
+    adverts: &'a mut Vec<Advert>,
+}
+
+/// Router advertisements taken in per poll; more are dropped (a flood
+/// cannot grow memory).
+const ADVERTS_PER_POLL: usize = 4;
+
+/// A received frame of [`Listening`].
+struct ListeningRx<'a, T> {
+    token: T,
+    adverts: &'a mut Vec<Advert>,
+}
+
+impl<T: RxToken> RxToken for ListeningRx<'_, T> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        let adverts = self.adverts;
+        self.token.consume(|frame| {
+            if adverts.len() < ADVERTS_PER_POLL
+                && let Some(a) = slaac::heard(frame)
+            {
+                adverts.push(a);
+            }
+            f(frame)
+        })
+    }
+
+    fn meta(&self) -> PacketMeta {
+        self.token.meta()
+    }
+}
+
+impl<D: Device> Device for Listening<'_, D> {
+    type RxToken<'b>
+        = ListeningRx<'b, D::RxToken<'b>>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = D::TxToken<'b>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let (rx, tx) = self.device.receive(timestamp)?;
+        Some((
+            ListeningRx {
+                token: rx,
+                adverts: self.adverts,
+            },
+            tx,
+        ))
+    }
+
+    fn transmit(&mut self, timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        self.device.transmit(timestamp)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.device.capabilities()
     }
 }
 
@@ -722,59 +831,15 @@ mod tests {
         }
     }
 
-    const ROUTER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
-    const ROUTER_LL: Ipv6Address = Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+    use slaac::tests::{ADDR as SLAAC_ADDR, PREFIX, ROUTER as ROUTER_LL, Ra};
 
-    /// A router advertisement from ROUTER_LL to all nodes with a valid
-    /// checksum, advertising `prefix/prefix_len` for SLAAC.
     fn router_advert(prefix: Ipv6Address, prefix_len: u8) -> Vec<u8> {
-        use smoltcp::phy::ChecksumCapabilities;
-        use smoltcp::time::Duration;
-        use smoltcp::wire::{
-            Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Packet, Ipv6Repr, NdiscPrefixInfoFlags,
-            NdiscPrefixInformation, NdiscRepr, NdiscRouterFlags,
-        };
-        let all_nodes = Ipv6Address::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-        let icmp = Icmpv6Repr::Ndisc(NdiscRepr::RouterAdvert {
-            hop_limit: 64,
-            flags: NdiscRouterFlags::empty(),
-            router_lifetime: Duration::from_secs(1800),
-            reachable_time: Duration::ZERO,
-            retrans_time: Duration::ZERO,
-            lladdr: Some(ROUTER_MAC.into()),
-            mtu: None,
-            prefix_info: Some(NdiscPrefixInformation {
-                prefix_len,
-                flags: NdiscPrefixInfoFlags::ON_LINK | NdiscPrefixInfoFlags::ADDRCONF,
-                valid_lifetime: Duration::from_secs(3600),
-                preferred_lifetime: Duration::from_secs(3600),
-                prefix,
-            }),
-        });
-        let ip = Ipv6Repr {
-            src_addr: ROUTER_LL,
-            dst_addr: all_nodes,
-            next_header: IpProtocol::Icmpv6,
-            payload_len: icmp.buffer_len(),
-            hop_limit: 255,
-        };
-        let eth = EthernetRepr {
-            src_addr: ROUTER_MAC,
-            dst_addr: EthernetAddress([0x33, 0x33, 0, 0, 0, 1]),
-            ethertype: EthernetProtocol::Ipv6,
-        };
-        let mut buf = vec![0; eth.buffer_len() + ip.buffer_len() + icmp.buffer_len()];
-        let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
-        eth.emit(&mut frame);
-        let mut packet = Ipv6Packet::new_unchecked(frame.payload_mut());
-        ip.emit(&mut packet);
-        icmp.emit(
-            &ROUTER_LL,
-            &all_nodes,
-            &mut Icmpv6Packet::new_unchecked(packet.payload_mut()),
-            &ChecksumCapabilities::default(),
-        );
-        buf
+        Ra {
+            prefix,
+            prefix_len,
+            ..Ra::default()
+        }
+        .frame()
     }
 
     fn start_net(cmdline: &str, link: &mut TestLink) -> Net {
@@ -783,11 +848,6 @@ mod tests {
         let mac = EthernetAddress([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
         Net::new(link, mac, &cfg, Instant::ZERO, 1)
     }
-
-    const PREFIX: Ipv6Address = Ipv6Address::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, 0);
-    /// PREFIX with the modified EUI-64 of 52:54:00:12:34:56.
-    const SLAAC_ADDR: Ipv6Address =
-        Ipv6Address::new(0x2001, 0xdb8, 1, 2, 0x5054, 0xff, 0xfe12, 0x3456);
 
     #[test]
     fn link_local_is_modified_eui64() {
@@ -905,35 +965,36 @@ mod tests {
         }
     }
 
-    /// The reason for `guard`: smoltcp 0.14 panics on these advertisements
-    /// by itself. When this test fails after a smoltcp upgrade, smoltcp
-    /// checks prefixes itself and `guard` can go.
     #[test]
-    fn unguarded_smoltcp_panics_on_hostile_router_advertisements() {
-        for (prefix, len) in [
-            (PREFIX, 200),
-            (Ipv6Address::new(0xff02, 0, 0, 0, 0, 0, 0, 0), 64),
-        ] {
-            let r = std::panic::catch_unwind(move || {
-                let mut link = TestLink::default();
-                let mac = EthernetAddress([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
-                let mut ic = IfaceConfig::new(HardwareAddress::Ethernet(mac));
-                ic.slaac = true;
-                let mut iface = Interface::new(ic, &mut link, Instant::ZERO);
-                iface.update_ip_addrs(|a| {
-                    let _ = a.push(IpCidr::Ipv6(link_local(mac)));
-                });
-                let mut sockets = SocketSet::new(vec![]);
-                link.rx.push_back(router_advert(prefix, len));
-                let now = Instant::from_millis(10);
-                iface.poll(now, &mut link, &mut sockets);
-                iface.poll(now, &mut link, &mut sockets);
-            });
-            assert!(
-                r.is_err(),
-                "smoltcp accepted {prefix}/{len} without panicking"
-            );
+    fn unanswered_solicitations_leave_nothing_to_poll_for() {
+        let mut link = TestLink::default();
+        let mut net = start_net("--ipv4=10.0.0.2/24", &mut link);
+        for s in 0..20 {
+            net.poll(Instant::from_secs(s), &mut link);
         }
+        let solicitations = link.tx.iter().filter(|f| f.get(54) == Some(&133)).count();
+        assert_eq!(solicitations, 3);
+        let now = Instant::from_secs(20);
+        assert!(
+            net.poll_at(now).is_none_or(|t| t > now),
+            "a deadline in the past would keep the event loop from idling"
+        );
+    }
+
+    #[test]
+    fn a_static_gateway_wins_over_advertised_routers() {
+        let mut link = TestLink::default();
+        let mut net = start_net("--ipv6=2001:db8::2/64 --ipv6-gateway=fe80::99", &mut link);
+        link.rx.push_back(router_advert(PREFIX, 64));
+        net.poll(Instant::ZERO, &mut link);
+        assert_eq!(net.ipv6().count(), 3, "link-local, static and SLAAC");
+        assert_eq!(
+            net.iface
+                .routes()
+                .get_default_ipv6_route()
+                .map(|r| r.via_router),
+            Some(IpAddress::v6(0xfe80, 0, 0, 0, 0, 0, 0, 0x99))
+        );
     }
 
     #[test]
