@@ -639,6 +639,7 @@ fn boot_seeds() {
         "--mime-type=/feed:application/rss+xml --default-mime-type=text/plain --header-timeout=3 --idle-timeout=4 --max-header-bytes=2048 --max-connections=64 --tls-resumption=off --status-interval=60",
         "--tls --production --cert-seed=x --ssh-key=rsa:abc --monitor=1.2.3.4 --unknown positional",
         "--remote=http://[::1]:80/x.git --ipv4=0.0.0.0/33",
+        "--ipv6=2001:db8::10/64 --ipv6-gateway=fe80::1 --accept-router-advertisements=false --ipv4-only=false --ipv6-only=true --dns=[2001:db8::53]:53 --dns-servers=udp:10.0.0.1:53,2001:db8::55 --ipv4=10.0.0.2/24",
     ]
     .iter()
     .enumerate()
@@ -878,7 +879,10 @@ fn image_seeds(image: Option<&Path>) {
 }
 
 fn main() {
-    let image = std::env::args().nth(1).map(PathBuf::from).filter(|p| p.exists());
+    let image = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .filter(|p| p.exists());
     let tmp = std::env::temp_dir().join(format!("unipi-seedgen-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
