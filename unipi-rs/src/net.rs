@@ -21,6 +21,7 @@
 
 pub mod slaac;
 
+use alloc::rc::{Rc, Weak};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
@@ -55,6 +56,12 @@ pub struct Net {
     static_dns: Vec<IpAddress>,
     /// The DNS servers of the current DHCP lease.
     dhcp_dns: Vec<IpAddress>,
+    /// The queries of every [`Lookup`] handed out and not answered yet,
+    /// with a handle that tells whether the lookup still exists: the
+    /// resolver keeps a slot per query until its result is taken, so the
+    /// queries of a dropped lookup (a Git fetch that timed out while
+    /// resolving) are cancelled by the next [`Net::resolve`].
+    lookups: Vec<(Weak<()>, [Option<QueryHandle>; 2])>,
     /// Router discovery and SLAAC, when on.
     slaac: Option<Slaac>,
     /// A static `--ipv6-gateway` is set: advertised routers are not used.
@@ -138,10 +145,12 @@ enum Query {
 /// A name lookup in progress: an A and an AAAA query, each only when this
 /// host could use the answer (see [`Net::resolve`]). Not `Clone`: the
 /// resolver frees its slots when the answers are taken, which
-/// [`Net::answer`] does exactly once by consuming it.
+/// [`Net::answer`] does exactly once by consuming it (or, for a dropped
+/// lookup, the next [`Net::resolve`]).
 pub struct Lookup {
     aaaa: Query,
     a: Query,
+    alive: Rc<()>,
 }
 
 impl fmt::Debug for Lookup {
@@ -284,6 +293,7 @@ impl Net {
             dns,
             static_dns: cfg.dns.clone(),
             dhcp_dns: Vec::new(),
+            lookups: Vec::new(),
             slaac,
             static_ipv6_gateway: cfg.ipv6_gateway.is_some(),
             announce: versions.ipv4() && cfg.ipv4.is_some(),
@@ -369,6 +379,7 @@ impl Net {
     /// address, A when IPv4 is on (both at once). Poll the answer with
     /// [`Net::answer`].
     pub fn resolve(&mut self, name: &str) -> Result<Lookup, ResolveError> {
+        self.cancel_abandoned_lookups();
         let want_aaaa = self.routable_ipv6().is_some();
         let want_a = self.versions.ipv4();
         if !want_aaaa && !want_a {
@@ -394,7 +405,27 @@ impl Net {
         } else {
             Query::Off
         };
-        Ok(Lookup { aaaa, a })
+        let alive = Rc::new(());
+        let handles = [aaaa, a].map(|q| match q {
+            Query::Pending(h) => Some(h),
+            _ => None,
+        });
+        self.lookups.push((Rc::downgrade(&alive), handles));
+        Ok(Lookup { aaaa, a, alive })
+    }
+
+    /// Frees the resolver slots of lookups that were dropped unanswered.
+    fn cancel_abandoned_lookups(&mut self) {
+        let s = self.sockets.get_mut::<dns::Socket>(self.dns);
+        self.lookups.retain(|(alive, handles)| {
+            if alive.strong_count() > 0 {
+                return true;
+            }
+            for h in handles.iter().flatten() {
+                s.cancel_query(*h);
+            }
+            false
+        });
     }
 
     fn start_query(&mut self, name: &str, kind: DnsQueryType) -> Result<QueryHandle, ResolveError> {
@@ -412,8 +443,16 @@ impl Net {
     /// lookup back while one is pending.
     pub fn answer(&mut self, mut lookup: Lookup) -> Answer {
         let s = self.sockets.get_mut::<dns::Socket>(self.dns);
+        let Some(entry) = self
+            .lookups
+            .iter()
+            .position(|(alive, _)| Weak::as_ptr(alive) == Rc::as_ptr(&lookup.alive))
+        else {
+            // Every lookup is registered by `resolve` until answered here.
+            return Answer::Done(Err(ResolveError::Failed));
+        };
         let mut pending = false;
-        for q in [&mut lookup.aaaa, &mut lookup.a] {
+        for (i, q) in [&mut lookup.aaaa, &mut lookup.a].into_iter().enumerate() {
             if let Query::Pending(h) = *q {
                 *q = match s.get_query_result(h) {
                     Err(GetQueryResultError::Pending) => {
@@ -423,11 +462,16 @@ impl Net {
                     Err(GetQueryResultError::Failed) => Query::Failed,
                     Ok(addrs) => addrs.first().copied().map_or(Query::Failed, Query::Found),
                 };
+                // The resolver freed the slot with the result.
+                if let Some(h) = self.lookups.get_mut(entry).and_then(|e| e.1.get_mut(i)) {
+                    *h = None;
+                }
             }
         }
         if pending {
             return Answer::Pending(lookup);
         }
+        self.lookups.swap_remove(entry);
         let found: Vec<IpAddress> = [lookup.aaaa, lookup.a]
             .into_iter()
             .filter_map(|q| match q {
@@ -995,6 +1039,41 @@ mod tests {
                 .map(|r| r.via_router),
             Some(IpAddress::v6(0xfe80, 0, 0, 0, 0, 0, 0, 0x99))
         );
+    }
+
+    #[test]
+    fn dropped_lookups_free_their_resolver_slots() {
+        let mut link = TestLink::default();
+        let mut net = start_net(
+            "--ipv4=10.0.0.2/24 --ipv6=2001:db8::2/64 --dns=10.0.0.53",
+            &mut link,
+        );
+        for name in ["a.test", "b.test", "c.test"] {
+            let lookup = net.resolve(name).unwrap();
+            assert!(matches!(
+                (lookup.aaaa, lookup.a),
+                (Query::Pending(_), Query::Pending(_))
+            ));
+            net.poll(Instant::ZERO, &mut link);
+            drop(lookup);
+        }
+        assert_eq!(net.lookups.len(), 1, "the first two were cancelled");
+        // An answered lookup leaves nothing behind.
+        let lookup = net.resolve("d.test").unwrap();
+        assert_eq!(net.lookups.len(), 1);
+        let mut lookup = lookup;
+        for s in 1..60 {
+            net.poll(Instant::from_secs(s), &mut link);
+            lookup = match net.answer(lookup) {
+                Answer::Pending(l) => l,
+                Answer::Done(r) => {
+                    assert_eq!(r, Err(ResolveError::Failed), "nobody answers");
+                    assert!(net.lookups.is_empty());
+                    return;
+                }
+            };
+        }
+        panic!("the lookup never ended");
     }
 
     #[test]

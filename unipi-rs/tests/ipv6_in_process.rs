@@ -15,7 +15,9 @@
 //! - the world's DNS server answers A and AAAA for `git.test` and records
 //!   the questions; it is reached over IPv6 (`--dns=2001:db8::1`);
 //! - for SLAAC, the world answers router solicitations with a router
-//!   advertisement for 2001:db8::/64.
+//!   advertisement for 2001:db8::/64;
+//! - a remote given as an IPv6 literal (`git://[2001:db8::1]:9418/site`)
+//!   needs no DNS.
 
 mod common;
 
@@ -69,6 +71,8 @@ struct Setup {
     app: Ipv6Address,
     /// The addresses the DNS server gives for git.test.
     records: Vec<IpAddress>,
+    /// The host of the application's `--remote` (`git.test`, or a literal).
+    remote_host: &'static str,
 }
 
 /// The other side of the link.
@@ -486,12 +490,16 @@ fn run(name: &str, cmdline: &str, setup: Setup) -> (SimPlatform, Vec<(Fetch, Str
     let read = |f: &str| -> &'static [u8] {
         Box::leak(std::fs::read(certs.join(f)).unwrap().into_boxed_slice())
     };
+    let cmdline = format!(
+        "{cmdline} --remote=git://{}:{GIT_PORT}/site --dns={WORLD_V6}",
+        setup.remote_host
+    );
     let (app_link, world_link) = Link::pair();
     let mut p = SimPlatform {
         now: Instant::ZERO,
         app_link,
         world: World::new(world_link, git.port, setup),
-        cmdline: format!("{cmdline} --remote=git://git.test:{GIT_PORT}/site --dns={WORLD_V6}"),
+        cmdline,
         tls_cert: read("server.pem"),
         tls_key: read("server.key"),
         certs,
@@ -538,6 +546,7 @@ fn static_ipv6_serves_curl_and_fetches_git_over_ipv6() {
             git_on_v6: true,
             app: APP_V6,
             records: vec![IpAddress::Ipv4(WORLD_V4), IpAddress::Ipv6(WORLD_V6)],
+            remote_host: "git.test",
         },
     );
     check_curl(&results);
@@ -569,6 +578,7 @@ fn slaac_address_from_a_router_advertisement() {
             git_on_v6: true,
             app,
             records: vec![IpAddress::Ipv4(WORLD_V4), IpAddress::Ipv6(WORLD_V6)],
+            remote_host: "git.test",
         },
     );
     check_curl(&results);
@@ -596,6 +606,7 @@ fn falls_back_to_ipv4_when_ipv6_is_refused() {
             git_on_v6: false,
             app: APP_V6,
             records: vec![IpAddress::Ipv6(WORLD_V6), IpAddress::Ipv4(WORLD_V4)],
+            remote_host: "git.test",
         },
     );
     check_curl(&results);
@@ -606,5 +617,27 @@ fn falls_back_to_ipv4_when_ipv6_is_refused() {
         Some(IpAddress::Ipv4(APP_V4)),
         "then IPv4: {:?}",
         w.git_peers
+    );
+}
+
+#[test]
+fn ipv6_literal_remote() {
+    let (p, results) = run(
+        "ipv6-literal",
+        &format!("--ipv6={APP_V6}/64 --ipv6-only=true"),
+        Setup {
+            advertise: false,
+            git_on_v6: true,
+            app: APP_V6,
+            records: vec![],
+            remote_host: "[2001:db8::1]",
+        },
+    );
+    check_curl(&results);
+    let w = &p.world;
+    assert!(w.dns_asked.is_empty(), "a literal needs no DNS");
+    assert_eq!(
+        w.git_peers.first().map(|e| e.addr),
+        Some(IpAddress::Ipv6(APP_V6))
     );
 }

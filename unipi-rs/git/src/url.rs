@@ -39,7 +39,8 @@ impl Scheme {
 /// A parsed, validated remote URL.
 ///
 /// Promises: `host` is a non-empty lowercase hostname or IPv4 literal made of
-/// `[a-z0-9.-]`; `path` starts with `/`, contains no whitespace, control characters, `?` or
+/// `[a-z0-9.-]`, or an IPv6 literal in brackets in its RFC 5952 form
+/// (`[2001:db8::1]`); `path` starts with `/`, contains no whitespace, control characters, `?` or
 /// `#`, and (for HTTP) has no trailing `/`; `branch`, if any, is a plausible git branch name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
@@ -51,9 +52,9 @@ pub struct Url {
 }
 
 impl Url {
-    /// Parses `scheme://host[:port]/path[#branch]` for the schemes `git`, `http` and `https`.
-    /// Credentials (`user@`), IPv6 literals, query strings and other schemes are rejected with
-    /// [`Error::InvalidUrl`].
+    /// Parses `scheme://host[:port]/path[#branch]` for the schemes `git`, `http` and `https`;
+    /// `host` may be an IPv6 literal in brackets (no zone). Credentials (`user@`), query
+    /// strings and other schemes are rejected with [`Error::InvalidUrl`].
     pub fn parse(input: &str) -> Result<Url, Error> {
         let bad = |reason| Err(Error::InvalidUrl { reason });
         let (main, branch) = match input.split_once('#') {
@@ -85,19 +86,38 @@ impl Url {
         if authority.contains('@') {
             return bad("credentials in the URL are not supported");
         }
-        if authority.starts_with('[') {
-            return bad("IPv6 address literals are not supported");
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => match p.parse::<u16>() {
-                Ok(n) if n != 0 && !p.starts_with('+') => (h, n),
+        let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+            let Some((literal, after)) = rest.split_once(']') else {
+                return bad("IPv6 literal without ']'");
+            };
+            let Ok(ip) = literal.parse::<core::net::Ipv6Addr>() else {
+                return bad("invalid IPv6 address literal");
+            };
+            let port = match after {
+                "" => None,
+                _ => match after.strip_prefix(':') {
+                    Some(p) => Some(p),
+                    None => return bad("invalid port"),
+                },
+            };
+            (alloc::format!("[{ip}]"), port)
+        } else {
+            let (host, port) = match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            };
+            if !valid_host(host) {
+                return bad("invalid host name");
+            }
+            (host.to_ascii_lowercase(), port)
+        };
+        let port = match port {
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n != 0 && !p.starts_with('+') => n,
                 _ => return bad("invalid port"),
             },
-            None => (authority, scheme.default_port()),
+            None => scheme.default_port(),
         };
-        if !valid_host(host) {
-            return bad("invalid host name");
-        }
         if path
             .bytes()
             .any(|b| b.is_ascii_control() || b == b' ' || b == b'?' || b >= 0x80)
@@ -117,7 +137,7 @@ impl Url {
         }
         Ok(Url {
             scheme,
-            host: host.to_ascii_lowercase(),
+            host,
             port,
             path,
             branch,
@@ -128,7 +148,7 @@ impl Url {
     pub fn scheme(&self) -> Scheme {
         self.scheme
     }
-    /// The host name or IPv4 literal (lowercase).
+    /// The host name or IPv4 literal (lowercase), or the IPv6 literal in brackets.
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -270,12 +290,38 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_literals() {
+        let u = Url::parse("git://[2001:DB8:0::1]:9419/site.git").unwrap();
+        assert_eq!(u.host(), "[2001:db8::1]");
+        assert_eq!(u.port(), 9419);
+        assert_eq!(u.host_header(), "[2001:db8::1]:9419");
+        assert_eq!(u.to_string(), "git://[2001:db8::1]:9419/site.git");
+        let u = Url::parse("https://[::1]/r.git").unwrap();
+        assert_eq!((u.host(), u.port()), ("[::1]", 443));
+        assert_eq!(u.host_header(), "[::1]");
+        for bad in [
+            "http://[::1/x",
+            "http://[::1]x/x",
+            "http://[::1]:/x",
+            "http://[::1]:0/x",
+            "http://[fe80::1%eth0]/x",
+            "http://[10.0.0.1]/x",
+            "http://[]/x",
+            "http://[::1]]/x",
+        ] {
+            assert!(
+                matches!(Url::parse(bad), Err(Error::InvalidUrl { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn rejected() {
         for bad in [
             "ftp://h/x",
             "h/x",
             "http://user:pw@h/x",
-            "http://[::1]/x",
             "http://h:0/x",
             "http://h:99999/x",
             "http://h:/x",
