@@ -126,7 +126,8 @@ impl fmt::Display for ResolveError {
                 "the DNS servers gave no address (no answer, an error, or no A/AAAA record)"
             }
             ResolveError::NoRoute => {
-                "no address to query for: IPv4 is off and there is no routable IPv6 address yet"
+                "IPv4 is off and there is no routable IPv6 address yet \
+                 (set --ipv6, or wait for a router advertisement)"
             }
         })
     }
