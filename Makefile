@@ -13,6 +13,11 @@ SHELL := /bin/bash
 # --- configuration -----------------------------------------------------------
 IPV4        ?= 192.168.254.10/24
 GATEWAY     ?= 192.168.254.1
+# IPv6: a link-local address always, SLAAC from QEMU's router advertisements
+# (prefix IPV6_NET); IPV6=fd00::10/64 adds a static address.
+IPV6        ?=
+IPV6_GATEWAY ?=
+IPV6_NET    ?= fd00::/64
 BOOTPARAMS  ?=
 NAME        ?= unipi
 RAM         ?= 128
@@ -25,6 +30,10 @@ ACCEL       ?= tcg
 QEMU_MEM    ?= 256M
 HTTPS_PORT  ?= 4433
 HTTP_PORT   ?= 8080
+# IPv6 forwards from [::1] to IPV6 (needs IPV6, and a QEMU whose user network
+# forwards IPv6 host ports: QEMU 7.2 rejects the rule, see docs/ipv6.md).
+HTTPS6_PORT ?=
+HTTP6_PORT  ?=
 QEMU_NETDEV_EXTRA_OPTS ?=
 comma := ,
 # Site source: by default the guest fetches $(SITE), turned into the bare
@@ -73,7 +82,7 @@ else
 endif
 
 acme_params := $(if $(filter staging,$(ACME)),--tls,$(if $(filter production,$(ACME)),--tls --production,$(if $(ACME),--acme-directory=$(ACME))))
-boot_params := $(strip $(if $(IPV4),--ipv4=$(IPV4)) $(if $(GATEWAY),--ipv4-gateway=$(GATEWAY)) $(if $(remote_url),--remote=$(remote_url)) $(if $(DOMAIN),--hostname=$(DOMAIN)) $(acme_params) $(BOOTPARAMS))
+boot_params := $(strip $(if $(IPV4),--ipv4=$(IPV4)) $(if $(GATEWAY),--ipv4-gateway=$(GATEWAY)) $(if $(IPV6),--ipv6=$(IPV6)) $(if $(IPV6_GATEWAY),--ipv6-gateway=$(IPV6_GATEWAY)) $(if $(remote_url),--remote=$(remote_url)) $(if $(DOMAIN),--hostname=$(DOMAIN)) $(acme_params) $(BOOTPARAMS))
 
 .PHONY: all help run test test-host test-e2e deps clean subjects FORCE
 
@@ -84,7 +93,9 @@ help:
 	@echo "variables: IPV4=$(IPV4) GATEWAY=$(GATEWAY) BOOTPARAMS=$(BOOTPARAMS)"
 	@echo "  NAME=$(NAME) RAM=$(RAM) (MiB) SITE=$(SITE) CERT=$(CERT) KEY=$(KEY)"
 	@echo "  MACHINE=$(MACHINE) (microvm|pc) ACCEL=$(ACCEL) (tcg|kvm) QEMU_MEM=$(QEMU_MEM)"
+	@echo "  IPV6=$(IPV6) IPV6_GATEWAY=$(IPV6_GATEWAY) IPV6_NET=$(IPV6_NET) (QEMU's IPv6 prefix)"
 	@echo "  HTTPS_PORT=$(HTTPS_PORT) HTTP_PORT=$(HTTP_PORT) (host ports on 127.0.0.1)"
+	@echo "  HTTPS6_PORT=$(HTTPS6_PORT) HTTP6_PORT=$(HTTP6_PORT) (host ports on [::1]; need IPV6 and a QEMU that forwards IPv6)"
 	@echo "  QEMU_NETDEV_EXTRA_OPTS=$(QEMU_NETDEV_EXTRA_OPTS) MINOR_FRAME=$(MINOR_FRAME) (us)"
 	@echo "  REPO=$(REPO) REPO_BRANCH=$(REPO_BRANCH) REMOTE=$(REMOTE) REMOTE_CA=$(REMOTE_CA)"
 	@echo "  DOMAIN=$(DOMAIN) ACME=$(ACME) (staging|production|URL) ACME_CA=$(ACME_CA)"
@@ -187,7 +198,15 @@ else
 endif
 # With DHCP (IPV4=) QEMU's DHCP server hands out .15, the default hostfwd target.
 fwd_ip := $(if $(IPV4),$(GUEST_IP),)
-qemu_netdev := user,id=n0,restrict=on,net=192.168.254.0/24,host=192.168.254.1,hostfwd=tcp:127.0.0.1:$(HTTPS_PORT)-$(fwd_ip):4433,hostfwd=tcp:127.0.0.1:$(HTTP_PORT)-$(fwd_ip):80$(if $(guestfwd),$(comma)$(guestfwd))$(if $(QEMU_NETDEV_EXTRA_OPTS),$(comma)$(QEMU_NETDEV_EXTRA_OPTS))
+# IPv6 forwards go to the static IPV6 address (QEMU needs a concrete one).
+GUEST_IP6 := $(firstword $(subst /, ,$(IPV6)))
+ifneq ($(HTTPS6_PORT)$(HTTP6_PORT),)
+  ifeq ($(IPV6),)
+    $(error HTTPS6_PORT/HTTP6_PORT forward to the static IPv6 address: set IPV6 too, e.g. IPV6=fd00::10/64)
+  endif
+endif
+fwd6 := $(if $(HTTPS6_PORT),$(comma)hostfwd=tcp:[::1]:$(HTTPS6_PORT)-[$(GUEST_IP6)]:4433)$(if $(HTTP6_PORT),$(comma)hostfwd=tcp:[::1]:$(HTTP6_PORT)-[$(GUEST_IP6)]:80)
+qemu_netdev := user,id=n0,restrict=on,net=192.168.254.0/24,host=192.168.254.1,ipv4=on,ipv6=on,ipv6-net=$(IPV6_NET),hostfwd=tcp:127.0.0.1:$(HTTPS_PORT)-$(fwd_ip):4433,hostfwd=tcp:127.0.0.1:$(HTTP_PORT)-$(fwd_ip):80$(fwd6)$(if $(guestfwd),$(comma)$(guestfwd))$(if $(QEMU_NETDEV_EXTRA_OPTS),$(comma)$(QEMU_NETDEV_EXTRA_OPTS))
 
 QEMU_CMD = qemu-system-x86_64 $(qemu_machine) $(qemu_accel) -m $(QEMU_MEM) -smp 1 \
 	-nodefaults -no-user-config -display none -serial stdio -no-reboot \

@@ -10,7 +10,11 @@
 //! |---|---|---|
 //! | `--ipv4=A.B.C.D/N` | DHCP | static address and prefix |
 //! | `--ipv4-gateway=A.B.C.D` | none | default gateway |
-//! | `--dns=A.B.C.D` (repeatable), `--dns-servers=A,B` | DHCP's | resolvers (at most 4) |
+//! | `--ipv6=ADDR/N` | none | static IPv6 address and prefix (a link-local address is always added) |
+//! | `--ipv6-gateway=ADDR` | none | IPv6 default gateway (may be link-local) |
+//! | `--accept-router-advertisements=BOOL` | `true` | SLAAC: IPv6 address and default route from router advertisements |
+//! | `--ipv4-only=BOOL`, `--ipv6-only=BOOL` | `false` | run one IP version only |
+//! | `--dns=ADDR` (repeatable), `--dns-servers=A,B` | DHCP's | resolvers (at most 4): `A.B.C.D`, `2001:db8::53` or `[2001:db8::53]`, each optionally `udp:`-prefixed and `:53`-suffixed |
 //! | `--mac=xx:xx:xx:xx:xx:xx` | platform's | Ethernet address (unicast) |
 //! | `--hostname=NAME` | none | redirect host (else the `Host` header) |
 //! | `--port=N` | 80 | plain-HTTP port (redirects to HTTPS) |
@@ -60,7 +64,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use log::LevelFilter;
-use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
+use smoltcp::wire::{EthernetAddress, IpAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};
 
 /// Most DNS servers kept.
 pub const MAX_DNS_SERVERS: usize = 4;
@@ -81,6 +85,30 @@ pub enum Compression {
     Off,
 }
 
+/// Which IP versions the interface runs (`--ipv4-only`, `--ipv6-only`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IpVersions {
+    /// Dual stack: IPv4 and IPv6.
+    #[default]
+    Both,
+    /// IPv4 only (`--ipv4-only=true`).
+    Ipv4Only,
+    /// IPv6 only (`--ipv6-only=true`).
+    Ipv6Only,
+}
+
+impl IpVersions {
+    /// IPv4 is on.
+    pub fn ipv4(self) -> bool {
+        self != IpVersions::Ipv6Only
+    }
+
+    /// IPv6 is on.
+    pub fn ipv6(self) -> bool {
+        self != IpVersions::Ipv4Only
+    }
+}
+
 /// The parsed boot parameters. Every field has a usable default.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -88,8 +116,18 @@ pub struct Config {
     pub ipv4: Option<Ipv4Cidr>,
     /// Default gateway for the static address.
     pub ipv4_gateway: Option<Ipv4Address>,
-    /// DNS resolvers (empty: use DHCP's).
-    pub dns: Vec<Ipv4Address>,
+    /// Static IPv6 address with prefix (besides the link-local address,
+    /// which is always there).
+    pub ipv6: Option<Ipv6Cidr>,
+    /// IPv6 default gateway.
+    pub ipv6_gateway: Option<Ipv6Address>,
+    /// Configure an IPv6 address and default route from router
+    /// advertisements (SLAAC).
+    pub accept_router_advertisements: bool,
+    /// The IP versions in use.
+    pub ip_versions: IpVersions,
+    /// DNS resolvers, IPv4 or IPv6 (empty: use DHCP's).
+    pub dns: Vec<IpAddress>,
     /// Ethernet address override.
     pub mac: Option<EthernetAddress>,
     /// Host name for redirects (lowercase).
@@ -169,6 +207,10 @@ impl Default for Config {
         Config {
             ipv4: None,
             ipv4_gateway: None,
+            ipv6: None,
+            ipv6_gateway: None,
+            accept_router_advertisements: true,
+            ip_versions: IpVersions::Both,
             dns: Vec::new(),
             mac: None,
             hostname: None,
@@ -376,6 +418,11 @@ const MON: &str = "remote logging and metrics are not implemented; logs go to th
 const FLAGS: &[(&str, Kind)] = &[
     ("ipv4", Kind::Value),
     ("ipv4-gateway", Kind::Value),
+    ("ipv6", Kind::Value),
+    ("ipv6-gateway", Kind::Value),
+    ("accept-router-advertisements", Kind::Value),
+    ("ipv4-only", Kind::Value),
+    ("ipv6-only", Kind::Value),
     ("dns", Kind::Value),
     ("dns-servers", Kind::Value),
     ("mac", Kind::Value),
@@ -579,6 +626,19 @@ impl Config {
                 });
             }
         }
+        match cfg.ip_versions {
+            IpVersions::Ipv6Only if cfg.ipv4.is_some() || cfg.ipv4_gateway.is_some() => {
+                errors.push(ConfigError::Conflict {
+                    message: "--ipv6-only=true: --ipv4 and --ipv4-gateway are ignored",
+                });
+            }
+            IpVersions::Ipv4Only if cfg.ipv6.is_some() || cfg.ipv6_gateway.is_some() => {
+                errors.push(ConfigError::Conflict {
+                    message: "--ipv4-only=true: --ipv6 and --ipv6-gateway are ignored",
+                });
+            }
+            _ => {}
+        }
         if cfg.port == cfg.https_port {
             if port_given {
                 cfg.https_port = if cfg.port == 4433 { 443 } else { 4433 };
@@ -645,6 +705,37 @@ impl Config {
             "acme-retry" => self.acme.retry_first = parse_num(v, 1, 86_400)?,
             "ipv4" => self.ipv4 = Some(parse_cidr(v)?),
             "ipv4-gateway" => self.ipv4_gateway = Some(parse_ipv4(v)?),
+            "ipv6" => self.ipv6 = Some(parse_cidr6(v)?),
+            "ipv6-gateway" => {
+                let gw = parse_ipv6(v)?;
+                if !is_host_ipv6(gw) {
+                    return Err("not a unicast address");
+                }
+                self.ipv6_gateway = Some(gw);
+            }
+            "accept-router-advertisements" => {
+                self.accept_router_advertisements = parse_switch(v)?;
+            }
+            "ipv4-only" => {
+                self.ip_versions = match (parse_switch(v)?, self.ip_versions) {
+                    (true, IpVersions::Ipv6Only) => {
+                        return Err("contradicts --ipv6-only=true, which stays in force");
+                    }
+                    (true, _) => IpVersions::Ipv4Only,
+                    (false, IpVersions::Ipv4Only) => IpVersions::Both,
+                    (false, same) => same,
+                }
+            }
+            "ipv6-only" => {
+                self.ip_versions = match (parse_switch(v)?, self.ip_versions) {
+                    (true, IpVersions::Ipv4Only) => {
+                        return Err("contradicts --ipv4-only=true, which stays in force");
+                    }
+                    (true, _) => IpVersions::Ipv6Only,
+                    (false, IpVersions::Ipv6Only) => IpVersions::Both,
+                    (false, same) => same,
+                }
+            }
             "dns" => self.add_dns(parse_dns(v)?)?,
             "dns-servers" => {
                 let mut list = Vec::new();
@@ -735,7 +826,7 @@ impl Config {
         Ok(())
     }
 
-    fn add_dns(&mut self, a: Ipv4Address) -> Result<(), &'static str> {
+    fn add_dns(&mut self, a: IpAddress) -> Result<(), &'static str> {
         if self.dns.contains(&a) {
             return Ok(());
         }
@@ -811,7 +902,39 @@ fn parse_cidr(v: &str) -> Result<Ipv4Cidr, &'static str> {
     Ok(Ipv4Cidr::new(addr, prefix))
 }
 
-fn parse_dns(v: &str) -> Result<Ipv4Address, &'static str> {
+/// An IPv6 address, plain or in brackets (`2001:db8::1`, `[2001:db8::1]`).
+fn parse_ipv6(v: &str) -> Result<Ipv6Address, &'static str> {
+    let plain = v
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(v);
+    Ipv6Address::from_str(plain).map_err(|_| "expected an IPv6 address such as 2001:db8::1")
+}
+
+/// A unicast address a host may have or talk to: not unspecified,
+/// multicast, loopback or IPv4-mapped.
+fn is_host_ipv6(a: Ipv6Address) -> bool {
+    !(a.is_unspecified() || a.is_multicast() || a.is_loopback() || a.to_ipv4_mapped().is_some())
+}
+
+fn parse_cidr6(v: &str) -> Result<Ipv6Cidr, &'static str> {
+    let (addr, prefix) = v
+        .split_once('/')
+        .ok_or("expected ADDR/N, e.g. 2001:db8::10/64")?;
+    let addr = parse_ipv6(addr)?;
+    let prefix = parse_num(prefix, 0, 128).map_err(|_| "prefix length must be 0..128")? as u8;
+    if !is_host_ipv6(addr) {
+        return Err("not a host address");
+    }
+    if addr.is_unicast_link_local() {
+        return Err("the link-local address is derived from the MAC; give a routable address");
+    }
+    Ok(Ipv6Cidr::new(addr, prefix))
+}
+
+/// `[udp:]ADDR[:53]` with ADDR an IPv4 address, or an IPv6 address in
+/// brackets (`[2001:db8::53]:53`) or plain (`2001:db8::53`, no port then).
+fn parse_dns(v: &str) -> Result<IpAddress, &'static str> {
     let v = match v.strip_prefix("udp:") {
         Some(rest) => rest,
         None if v.starts_with("tcp:") || v.starts_with("tls:") => {
@@ -819,12 +942,36 @@ fn parse_dns(v: &str) -> Result<Ipv4Address, &'static str> {
         }
         None => v,
     };
-    let addr = match v.rsplit_once(':') {
-        Some((a, "53")) => a,
-        Some(_) => return Err("DNS port must be 53"),
-        None => v,
+    let (addr, port) = if let Some(rest) = v.strip_prefix('[') {
+        let (a, after) = rest.split_once(']').ok_or("missing ']'")?;
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or("expected [ADDR] or [ADDR]:53")?,
+            ),
+        };
+        (IpAddress::Ipv6(parse_ipv6(a)?), port)
+    } else if v.matches(':').count() > 1 {
+        (IpAddress::Ipv6(parse_ipv6(v)?), None)
+    } else {
+        match v.split_once(':') {
+            Some((a, p)) => (IpAddress::Ipv4(parse_ipv4(a)?), Some(p)),
+            None => (IpAddress::Ipv4(parse_ipv4(v)?), None),
+        }
     };
-    parse_ipv4(addr)
+    if port.is_some_and(|p| p != "53") {
+        return Err("DNS port must be 53");
+    }
+    let usable = match addr {
+        IpAddress::Ipv4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()),
+        IpAddress::Ipv6(a) => is_host_ipv6(a),
+    };
+    if !usable {
+        return Err("not a unicast address");
+    }
+    Ok(addr)
 }
 
 fn parse_mac(v: &str) -> Result<EthernetAddress, &'static str> {
@@ -1048,7 +1195,7 @@ mod tests {
         );
         assert_eq!(
             c.dns,
-            vec![Ipv4Address::new(9, 9, 9, 9), Ipv4Address::new(1, 1, 1, 1)]
+            vec![IpAddress::v4(9, 9, 9, 9), IpAddress::v4(1, 1, 1, 1)]
         );
         let c = ok("--dns-servers=udp:8.8.8.8,8.8.4.4:53");
         assert_eq!(c.dns.len(), 2);
@@ -1078,6 +1225,111 @@ mod tests {
         let (c, e) = err("--dns=1.1.1.1 --dns=1.1.1.2 --dns=1.1.1.3 --dns=1.1.1.4 --dns=1.1.1.5");
         assert_eq!(c.dns.len(), MAX_DNS_SERVERS);
         assert_eq!(e.len(), 1);
+    }
+
+    #[test]
+    fn ipv6_flags() {
+        let c = ok("--ipv6=2001:db8::10/64 --ipv6-gateway=fe80::1 \
+                    --accept-router-advertisements=false");
+        assert_eq!(
+            c.ipv6,
+            Some(Ipv6Cidr::new(
+                Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10),
+                64
+            ))
+        );
+        assert_eq!(
+            c.ipv6_gateway,
+            Some(Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1))
+        );
+        assert!(!c.accept_router_advertisements);
+        assert!(ok("").accept_router_advertisements);
+        assert_eq!(ok("").ip_versions, IpVersions::Both);
+        assert_eq!(
+            ok("--ipv6-gateway [fd00::1] --ipv6 fd00::10/128").ipv6_gateway,
+            Some(Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 1))
+        );
+        for bad in [
+            "--ipv6=2001:db8::10",
+            "--ipv6=2001:db8::10/129",
+            "--ipv6=2001:db8::10/x",
+            "--ipv6=fe80::1/64",
+            "--ipv6=::/0",
+            "--ipv6=::1/128",
+            "--ipv6=ff02::1/64",
+            "--ipv6=::ffff:10.0.0.1/96",
+            "--ipv6=10.0.0.1/24",
+            "--ipv6=2001:db8::10%eth0/64",
+            "--ipv6-gateway=ff02::2",
+            "--ipv6-gateway=::",
+            "--ipv6-gateway=10.0.0.1",
+            "--accept-router-advertisements=maybe",
+            "--ipv4-only=1",
+        ] {
+            let (c, e) = err(bad);
+            assert!(matches!(e[0], ConfigError::Invalid { .. }), "{bad}: {e:?}");
+            assert_eq!((c.ipv6, c.ipv6_gateway), (None, None), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ip_versions() {
+        assert_eq!(ok("--ipv4-only=true").ip_versions, IpVersions::Ipv4Only);
+        assert_eq!(ok("--ipv6-only true").ip_versions, IpVersions::Ipv6Only);
+        assert_eq!(ok("--ipv6-only=false").ip_versions, IpVersions::Both);
+        assert_eq!(
+            ok("--ipv4-only=true --ipv4-only=false").ip_versions,
+            IpVersions::Both
+        );
+        assert!(IpVersions::Ipv4Only.ipv4() && !IpVersions::Ipv4Only.ipv6());
+        assert!(!IpVersions::Ipv6Only.ipv4() && IpVersions::Ipv6Only.ipv6());
+        assert!(IpVersions::Both.ipv4() && IpVersions::Both.ipv6());
+        // Contradictions: the first one stays in force.
+        let (c, e) = err("--ipv4-only=true --ipv6-only=true");
+        assert_eq!(c.ip_versions, IpVersions::Ipv4Only);
+        assert!(matches!(
+            e[0],
+            ConfigError::Invalid {
+                flag: "ipv6-only",
+                ..
+            }
+        ));
+        // A family that is off makes its addresses moot, and says so.
+        let (c, e) = err("--ipv6-only=true --ipv4=10.0.0.2/24");
+        assert_eq!(c.ip_versions, IpVersions::Ipv6Only);
+        assert!(matches!(e[0], ConfigError::Conflict { .. }), "{e:?}");
+        let (_, e) = err("--ipv6=2001:db8::1/64 --ipv4-only=true");
+        assert!(matches!(e[0], ConfigError::Conflict { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn dns_servers_of_both_versions() {
+        let c = ok("--dns=2001:db8::53 --dns=[2001:db8::54]:53 \
+                    --dns-servers=udp:10.0.0.1:53,udp:[fd00::3]");
+        assert_eq!(
+            c.dns,
+            vec![
+                IpAddress::v6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x53),
+                IpAddress::v6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x54),
+                IpAddress::v4(10, 0, 0, 1),
+                IpAddress::v6(0xfd00, 0, 0, 0, 0, 0, 0, 3),
+            ]
+        );
+        for bad in [
+            "--dns=[2001:db8::53]:54",
+            "--dns=[2001:db8::53]x",
+            "--dns=[2001:db8::53",
+            "--dns=2001:db8::53:54:55:56:57:58",
+            "--dns=ff02::1",
+            "--dns=::",
+            "--dns=[10.0.0.1]",
+            "--dns=0.0.0.0",
+            "--dns=tcp:[2001:db8::53]",
+        ] {
+            let (c, e) = err(bad);
+            assert!(matches!(e[0], ConfigError::Invalid { .. }), "{bad}: {e:?}");
+            assert!(c.dns.is_empty(), "{bad}");
+        }
     }
 
     #[test]

@@ -15,17 +15,26 @@
 //!
 //! Outgoing connections start with [`Dial`]: resolve the host name, connect,
 //! then the layer's handshake, one step per call, never blocking.
+//!
+//! Dual stack: a name is looked up as AAAA and A at once ([`Net::resolve`]
+//! asks for AAAA only when this host has a routable IPv6 address), and
+//! [`Dial`] connects to the IPv6 address first. If that connection is
+//! refused, reset, or unanswered for [`FALLBACK_AFTER`], it tries the IPv4
+//! address: a sequential form of "happy eyeballs" (RFC 8305 runs the
+//! attempts in parallel; one socket per dial here).
 
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::fmt;
 use core::str::FromStr;
 
 use rustls::ClientConfig;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
+use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint};
 
 use crate::net::{Answer, ConnectError, Lookup, Net, ResolveError};
@@ -584,11 +593,28 @@ pub enum DialStatus {
     Open,
 }
 
+/// How long a connection attempt may wait for the SYN-ACK when another
+/// address of the name is left to try (the last attempt waits as long as
+/// TCP and the caller's own timeouts allow).
+pub const FALLBACK_AFTER: Duration = Duration::from_secs(2);
+
 enum DialState {
     Resolving(Lookup),
-    Connecting(IpEndpoint),
+    /// Waiting for the SYN-ACK from `remote`; `fallbacks` are the name's
+    /// other addresses, tried in order if this attempt fails.
+    Connecting {
+        remote: IpEndpoint,
+        fallbacks: Vec<IpAddress>,
+    },
     Handshaking,
     Open,
+}
+
+/// `[2001:db8::1]` → `2001:db8::1`; anything else unchanged.
+fn unbracket(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 /// An outgoing connection: resolve, connect, handshake, then a [`Stream`].
@@ -600,9 +626,11 @@ pub struct Dial {
 
 impl Dial {
     /// Starts connecting `socket` to `target`.
+    /// `target.host` is a name, an IPv4 literal, or an IPv6 literal with or
+    /// without brackets.
     pub fn start(net: &mut Net, socket: SocketHandle, target: Target) -> Result<Dial, DialError> {
-        let state = match IpAddress::from_str(&target.host) {
-            Ok(ip) => Self::connect(net, socket, IpEndpoint::new(ip, target.port))?,
+        let state = match IpAddress::from_str(unbracket(&target.host)) {
+            Ok(ip) => Self::connect(net, socket, target.port, ip, &[])?,
             Err(_) => match net.resolve(&target.host) {
                 Ok(l) => {
                     log::debug!("resolving {}", target.host);
@@ -624,14 +652,35 @@ impl Dial {
         })
     }
 
+    /// Connects to `first`, or else to the first of `rest` that can be
+    /// tried; the addresses after it become the fallbacks.
     fn connect(
         net: &mut Net,
         socket: SocketHandle,
-        remote: IpEndpoint,
+        port: u16,
+        first: IpAddress,
+        rest: &[IpAddress],
     ) -> Result<DialState, DialError> {
-        net.connect(socket, remote).map_err(DialError::Connect)?;
-        log::debug!("connecting to {remote}");
-        Ok(DialState::Connecting(remote))
+        let mut remote = IpEndpoint::new(first, port);
+        let mut rest = rest.iter();
+        loop {
+            match net.connect(socket, remote) {
+                Ok(()) => {
+                    let fallbacks: Vec<IpAddress> = rest.copied().collect();
+                    let timeout = (!fallbacks.is_empty()).then_some(FALLBACK_AFTER);
+                    net.tcp(socket).set_timeout(timeout);
+                    log::debug!("connecting to {remote}");
+                    return Ok(DialState::Connecting { remote, fallbacks });
+                }
+                Err(e) => match rest.next() {
+                    Some(next) => {
+                        log::debug!("{e}; trying {next}");
+                        remote = IpEndpoint::new(*next, port);
+                    }
+                    None => return Err(DialError::Connect(e)),
+                },
+            }
+        }
     }
 
     /// The host name (or address) being connected to.
@@ -648,10 +697,16 @@ impl Dial {
                         self.state = DialState::Resolving(l);
                         return Ok(DialStatus::Pending);
                     }
-                    Answer::Done(Ok(ip)) => {
-                        log::debug!("{} is {ip}", self.target.host);
-                        let remote = IpEndpoint::new(ip, self.target.port);
-                        self.state = Self::connect(net, self.stream.socket, remote)?;
+                    Answer::Done(Ok(addrs)) => {
+                        log::debug!("{} is {addrs:?}", self.target.host);
+                        let Some((first, rest)) = addrs.split_first() else {
+                            return Err(DialError::Resolve {
+                                host: self.target.host.clone(),
+                                reason: ResolveError::Failed,
+                            });
+                        };
+                        self.state =
+                            Self::connect(net, self.stream.socket, self.target.port, *first, rest)?;
                     }
                     Answer::Done(Err(reason)) => {
                         return Err(DialError::Resolve {
@@ -660,16 +715,20 @@ impl Dial {
                         });
                     }
                 },
-                DialState::Connecting(remote) => match net.tcp(self.stream.socket).state() {
+                DialState::Connecting { remote, fallbacks } => match net
+                    .tcp(self.stream.socket)
+                    .state()
+                {
                     tcp::State::SynSent | tcp::State::SynReceived => {
-                        self.state = DialState::Connecting(remote);
+                        self.state = DialState::Connecting { remote, fallbacks };
                         return Ok(DialStatus::Pending);
                     }
                     tcp::State::Established => {
+                        net.tcp(self.stream.socket).set_timeout(None);
                         let layer: Result<Box<dyn Layer>, LayerError> = match &self.target.security
                         {
                             Security::Plain => Ok(Box::new(Plain)),
-                            Security::Tls(cfg) => ClientTls::client(cfg.clone(), &self.target.host)
+                            Security::Tls(cfg) => ClientTls::client(cfg.clone(), unbracket(&self.target.host))
                                 .map(|t| Box::new(t) as Box<dyn Layer>)
                                 .map_err(LayerError::Tls),
                             Security::Ssh(cfg) => SshLayer::new((**cfg).clone())
@@ -682,7 +741,22 @@ impl Dial {
                         })?;
                         self.state = DialState::Handshaking;
                     }
-                    _ => return Err(DialError::Refused { remote }),
+                    _ => match fallbacks.split_first() {
+                        Some((next, rest)) => {
+                            log::info!(
+                                "{}: no connection to {remote}; trying {next}",
+                                self.target.host
+                            );
+                            self.state = Self::connect(
+                                net,
+                                self.stream.socket,
+                                self.target.port,
+                                *next,
+                                rest,
+                            )?;
+                        }
+                        None => return Err(DialError::Refused { remote }),
+                    },
                 },
                 DialState::Handshaking => {
                     if let Err(error) = self.stream.exchange(net) {

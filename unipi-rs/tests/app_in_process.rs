@@ -4,68 +4,16 @@
 //! `git daemon` on 127.0.0.1, and an HTTP client. This covers what QEMU's
 //! restricted network cannot: resolving the remote's host name.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::rc::Rc;
+mod common;
+
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
+use common::{GitDaemon, Link, Pipe, TempDir, dns_answer};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 use unipi::platform::{HeapStats, Platform};
-
-type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
-
-/// One end of an in-memory Ethernet link.
-struct Link {
-    rx: Queue,
-    tx: Queue,
-}
-
-struct Rx(Vec<u8>);
-struct Tx(Queue);
-
-impl RxToken for Rx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl TxToken for Tx {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0; len];
-        let r = f(&mut buf);
-        self.0.borrow_mut().push_back(buf);
-        r
-    }
-}
-
-impl Device for Link {
-    type RxToken<'a> = Rx;
-    type TxToken<'a> = Tx;
-
-    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx)> {
-        let frame = self.rx.borrow_mut().pop_front()?;
-        Some((Rx(frame), Tx(self.tx.clone())))
-    }
-
-    fn transmit(&mut self, _: Instant) -> Option<Tx> {
-        Some(Tx(self.tx.clone()))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = 1514;
-        c
-    }
-}
 
 const WORLD_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
 const APP_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
@@ -78,7 +26,7 @@ struct World {
     dns: SocketHandle,
     relay_listen: SocketHandle,
     relay_to: u16,
-    relay: Option<TcpStream>,
+    relay: Option<Pipe>,
     client: SocketHandle,
     client_started: bool,
     attempts: u16,
@@ -136,7 +84,9 @@ impl World {
         let s = self.sockets.get_mut::<udp::Socket>(self.dns);
         while let Ok((q, meta)) = s.recv() {
             let q = q.to_vec();
-            if let Some((name, answer)) = dns_answer(&q) {
+            if let Some((name, _, answer)) =
+                dns_answer(&q, "git.test", &[IpAddress::Ipv4(WORLD_IP)])
+            {
                 self.dns_answered.push(name);
                 s.send_slice(&answer, meta.endpoint).unwrap();
                 busy = true;
@@ -145,33 +95,12 @@ impl World {
         // Relay git.test:9418 <-> git daemon on 127.0.0.1.
         let l = self.sockets.get_mut::<tcp::Socket>(self.relay_listen);
         if l.is_active() && self.relay.is_none() && l.state() == tcp::State::Established {
-            let t = TcpStream::connect(("127.0.0.1", self.relay_to)).unwrap();
-            t.set_nonblocking(true).unwrap();
-            self.relay = Some(t);
+            let t = std::net::TcpStream::connect(("127.0.0.1", self.relay_to)).unwrap();
+            self.relay = Some(Pipe::new(t));
         }
-        if let Some(t) = &mut self.relay {
-            let mut buf = [0u8; 16384];
-            while l.can_recv() {
-                let n = l.recv_slice(&mut buf).unwrap();
-                t.set_nonblocking(false).unwrap();
-                t.write_all(&buf[..n]).unwrap();
-                t.set_nonblocking(true).unwrap();
-                busy = true;
-            }
-            while l.send_capacity() - l.send_queue() >= buf.len() {
-                match t.read(&mut buf) {
-                    Ok(0) => {
-                        l.close();
-                        break;
-                    }
-                    Ok(n) => {
-                        l.send_slice(&buf[..n]).unwrap();
-                        busy = true;
-                    }
-                    Err(_) => break,
-                }
-            }
-            if !l.is_open() {
+        if let Some(pipe) = &mut self.relay {
+            busy |= pipe.pump(l);
+            if pipe.finished(l) && !l.is_open() {
                 self.relay = None;
                 l.listen(9418).unwrap();
             }
@@ -216,32 +145,6 @@ impl World {
         }
         None
     }
-}
-
-/// A DNS answer for an A query of `git.test`: (name, response bytes).
-fn dns_answer(q: &[u8]) -> Option<(String, Vec<u8>)> {
-    if q.len() < 12 || q[4..6] != [0, 1] {
-        return None;
-    }
-    let mut i = 12;
-    let mut labels = Vec::new();
-    while i < q.len() && q[i] != 0 {
-        let l = q[i] as usize;
-        labels.push(String::from_utf8_lossy(q.get(i + 1..i + 1 + l)?).into_owned());
-        i += 1 + l;
-    }
-    let qend = i + 5; // zero label + type + class
-    let name = labels.join(".");
-    if name != "git.test" || q.get(i + 1..i + 3) != Some(&[0, 1]) {
-        return None;
-    }
-    let mut r = q[..qend].to_vec();
-    r[2] = 0x81; // response, recursion desired
-    r[3] = 0x80; // recursion available, no error
-    r[6..8].copy_from_slice(&[0, 1]); // one answer
-    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
-    r.extend_from_slice(&WORLD_IP.octets());
-    Some((name, r))
 }
 
 struct SimPlatform {
@@ -313,88 +216,21 @@ impl Platform for SimPlatform {
         HeapStats::default()
     }
     fn running(&mut self) -> bool {
-        !self.stop
+        // Also bounded here: virtual time only passes in `wait`.
+        !self.stop && StdInstant::now() < self.deadline
     }
-}
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let st = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .status()
-        .expect("git is required (apt-get install git)");
-    assert!(st.success(), "git {args:?}");
 }
 
 #[test]
 fn fetches_from_a_host_name_and_serves_it() {
-    let tmp = std::env::temp_dir().join(format!("unipi-app-in-process-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let repo = tmp.join("site");
-    std::fs::create_dir_all(&repo).unwrap();
-    std::fs::write(repo.join("index.html"), b"<h1>resolved and fetched</h1>\n").unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-qm", "site"]);
+    let tmp = TempDir::new("app-in-process");
+    let git = GitDaemon::start(&tmp.0, b"<h1>resolved and fetched</h1>\n");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let exec_path = String::from_utf8(
-        Command::new("git")
-            .arg("--exec-path")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let daemon = Command::new(format!("{}/git-daemon", exec_path.trim()))
-        .args([
-            "--export-all",
-            "--reuseaddr",
-            "--listen=127.0.0.1",
-            &format!("--port={port}"),
-        ])
-        .arg(format!("--base-path={}", tmp.display()))
-        .arg(&tmp)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("git-daemon");
-    let _daemon = Daemon(daemon);
-    let t0 = StdInstant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < StdDuration::from_secs(10),
-            "git daemon did not start"
-        );
-        std::thread::sleep(StdDuration::from_millis(20));
-    }
-
-    let a: Queue = Rc::default();
-    let b: Queue = Rc::default();
+    let (app_link, world_link) = Link::pair();
     let mut p = SimPlatform {
         now: Instant::ZERO,
-        app_link: Link {
-            rx: a.clone(),
-            tx: b.clone(),
-        },
-        world: World::new(Link { rx: b, tx: a }, port),
+        app_link,
+        world: World::new(world_link, git.port),
         cmdline: format!(
             "--ipv4={APP_IP}/24 --dns={WORLD_IP} --remote=git://git.test:9418/site --port=80"
         ),
@@ -403,7 +239,6 @@ fn fetches_from_a_host_name_and_serves_it() {
         deadline: StdInstant::now() + StdDuration::from_secs(60),
     };
     assert_eq!(unipi::run(&mut p), 0);
-    let _ = std::fs::remove_dir_all(&tmp);
 
     assert_eq!(
         p.world.dns_answered,

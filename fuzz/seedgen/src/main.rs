@@ -698,6 +698,7 @@ fn boot_seeds() {
         "--mime-type=/feed:application/rss+xml --default-mime-type=text/plain --header-timeout=3 --idle-timeout=4 --max-header-bytes=2048 --max-connections=64 --tls-resumption=off --status-interval=60",
         "--tls --production --cert-seed=x --ssh-key=rsa:abc --monitor=1.2.3.4 --unknown positional",
         "--remote=http://[::1]:80/x.git --ipv4=0.0.0.0/33",
+        "--ipv6=2001:db8::10/64 --ipv6-gateway=fe80::1 --accept-router-advertisements=false --ipv4-only=false --ipv6-only=true --dns=[2001:db8::53]:53 --dns-servers=udp:10.0.0.1:53,2001:db8::55 --ipv4=10.0.0.2/24",
     ]
     .iter()
     .enumerate()

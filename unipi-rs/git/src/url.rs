@@ -53,7 +53,8 @@ const MAX_SSH_PATH: usize = 4096;
 /// A parsed, validated remote URL.
 ///
 /// Promises: `host` is a non-empty lowercase hostname or IPv4 literal made of
-/// `[a-z0-9.-]`; `branch`, if any, is a plausible git branch name. For git:// and HTTP(S)
+/// `[a-z0-9.-]`, or an IPv6 literal in brackets in its RFC 5952 form (`[2001:db8::1]`);
+/// `branch`, if any, is a plausible git branch name. For git:// and HTTP(S)
 /// `path` starts with `/` and contains no whitespace, control characters, `?` or `#` (and
 /// for HTTP no trailing `/`); credentials only come with HTTP(S). For SSH `path` is what
 /// `git-upload-pack` gets: non-empty, without control characters or `#`, absolute, relative
@@ -83,8 +84,9 @@ impl Url {
     /// * scp-like `[user@]host:path`, `path` relative to the login directory unless it
     ///   starts with `/` or `~`.
     ///
-    /// IPv6 literals, query strings on git:// and HTTP, passwords in SSH remotes and other
-    /// schemes are rejected with [`Error::InvalidUrl`], whose reason never repeats a secret.
+    /// `host` may be an IPv6 literal in brackets (no zone) except in the scp-like form.
+    /// Query strings on git:// and HTTP, passwords in SSH remotes and other schemes are
+    /// rejected with [`Error::InvalidUrl`], whose reason never repeats a secret.
     pub fn parse(input: &str) -> Result<Url, Error> {
         let (main, branch) = match input.split_once('#') {
             Some((m, b)) => {
@@ -107,7 +109,7 @@ impl Url {
     pub fn scheme(&self) -> Scheme {
         self.scheme
     }
-    /// The host name or IPv4 literal (lowercase).
+    /// The host name or IPv4 literal (lowercase), or the IPv6 literal in brackets.
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -322,19 +324,38 @@ fn parse_with_scheme(scheme: &str, rest: &str) -> Result<Url, Error> {
         (Scheme::Ssh, Some(user)) => (None, Some(parse_ssh_user(user)?)),
         (Scheme::Http | Scheme::Https, Some(userinfo)) => (Some(parse_userinfo(userinfo)?), None),
     };
-    if authority.starts_with('[') {
-        return bad("IPv6 address literals are not supported");
-    }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => match p.parse::<u16>() {
-            Ok(n) if n != 0 && !p.starts_with('+') => (h, n),
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let Some((literal, after)) = rest.split_once(']') else {
+            return bad("IPv6 literal without ']'");
+        };
+        let Ok(ip) = literal.parse::<core::net::Ipv6Addr>() else {
+            return bad("invalid IPv6 address literal");
+        };
+        let port = match after {
+            "" => None,
+            _ => match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => return bad("invalid port"),
+            },
+        };
+        (alloc::format!("[{ip}]"), port)
+    } else {
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        if !valid_host(host) {
+            return bad("invalid host name");
+        }
+        (host.to_ascii_lowercase(), port)
+    };
+    let port = match port {
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n != 0 && !p.starts_with('+') => n,
             _ => return bad("invalid port"),
         },
-        None => (authority, scheme.default_port()),
+        None => scheme.default_port(),
     };
-    if !valid_host(host) {
-        return bad("invalid host name");
-    }
     let path = match scheme {
         Scheme::Ssh => {
             // As in git: ssh://host/~user/repo names a path from a home directory.
@@ -368,7 +389,7 @@ fn parse_with_scheme(scheme: &str, rest: &str) -> Result<Url, Error> {
     };
     Ok(Url {
         scheme,
-        host: host.to_ascii_lowercase(),
+        host,
         port,
         path,
         branch: None,
@@ -394,7 +415,7 @@ fn parse_scp_like(text: &str) -> Result<Url, Error> {
         None => (None, login),
     };
     if host.starts_with('[') {
-        return bad("IPv6 address literals are not supported");
+        return bad("IPv6 literals need the ssh://[address]/path form");
     }
     if !valid_host(host) {
         return bad("invalid host name");
@@ -538,6 +559,38 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_literals() {
+        let u = Url::parse("git://[2001:DB8:0::1]:9419/site.git").unwrap();
+        assert_eq!(u.host(), "[2001:db8::1]");
+        assert_eq!(u.port(), 9419);
+        assert_eq!(u.host_header(), "[2001:db8::1]:9419");
+        assert_eq!(u.to_string(), "git://[2001:db8::1]:9419/site.git");
+        let u = Url::parse("https://[::1]/r.git").unwrap();
+        assert_eq!((u.host(), u.port()), ("[::1]", 443));
+        assert_eq!(u.host_header(), "[::1]");
+        for bad in [
+            "http://[::1/x",
+            "http://[::1]x/x",
+            "http://[::1]:/x",
+            "http://[::1]:0/x",
+            "http://[fe80::1%eth0]/x",
+            "http://[10.0.0.1]/x",
+            "http://[]/x",
+            "http://[::1]]/x",
+        ] {
+            assert!(
+                matches!(Url::parse(bad), Err(Error::InvalidUrl { .. })),
+                "{bad}"
+            );
+        }
+        let u = Url::parse("ssh://git@[fd00::2]:2222/srv/site.git").unwrap();
+        assert_eq!((u.host(), u.port(), u.path()), ("[fd00::2]", 2222, "/srv/site.git"));
+        assert_eq!(u.to_string(), "ssh://git@[fd00::2]:2222/srv/site.git");
+        let u = Url::parse("https://me:pw@[::1]:8443/r.git").unwrap();
+        assert_eq!(u.to_string(), "https://me:***@[::1]:8443/r.git");
+    }
+
+    #[test]
     fn credentials() {
         let u = Url::parse("https://alice:t%40k:en@Git.Example:8443/site.git#main").unwrap();
         let c = u.credentials().unwrap();
@@ -671,7 +724,7 @@ mod tests {
             ("h:a\u{7f}b", control),
             ("h:a\u{85}b", control),
             ("-oProxyCommand=x:y", "invalid host name"),
-            ("[::1]:x", "IPv6 address literals are not supported"),
+            ("[::1]:x", "IPv6 literals need the ssh://[address]/path form"),
             ("./dir:x", local),
             ("/srv/site.git", not_remote),
             ("ssh://h:0/x", "invalid port"),
@@ -699,7 +752,6 @@ mod tests {
             "http://u:%ff@h/x",
             "http://u%3Ax:pw@h/x",
             "http://u:%0a@h/x",
-            "http://[::1]/x",
             "http://h:0/x",
             "http://h:99999/x",
             "http://h:/x",
