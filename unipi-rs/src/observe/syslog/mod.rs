@@ -1,0 +1,378 @@
+//! Logs off the box: RFC 5424 syslog over UDP (RFC 5426) or TCP (RFC 6587
+//! octet counting) to `--syslog`.
+//!
+//! - [`target`]: the `--syslog` value;
+//! - [`message`]: one RFC 5424 message, and the TCP framing;
+//! - [`queue`]: messages waiting for the transport, bounded;
+//! - here: [`Syslog`], which formats access records and log records into
+//!   the queue and moves the queue to the network from the event loop.
+//!
+//! # Never in the way of serving
+//!
+//! Formatting a message costs one bounded copy into the [`queue::Queue`];
+//! what does not fit there is dropped and counted
+//! ([`SyslogStats::dropped`]). Sending never waits: each event-loop
+//! iteration hands the network what its socket accepts and leaves the
+//! rest queued. A TCP connection that fails or closes is retried after 1 s,
+//! doubling up to 60 s (reset once a connection has stayed up 10 s); while
+//! it is down, messages queue up to the queue's limits, then are dropped.
+//!
+//! Over TCP, RFC 6587 has no acknowledgements: messages still in the
+//! socket when a connection breaks are lost (counted as sent).
+
+pub mod message;
+pub mod queue;
+pub mod target;
+
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use log::{info, warn};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::udp;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+
+use self::message::{Facility, Header, Severity, octet_count_prefix};
+use self::queue::{Queue, QueueLimits};
+use self::target::{Host, SyslogTarget, Transport};
+use crate::net::{Answer, Lookup, Net, UdpBuffers};
+use crate::observe::access::AccessRecord;
+use crate::transport::{Dial, DialStatus, Security, Target};
+
+/// Largest message over TCP (RFC 5425 §4.3.1 asks receivers for 2 KiB).
+pub const TCP_MAX_MESSAGE: usize = 2048;
+/// Largest message over UDP: what fits one unfragmented datagram on a
+/// 1500-byte MTU (the network stack does not fragment IPv4).
+pub const UDP_MAX_MESSAGE: usize = 1500 - 20 - 8;
+/// First retry delay; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A TCP connection that lasted this long resets the retry delay.
+const STABLE: Duration = Duration::from_secs(10);
+/// A TCP connection (name lookup and handshake) may take this long.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Data unacknowledged this long ends a TCP connection.
+const TCP_TIMEOUT: Duration = Duration::from_secs(30);
+/// TCP socket buffers: the send buffer holds several whole messages.
+const TCP_RX: usize = 1024;
+const TCP_TX: usize = 16 * 1024;
+/// UDP socket buffers (datagrams, bytes); nothing is expected in.
+const UDP_BUFFERS: UdpBuffers = UdpBuffers {
+    rx: (1, 64),
+    tx: (16, 16 * 1024),
+};
+
+/// Counters (for the metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyslogStats {
+    /// Messages queued now, and their bytes.
+    pub queued: usize,
+    /// Bytes of the queued messages.
+    pub queued_bytes: usize,
+    /// Messages handed to the network.
+    pub sent: u64,
+    /// Messages dropped (queue full).
+    pub dropped: u64,
+    /// Messages cut to the size limit.
+    pub truncated: u64,
+    /// TCP connections made.
+    pub connects: u64,
+    /// The transport can carry messages now (TCP connected; UDP: the
+    /// collector's address is known).
+    pub up: bool,
+}
+
+/// Where the transport is.
+enum Link {
+    /// Waiting until `at` to start (again).
+    Idle { at: Instant },
+    /// UDP: looking up the collector's name.
+    Resolving(Lookup),
+    /// UDP: sending to the collector.
+    Udp(IpEndpoint),
+    /// TCP: looking up, connecting; started at `since`.
+    Dialing { dial: Dial, since: Instant },
+    /// TCP: connected at `since`.
+    Open { dial: Dial, since: Instant },
+}
+
+/// The settings of a [`Syslog`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyslogConfig {
+    /// The collector.
+    pub target: SyslogTarget,
+    /// The facility of every message.
+    pub facility: Facility,
+    /// HOSTNAME; `None`: the interface's address.
+    pub hostname: Option<String>,
+    /// Queue limits.
+    pub limits: QueueLimits,
+}
+
+/// See the module documentation.
+pub struct Syslog {
+    cfg: SyslogConfig,
+    /// HOSTNAME as written, and the address it was made from.
+    hostname: String,
+    address: Option<Ipv4Address>,
+    queue: Queue,
+    link: Link,
+    socket: Option<SocketHandle>,
+    backoff: Duration,
+    /// A failure was reported since the last success (one warning each).
+    failing: bool,
+    max_message: usize,
+    scratch: Vec<u8>,
+    stats: SyslogStats,
+}
+
+impl Syslog {
+    /// A sender for `cfg`; it starts at the first [`Syslog::poll`].
+    pub fn new(cfg: SyslogConfig) -> Syslog {
+        let max_message = match cfg.target.transport {
+            Transport::Udp => UDP_MAX_MESSAGE,
+            Transport::Tcp => TCP_MAX_MESSAGE,
+        };
+        info!(
+            "syslog: sending access lines, warnings and errors to {} (RFC 5424, {})",
+            cfg.target,
+            match cfg.target.transport {
+                Transport::Udp => "one message per datagram",
+                Transport::Tcp => "octet-counted",
+            }
+        );
+        Syslog {
+            hostname: cfg.hostname.clone().unwrap_or_else(|| "-".to_string()),
+            address: None,
+            queue: Queue::new(cfg.limits),
+            link: Link::Idle { at: Instant::ZERO },
+            socket: None,
+            backoff: FIRST_BACKOFF,
+            failing: false,
+            max_message,
+            scratch: Vec::new(),
+            stats: SyslogStats::default(),
+            cfg,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SyslogStats {
+        SyslogStats {
+            queued: self.queue.len(),
+            queued_bytes: self.queue.bytes(),
+            dropped: self.queue.dropped(),
+            up: matches!(self.link, Link::Udp(_) | Link::Open { .. }),
+            ..self.stats
+        }
+    }
+
+    /// Queues the access line of `record` (MSGID `access`, severity
+    /// informational) at wall-clock time `unix`.
+    pub fn access(&mut self, record: &AccessRecord, unix: u64) {
+        self.enqueue(
+            Severity::Informational,
+            "access",
+            unix,
+            format_args!("{}", record.combined(unix)),
+        );
+    }
+
+    /// Queues a log record (MSGID `log`) at wall-clock time `unix`.
+    pub fn log(&mut self, level: log::Level, text: &str, unix: u64) {
+        self.enqueue(level.into(), "log", unix, format_args!("{text}"));
+    }
+
+    fn enqueue(&mut self, severity: Severity, msgid: &'static str, unix: u64, msg: fmt::Arguments<'_>) {
+        let header = Header {
+            facility: self.cfg.facility,
+            severity,
+            unix,
+            hostname: &self.hostname,
+            msgid,
+        };
+        if message::format(&header, msg, self.max_message, &mut self.scratch) {
+            self.stats.truncated += 1;
+        }
+        self.queue.push(&self.scratch);
+    }
+
+    /// When [`Syslog::poll`] must run again without network input.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.link {
+            Link::Idle { at } => Some(*at),
+            Link::Dialing { since, .. } => Some(*since + DIAL_TIMEOUT),
+            _ => None,
+        }
+    }
+
+    /// Moves the transport along and hands it what its socket accepts.
+    pub fn poll(&mut self, net: &mut Net, now: Instant) {
+        self.update_hostname(net);
+        let link = core::mem::replace(&mut self.link, Link::Idle { at: now });
+        self.link = match link {
+            Link::Idle { at } if now < at => Link::Idle { at },
+            Link::Idle { .. } => self.start(net, now),
+            Link::Resolving(lookup) => match net.answer(lookup) {
+                Answer::Pending(l) => Link::Resolving(l),
+                Answer::Done(Ok(ip)) => {
+                    self.failing = false;
+                    info!("syslog: {} is {ip}", self.cfg.target.host);
+                    Link::Udp(IpEndpoint::new(ip, self.cfg.target.port))
+                }
+                Answer::Done(Err(e)) => self.retry(now, format_args!("cannot resolve: {e}")),
+            },
+            Link::Udp(ep) => {
+                self.send_udp(net, ep);
+                Link::Udp(ep)
+            }
+            Link::Dialing { mut dial, since } => match dial.poll(net) {
+                Ok(DialStatus::Open) => {
+                    self.stats.connects += 1;
+                    self.failing = false;
+                    info!("syslog: connected to {}", self.cfg.target);
+                    self.send_tcp(net, dial, now, now)
+                }
+                Ok(DialStatus::Pending) if now < since + DIAL_TIMEOUT => {
+                    Link::Dialing { dial, since }
+                }
+                Ok(DialStatus::Pending) => {
+                    self.abort(net);
+                    self.retry(now, format_args!("no connection within {} s", DIAL_TIMEOUT.secs()))
+                }
+                Err(e) => {
+                    self.abort(net);
+                    self.retry(now, format_args!("{e}"))
+                }
+            },
+            Link::Open { dial, since } => self.send_tcp(net, dial, since, now),
+        };
+    }
+
+    /// The HOSTNAME follows the interface's address unless `--hostname`
+    /// fixed it.
+    fn update_hostname(&mut self, net: &Net) {
+        if self.cfg.hostname.is_some() {
+            return;
+        }
+        let address = net.ipv4().map(|c| c.address());
+        if address != self.address {
+            self.address = address;
+            self.hostname = address.map_or_else(|| "-".to_string(), |a| a.to_string());
+        }
+    }
+
+    fn start(&mut self, net: &mut Net, now: Instant) -> Link {
+        let target = &self.cfg.target;
+        match target.transport {
+            Transport::Udp => {
+                let h = *self.socket.get_or_insert_with(|| net.add_udp(UDP_BUFFERS));
+                if !net.udp(h).is_open()
+                    && let Err(e) = net.bind_udp(h)
+                {
+                    return self.retry(now, format_args!("{e}"));
+                }
+                match &target.host {
+                    Host::Ip(ip) => Link::Udp(IpEndpoint::new(IpAddress::Ipv4(*ip), target.port)),
+                    Host::Name(name) => match net.resolve(name) {
+                        Ok(l) => Link::Resolving(l),
+                        Err(e) => self.retry(now, format_args!("cannot resolve: {e}")),
+                    },
+                }
+            }
+            Transport::Tcp => {
+                let socket = *self
+                    .socket
+                    .get_or_insert_with(|| net.add_tcp(vec![0; TCP_RX], vec![0; TCP_TX]));
+                let t = Target {
+                    host: target.host.to_string(),
+                    port: target.port,
+                    security: Security::Plain,
+                };
+                match Dial::start(net, socket, t) {
+                    Ok(dial) => {
+                        net.tcp(socket).set_timeout(Some(TCP_TIMEOUT));
+                        Link::Dialing { dial, since: now }
+                    }
+                    Err(e) => self.retry(now, format_args!("{e}")),
+                }
+            }
+        }
+    }
+
+    fn send_udp(&mut self, net: &mut Net, ep: IpEndpoint) {
+        let Some(h) = self.socket else { return };
+        while self.queue.front(&mut self.scratch) {
+            match net.udp(h).send_slice(&self.scratch, ep) {
+                Ok(()) => self.stats.sent += 1,
+                // Full: the rest waits for the next poll.
+                Err(udp::SendError::BufferFull) => break,
+                // Cannot happen for a checked endpoint; never loop on it.
+                Err(udp::SendError::Unaddressable) => {}
+            }
+            self.queue.pop();
+        }
+    }
+
+    /// Writes whole framed messages while the socket has room; ends the
+    /// connection when the collector closed it.
+    fn send_tcp(&mut self, net: &mut Net, mut dial: Dial, since: Instant, now: Instant) -> Link {
+        let Some(stream) = dial.stream() else {
+            self.abort(net);
+            return self.retry(now, format_args!("connection lost"));
+        };
+        // The collector sends nothing; whatever comes is discarded.
+        stream.read(net, |b| b.len());
+        if !stream.is_open(net) || stream.peer_done(net) {
+            if now >= since + STABLE {
+                self.backoff = FIRST_BACKOFF;
+            }
+            self.abort(net);
+            return self.retry(now, format_args!("the collector closed the connection"));
+        }
+        let mut prefix = [0u8; 21];
+        while self.queue.front(&mut self.scratch) {
+            let n = octet_count_prefix(self.scratch.len(), &mut prefix);
+            let s = net.tcp(stream.socket());
+            if s.send_capacity() - s.send_queue() < n + self.scratch.len() {
+                break;
+            }
+            let wrote = stream
+                .write(net, &prefix[..n])
+                .and_then(|a| stream.write(net, &self.scratch).map(|b| a + b));
+            if wrote != Ok(n + self.scratch.len()) {
+                break;
+            }
+            self.queue.pop();
+            self.stats.sent += 1;
+        }
+        Link::Open { dial, since }
+    }
+
+    fn abort(&mut self, net: &mut Net) {
+        if let (Some(h), Transport::Tcp) = (self.socket, self.cfg.target.transport) {
+            net.tcp(h).abort();
+        }
+    }
+
+    /// Reports a failure (once until the next success) and waits before
+    /// the next attempt.
+    fn retry(&mut self, now: Instant, why: fmt::Arguments<'_>) -> Link {
+        let delay = self.backoff;
+        if !self.failing {
+            self.failing = true;
+            warn!(
+                "syslog: {}: {why}; retrying in {} s (messages wait in the queue until it is full)",
+                self.cfg.target,
+                delay.secs()
+            );
+        }
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        Link::Idle { at: now + delay }
+    }
+
+}
