@@ -4,7 +4,8 @@
 //! ```text
 //! boot parameters -> TLS config (tls_cert/tls_key regions) -> fallback site
 //! (site region) -> network (static or DHCP) -> listening pools
-//! loop: poll interface -> connections -> git fetch -> poll interface -> wait
+//! loop: poll interface -> connections (access records, metrics requests
+//!       -> observer) -> git fetch -> syslog -> poll interface -> wait
 //! ```
 
 use alloc::string::String;
@@ -17,6 +18,7 @@ use crate::config::{Config, redact};
 use crate::http::hook::Secret;
 use crate::http::{HookOutcome, HttpConfig};
 use crate::net::{Net, mac_from_name};
+use crate::observe::{MachineState, Observer, PullOutcome, cert};
 use crate::platform::Platform;
 use crate::pull::{PullResult, Puller};
 use crate::server::{HookRequest, IDLE_CONNECTION_COST, Listen, Server, Tick};
@@ -38,6 +40,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
 
     let clock = Arc::new(LoopClock::default());
     clock.set(p.unix_time());
+    let mut observer = Observer::new(&cfg, clock.get());
 
     // TLS: certificate chain and key come from read-only memory regions.
     let Some(ticketer) = Ticketer::new(clock.get()).map(Arc::new) else {
@@ -51,7 +54,10 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             clock.clone(),
             cfg.tls_resumption.then(|| ticketer.clone()),
         ) {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                certificate_expiry(cert, clock.get(), &mut observer);
+                Some(c)
+            }
             Err(e) => {
                 error!(
                     "TLS disabled: {e} (regions '{}', '{}')",
@@ -133,6 +139,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         tls,
         max_connections,
         min_send_rate: cfg.min_send_rate,
+        metrics_port: cfg.metrics_port,
     };
     let mut server = Server::new(&mut net, http_cfg, listen);
 
@@ -159,6 +166,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         let now = p.now();
         let unix = p.unix_time();
         clock.set(unix);
+        observer.set_time(unix);
         if unix.saturating_sub(last_rotate) >= 60 {
             last_rotate = unix;
             ticketer.rotate(unix);
@@ -201,7 +209,18 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             net.poll_with(now, dev, |net| server.replenish(net, now));
         }
 
-        let polled = server.poll(&mut net, site.as_deref(), &tick);
+        let polled = server.poll(&mut net, site.as_deref(), &tick, &mut observer);
+        if !polled.metrics.is_empty() {
+            let text = observer.exposition(MachineState {
+                server: &server,
+                heap: tick.heap,
+                net: p.net_stats(),
+                site: site.as_deref(),
+            });
+            for m in polled.metrics {
+                server.complete_metrics(m, text.clone(), now, unix);
+            }
+        }
         for h in polled.hooks {
             match &mut puller {
                 Some(f) => waiting_hooks.push((f.request_pull(), h)),
@@ -217,6 +236,14 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         }
 
         if let Some(done) = puller.as_mut().and_then(|f| f.poll(&mut net, now)) {
+            observer.pulled(
+                match &done.result {
+                    PullResult::Updated { .. } => PullOutcome::Updated,
+                    PullResult::Unchanged => PullOutcome::Unchanged,
+                    PullResult::Failed(_) => PullOutcome::Failed,
+                },
+                done.duration,
+            );
             let outcome = match done.result {
                 PullResult::Updated {
                     site: new_site,
@@ -243,6 +270,14 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             });
         }
 
+        // Warnings and errors of this iteration, then access lines, off
+        // the box.
+        if observer.wants_logs() {
+            let dropped = p.drain_log(&mut |level, text| observer.log(level, text));
+            observer.log_dropped(dropped);
+        }
+        observer.poll(&mut net, now);
+
         // Flush what the sockets queued, then tell the peer.
         if let Some(dev) = p.device() {
             net.poll_with(now, dev, |net| server.replenish(net, now));
@@ -262,6 +297,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             net.poll_at(now),
             server.deadline(),
             puller.as_ref().and_then(|f| f.deadline()),
+            observer.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -273,4 +309,29 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         }
     }
     0
+}
+
+/// Days before a certificate's expiry from which every boot warns.
+const CERT_WARN_DAYS: i64 = 30;
+
+/// Reads the served certificate's validity for the metrics, and warns at
+/// boot when it has expired or expires soon.
+fn certificate_expiry(pem: &[u8], unix: u64, observer: &mut Observer) {
+    let leaf = match crate::tls::parse_certs(pem) {
+        Ok(certs) => certs.into_iter().next(),
+        Err(_) => None,
+    };
+    let Some(leaf) = leaf else { return };
+    match cert::validity(&leaf) {
+        Ok(v) => {
+            observer.set_certificate_expiry(v.not_after);
+            let left = (v.not_after - unix as i64).div_euclid(86_400);
+            if v.not_after <= unix as i64 {
+                error!("the TLS certificate has expired; clients will refuse it: replace it");
+            } else if left < CERT_WARN_DAYS {
+                warn!("the TLS certificate expires in {left} days: renew it");
+            }
+        }
+        Err(e) => warn!("TLS certificate: {e}; no expiry metric"),
+    }
 }

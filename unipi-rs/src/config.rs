@@ -33,9 +33,13 @@
 //! | `--header-timeout=SECONDS` | 10 | time allowed for a request's header block |
 //! | `--max-header-bytes=N` | 16384 | size limit of a request's header block |
 //! | `--log-level=LEVEL` | `info` | `error`, `warn`, `info`, `debug` or `trace` |
+//! | `--access-log=on\|off` | on | one console line per response |
+//! | `--syslog=[udp://\|tcp://]HOST[:PORT]` | off | RFC 5424 syslog (access lines, warnings, errors), see [`crate::observe::syslog::target`] |
+//! | `--syslog-facility=NAME` | `local0` | `user`, `daemon`, `local0` … `local7` |
+//! | `--metrics-port=N` | off | plain-HTTP port serving Prometheus metrics at `/metrics` |
 //!
-//! Unipi's Let's Encrypt, SSH and monitoring flags are recognised and reported
-//! as [`ConfigError::Unsupported`].
+//! Unipi's Let's Encrypt, SSH and `--monitor` flags are recognised and
+//! reported as [`ConfigError::Unsupported`].
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -44,6 +48,9 @@ use core::str::FromStr;
 
 use log::LevelFilter;
 use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
+
+use crate::observe::syslog::message::Facility;
+use crate::observe::syslog::target::SyslogTarget;
 
 /// Most DNS servers kept.
 pub const MAX_DNS_SERVERS: usize = 4;
@@ -114,8 +121,14 @@ pub struct Config {
     pub tls_resumption: bool,
     /// Seconds between status log lines (connections, heap); 0: none.
     pub status_interval: u32,
-    /// One log line per HTTP response.
+    /// One console line per HTTP response.
     pub access_log: bool,
+    /// Where syslog messages go; `None`: nowhere.
+    pub syslog: Option<SyslogTarget>,
+    /// The facility of syslog messages.
+    pub syslog_facility: Facility,
+    /// Plain-HTTP port serving the metrics; `None`: no metrics.
+    pub metrics_port: Option<u16>,
 }
 
 impl Default for Config {
@@ -151,6 +164,9 @@ impl Default for Config {
             tls_resumption: true,
             status_interval: 0,
             access_log: true,
+            syslog: None,
+            syslog_facility: Facility::default(),
+            metrics_port: None,
         }
     }
 }
@@ -251,7 +267,8 @@ enum Kind {
 
 const LE: &str = "certificates come from the tls_cert/tls_key memory regions (no Let's Encrypt)";
 const SSH: &str = "git over ssh is not implemented; use git:// or https://";
-const MON: &str = "remote logging and metrics are not implemented; logs go to the console";
+const MON: &str =
+    "Unipi's monitoring (InfluxDB) is not implemented; use --metrics-port (Prometheus)";
 
 const FLAGS: &[(&str, Kind)] = &[
     ("ipv4", Kind::Value),
@@ -285,6 +302,9 @@ const FLAGS: &[(&str, Kind)] = &[
     ("tls-resumption", Kind::Value),
     ("status-interval", Kind::Value),
     ("access-log", Kind::Value),
+    ("syslog", Kind::Value),
+    ("syslog-facility", Kind::Value),
+    ("metrics-port", Kind::Value),
     ("tls", Kind::UnsupportedSwitch(LE)),
     ("production", Kind::UnsupportedSwitch(LE)),
     ("cert-seed", Kind::UnsupportedValue(LE)),
@@ -297,7 +317,6 @@ const FLAGS: &[(&str, Kind)] = &[
     ("ssh-key", Kind::UnsupportedValue(SSH)),
     ("ssh-password", Kind::UnsupportedValue(SSH)),
     ("ssh-authenticator", Kind::UnsupportedValue(SSH)),
-    ("syslog", Kind::UnsupportedValue(MON)),
     ("monitor", Kind::UnsupportedValue(MON)),
 ];
 
@@ -444,6 +463,14 @@ impl Config {
                 });
             }
         }
+        if let Some(m) = cfg.metrics_port
+            && (m == cfg.port || m == cfg.https_port)
+        {
+            cfg.metrics_port = None;
+            errors.push(ConfigError::Conflict {
+                message: "--metrics-port equals the HTTP or HTTPS port; metrics are off",
+            });
+        }
         (cfg, errors)
     }
 
@@ -515,6 +542,12 @@ impl Config {
             }
             "tls-resumption" => self.tls_resumption = parse_switch(v)?,
             "access-log" => self.access_log = parse_switch(v)?,
+            "syslog" => self.syslog = Some(SyslogTarget::parse(v).map_err(|e| e.reason())?),
+            "syslog-facility" => {
+                self.syslog_facility =
+                    Facility::parse(v).ok_or("expected user, daemon or local0 to local7")?
+            }
+            "metrics-port" => self.metrics_port = Some(parse_port(v)?),
             "status-interval" => self.status_interval = parse_num(v, 0, 86400)? as u32,
             _ => return Err("unhandled flag"),
         }
@@ -949,6 +982,36 @@ mod tests {
     }
 
     #[test]
+    fn observability_flags() {
+        use crate::observe::syslog::target::{Host, Transport};
+        let c = ok("--syslog=tcp://192.168.254.4:601 --syslog-facility=daemon --metrics-port 9100");
+        let t = c.syslog.unwrap();
+        assert_eq!(t.transport, Transport::Tcp);
+        assert_eq!(t.host, Host::Ip(Ipv4Address::new(192, 168, 254, 4)));
+        assert_eq!(t.port, 601);
+        assert_eq!(c.syslog_facility, Facility::Daemon);
+        assert_eq!(c.metrics_port, Some(9100));
+        let c = ok("--syslog logs.example.org");
+        assert_eq!(c.syslog.unwrap().transport, Transport::Udp);
+        assert_eq!(ok("").syslog, None);
+        assert_eq!(ok("").metrics_port, None);
+        for bad in [
+            "--syslog=http://x",
+            "--syslog=x:0",
+            "--syslog=[::1]",
+            "--syslog-facility=kern",
+            "--metrics-port=0",
+        ] {
+            let (c, e) = err(bad);
+            assert!(matches!(e[0], ConfigError::Invalid { .. }), "{bad}: {e:?}");
+            assert_eq!((c.syslog, c.metrics_port), (None, None));
+        }
+        let (c, e) = err("--metrics-port=4433");
+        assert_eq!(c.metrics_port, None);
+        assert!(matches!(e[0], ConfigError::Conflict { .. }));
+    }
+
+    #[test]
     fn log_levels() {
         for (v, l) in [
             ("error", LevelFilter::Error),
@@ -965,7 +1028,7 @@ mod tests {
     fn unknown_and_unsupported() {
         let (c, e) = Config::parse(
             "--tls --production --cert-seed abc --email=me@x --ssh-key=ed25519:AAA \
-             --ssh-password pw --ssh-authenticator=SHA256:x --syslog=10.0.0.1 --monitor 10.0.0.2 \
+             --ssh-password pw --ssh-authenticator=SHA256:x --monitor 10.0.0.2 \
              --cert-key-type=ed25519 --cert-bits=4096 --account-seed=s --account-key-type=rsa \
              --account-bits=2048 --frobnicate=1 stray --port=81",
         );
@@ -974,7 +1037,7 @@ mod tests {
             .iter()
             .filter(|x| matches!(x, ConfigError::Unsupported { .. }))
             .count();
-        assert_eq!(unsupported, 14);
+        assert_eq!(unsupported, 13);
         assert!(e.contains(&ConfigError::Unknown {
             flag: "--frobnicate=1".into()
         }));

@@ -66,6 +66,8 @@ pub struct Pulled {
     pub generation: u64,
     /// The result.
     pub result: PullResult,
+    /// How long the fetch took.
+    pub duration: Duration,
 }
 
 /// One fetch in progress.
@@ -228,7 +230,11 @@ impl Puller {
                 self.failed(now, what)
             }
         };
-        Some(Pulled { generation, result })
+        Some(Pulled {
+            generation,
+            result,
+            duration: elapsed,
+        })
     }
 
     fn start(&mut self, net: &mut Net, now: Instant) {

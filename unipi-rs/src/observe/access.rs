@@ -107,7 +107,12 @@ impl<const N: usize> Field<N> {
             self.buf[self.len] = b;
             self.len += 1;
         } else {
-            let e = [b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
+            let e = [
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ];
             self.buf[self.len..self.len + 4].copy_from_slice(&e);
             self.len += 4;
         }
@@ -425,7 +430,11 @@ mod tests {
 
     #[test]
     fn unparsed_and_aborted() {
-        let r = record(AccessRequest::new(None, Instant::ZERO), 400, Delivery::Aborted);
+        let r = record(
+            AccessRequest::new(None, Instant::ZERO),
+            400,
+            Delivery::Aborted,
+        );
         assert_eq!(
             format!("{}", r.combined(0)),
             r#"- - - [01/Jan/1970:00:00:00 +0000] "-" 400 100 "-" "-" 1.234 aborted"#

@@ -422,7 +422,12 @@ impl Connection {
     /// Answers the pending metrics request with `exposition` (Prometheus
     /// text format, see `observe/metrics.rs`). Ignored when no metrics
     /// request is pending. Call [`poll`](Self::poll) afterwards.
-    pub fn complete_metrics(&mut self, exposition: alloc::string::String, now: Instant, unix_time: u64) {
+    pub fn complete_metrics(
+        &mut self,
+        exposition: alloc::string::String,
+        now: Instant,
+        unix_time: u64,
+    ) {
         self.take_awaited(Awaited::Metrics, now, unix_time, || {
             serve::metrics_response(exposition)
         });

@@ -375,7 +375,15 @@ mod tests {
         o.take_finished(&mut records);
         let got: Vec<_> = records
             .iter()
-            .map(|r| (r.request.path(), r.status, r.bytes, r.body_bytes, r.delivery))
+            .map(|r| {
+                (
+                    r.request.path(),
+                    r.status,
+                    r.bytes,
+                    r.body_bytes,
+                    r.delivery,
+                )
+            })
             .collect();
         assert_eq!(
             got,

@@ -204,7 +204,12 @@ impl fmt::Write for Bounded<'_> {
             let enc = c.encode_utf8(&mut buf).as_bytes();
             if self.escape && c.is_control() {
                 for &b in enc {
-                    self.unit(&[b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+                    self.unit(&[
+                        b'\\',
+                        b'x',
+                        HEX[usize::from(b >> 4)],
+                        HEX[usize::from(b & 15)],
+                    ]);
                 }
             } else {
                 self.unit(enc);
@@ -259,7 +264,12 @@ mod tests {
     #[test]
     fn header_fields() {
         let mut out = Vec::new();
-        let cut = format(&header(1_796_551_200), format_args!("hello {}", 42), 2048, &mut out);
+        let cut = format(
+            &header(1_796_551_200),
+            format_args!("hello {}", 42),
+            2048,
+            &mut out,
+        );
         assert!(!cut);
         assert_eq!(
             text(&out),
@@ -277,7 +287,12 @@ mod tests {
     #[test]
     fn control_characters_are_escaped() {
         let mut out = Vec::new();
-        format(&header(0), format_args!("a\nb\r\t\u{7f}\u{85}ä\"c"), 2048, &mut out);
+        format(
+            &header(0),
+            format_args!("a\nb\r\t\u{7f}\u{85}ä\"c"),
+            2048,
+            &mut out,
+        );
         assert_eq!(
             text(&out),
             "<134>1 - muen.sk unipi - access - a\\x0ab\\x0d\\x09\\x7f\\xc2\\x85ä\"c"

@@ -187,7 +187,13 @@ impl Syslog {
         self.enqueue(level.into(), "log", unix, format_args!("{text}"));
     }
 
-    fn enqueue(&mut self, severity: Severity, msgid: &'static str, unix: u64, msg: fmt::Arguments<'_>) {
+    fn enqueue(
+        &mut self,
+        severity: Severity,
+        msgid: &'static str,
+        unix: u64,
+        msg: fmt::Arguments<'_>,
+    ) {
         let header = Header {
             facility: self.cfg.facility,
             severity,
@@ -242,7 +248,10 @@ impl Syslog {
                 }
                 Ok(DialStatus::Pending) => {
                     self.abort(net);
-                    self.retry(now, format_args!("no connection within {} s", DIAL_TIMEOUT.secs()))
+                    self.retry(
+                        now,
+                        format_args!("no connection within {} s", DIAL_TIMEOUT.secs()),
+                    )
                 }
                 Err(e) => {
                     self.abort(net);
@@ -374,5 +383,4 @@ impl Syslog {
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         Link::Idle { at: now + delay }
     }
-
 }

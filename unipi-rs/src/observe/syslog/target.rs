@@ -101,7 +101,9 @@ impl TargetError {
         match self {
             TargetError::Scheme => "use udp://HOST[:PORT] or tcp://HOST[:PORT]",
             TargetError::NoHost => "expected [udp://|tcp://]HOST[:PORT]",
-            TargetError::Ipv6 => "IPv6 collectors are not supported; give an IPv4 address or a name",
+            TargetError::Ipv6 => {
+                "IPv6 collectors are not supported; give an IPv4 address or a name"
+            }
             TargetError::BadHost => "the host is neither an IPv4 address nor a DNS name",
             TargetError::BadPort => "the port must be a number from 1 to 65535",
             TargetError::Trailing => "only [udp://|tcp://]HOST[:PORT], no path or user",
