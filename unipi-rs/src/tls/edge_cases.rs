@@ -182,36 +182,11 @@ fn crafted_records_get_the_alert() {
     };
     // (case, input, our alert, what stock rustls sends)
     let cases: [(&str, Vec<u8>, u8, Option<u8>); 5] = [
-        (
-            "handshake message over 64 KiB",
-            records(HANDSHAKE, &too_large, 16384),
-            DECODE_ERROR,
-            None,
-        ),
-        (
-            "CCS inside a fragmented ClientHello",
-            ccs_interleaved,
-            UNEXPECTED_MESSAGE,
-            None,
-        ),
-        (
-            "alert inside a fragmented ClientHello",
-            alert_interleaved,
-            UNEXPECTED_MESSAGE,
-            None,
-        ),
-        (
-            "zero-length handshake record",
-            empty_first,
-            DECODE_ERROR,
-            Some(DECODE_ERROR),
-        ),
-        (
-            "truncated ClientHello",
-            truncated,
-            DECODE_ERROR,
-            Some(DECODE_ERROR),
-        ),
+        ("handshake message over 64 KiB", records(HANDSHAKE, &too_large, 16384), DECODE_ERROR, None),
+        ("CCS inside a fragmented ClientHello", ccs_interleaved, UNEXPECTED_MESSAGE, None),
+        ("alert inside a fragmented ClientHello", alert_interleaved, UNEXPECTED_MESSAGE, None),
+        ("zero-length handshake record", empty_first, DECODE_ERROR, Some(DECODE_ERROR)),
+        ("truncated ClientHello", truncated, DECODE_ERROR, Some(DECODE_ERROR)),
     ];
     for (name, input, alert, rustls_alert) in cases {
         let got = ours(&cfg, &input);
@@ -232,12 +207,6 @@ fn no_common_signature_scheme_ends_with_an_alert_after_server_hello() {
     let got = ours(&cfg, &input);
     let theirs = stock(&cfg, &input);
     assert!(got.server_hello(), "{got:?}");
-    assert_eq!(
-        got.records, theirs.records,
-        "the same records as stock rustls"
-    );
-    assert!(
-        got.records.len() >= 2,
-        "the alert follows the ServerHello: {got:?}"
-    );
+    assert_eq!(got.records, theirs.records, "the same records as stock rustls");
+    assert!(got.records.len() >= 2, "the alert follows the ServerHello: {got:?}");
 }
