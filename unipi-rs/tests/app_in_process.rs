@@ -4,68 +4,20 @@
 //! `git daemon` on 127.0.0.1, and an HTTP client. This covers what QEMU's
 //! restricted network cannot: resolving the remote's host name.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::rc::Rc;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
+use common::{Link, dns_answer, link_pair};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 use unipi::platform::{HeapStats, Platform};
-
-type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
-
-/// One end of an in-memory Ethernet link.
-struct Link {
-    rx: Queue,
-    tx: Queue,
-}
-
-struct Rx(Vec<u8>);
-struct Tx(Queue);
-
-impl RxToken for Rx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl TxToken for Tx {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0; len];
-        let r = f(&mut buf);
-        self.0.borrow_mut().push_back(buf);
-        r
-    }
-}
-
-impl Device for Link {
-    type RxToken<'a> = Rx;
-    type TxToken<'a> = Tx;
-
-    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx)> {
-        let frame = self.rx.borrow_mut().pop_front()?;
-        Some((Rx(frame), Tx(self.tx.clone())))
-    }
-
-    fn transmit(&mut self, _: Instant) -> Option<Tx> {
-        Some(Tx(self.tx.clone()))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = 1514;
-        c
-    }
-}
 
 const WORLD_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
 const APP_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
@@ -136,7 +88,7 @@ impl World {
         let s = self.sockets.get_mut::<udp::Socket>(self.dns);
         while let Ok((q, meta)) = s.recv() {
             let q = q.to_vec();
-            if let Some((name, answer)) = dns_answer(&q) {
+            if let Some((name, answer)) = dns_answer(&q, &[("git.test", WORLD_IP)]) {
                 self.dns_answered.push(name);
                 s.send_slice(&answer, meta.endpoint).unwrap();
                 busy = true;
@@ -216,32 +168,6 @@ impl World {
         }
         None
     }
-}
-
-/// A DNS answer for an A query of `git.test`: (name, response bytes).
-fn dns_answer(q: &[u8]) -> Option<(String, Vec<u8>)> {
-    if q.len() < 12 || q[4..6] != [0, 1] {
-        return None;
-    }
-    let mut i = 12;
-    let mut labels = Vec::new();
-    while i < q.len() && q[i] != 0 {
-        let l = q[i] as usize;
-        labels.push(String::from_utf8_lossy(q.get(i + 1..i + 1 + l)?).into_owned());
-        i += 1 + l;
-    }
-    let qend = i + 5; // zero label + type + class
-    let name = labels.join(".");
-    if name != "git.test" || q.get(i + 1..i + 3) != Some(&[0, 1]) {
-        return None;
-    }
-    let mut r = q[..qend].to_vec();
-    r[2] = 0x81; // response, recursion desired
-    r[3] = 0x80; // recursion available, no error
-    r[6..8].copy_from_slice(&[0, 1]); // one answer
-    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
-    r.extend_from_slice(&WORLD_IP.octets());
-    Some((name, r))
 }
 
 struct SimPlatform {
@@ -386,15 +312,11 @@ fn fetches_from_a_host_name_and_serves_it() {
         std::thread::sleep(StdDuration::from_millis(20));
     }
 
-    let a: Queue = Rc::default();
-    let b: Queue = Rc::default();
+    let (app_link, world_link) = link_pair();
     let mut p = SimPlatform {
         now: Instant::ZERO,
-        app_link: Link {
-            rx: a.clone(),
-            tx: b.clone(),
-        },
-        world: World::new(Link { rx: b, tx: a }, port),
+        app_link,
+        world: World::new(world_link, port),
         cmdline: format!(
             "--ipv4={APP_IP}/24 --dns={WORLD_IP} --remote=git://git.test:9418/site --port=80"
         ),
