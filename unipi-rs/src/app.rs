@@ -166,7 +166,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         let now = p.now();
         let unix = p.unix_time();
         clock.set(unix);
-        observer.set_time(unix);
+        observer.tick(unix, &net);
         if unix.saturating_sub(last_rotate) >= 60 {
             last_rotate = unix;
             ticketer.rotate(unix);

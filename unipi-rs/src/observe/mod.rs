@@ -137,9 +137,14 @@ impl Observer {
         }
     }
 
-    /// Sets the wall clock for what is observed next.
-    pub fn set_time(&mut self, unix: u64) {
+    /// Starts an event-loop iteration: the wall clock for what is
+    /// observed next, and the interface's address (syslog's HOSTNAME
+    /// without `--hostname`).
+    pub fn tick(&mut self, unix: u64, net: &Net) {
         self.unix = unix;
+        if let Some(s) = &mut self.syslog {
+            s.update_hostname(net);
+        }
     }
 
     /// True when log records go off the box (`--syslog`): only then

@@ -218,7 +218,6 @@ impl Syslog {
 
     /// Moves the transport along and hands it what its socket accepts.
     pub fn poll(&mut self, net: &mut Net, now: Instant) {
-        self.update_hostname(net);
         let link = core::mem::replace(&mut self.link, Link::Idle { at: now });
         self.link = match link {
             Link::Idle { at } if now < at => Link::Idle { at },
@@ -263,8 +262,8 @@ impl Syslog {
     }
 
     /// The HOSTNAME follows the interface's address unless `--hostname`
-    /// fixed it.
-    fn update_hostname(&mut self, net: &Net) {
+    /// fixed it; call before queuing.
+    pub fn update_hostname(&mut self, net: &Net) {
         if self.cfg.hostname.is_some() {
             return;
         }
