@@ -18,10 +18,7 @@ struct Printable(u64);
 impl AccessSink for Printable {
     fn record(&mut self, r: &AccessRecord) {
         let line = format!("{} | {}", r.combined(self.0), r.console());
-        assert!(
-            line.bytes().all(|b| (0x20..0x7f).contains(&b)),
-            "{line:?}"
-        );
+        assert!(line.bytes().all(|b| (0x20..0x7f).contains(&b)), "{line:?}");
     }
 }
 

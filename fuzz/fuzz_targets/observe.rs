@@ -25,10 +25,13 @@ fuzz_target!(|data: &[u8]| {
     };
     match selector % 6 {
         0 => {
-            let Ok(s) = core::str::from_utf8(data) else { return };
+            let Ok(s) = core::str::from_utf8(data) else {
+                return;
+            };
             if let Ok(t) = SyslogTarget::parse(s) {
                 assert_ne!(t.port, 0);
-                let again = SyslogTarget::parse(&t.to_string()).expect("a target displays as a valid value");
+                let again = SyslogTarget::parse(&t.to_string())
+                    .expect("a target displays as a valid value");
                 assert_eq!(again, t);
             }
             let _ = Facility::parse(s).map(Facility::code);
@@ -85,7 +88,8 @@ fuzz_target!(|data: &[u8]| {
         4 => {
             let v = text(data);
             let mut e = Exposition::default();
-            e.family("unipi_x", Kind::Gauge, &v).sample("unipi_x", &[("v", &v)], 1);
+            e.family("unipi_x", Kind::Gauge, &v)
+                .sample("unipi_x", &[("v", &v)], 1);
             let out = e.finish();
             assert_eq!(out.lines().count(), 3, "{out}");
         }
@@ -100,7 +104,8 @@ fuzz_target!(|data: &[u8]| {
             for (i, &b) in data.iter().enumerate() {
                 if b < 0x80 {
                     let msg = vec![i as u8; usize::from(b)];
-                    let fits = model.len() < 8 && model.iter().map(Vec::len).sum::<usize>() + msg.len() <= 300;
+                    let fits = model.len() < 8
+                        && model.iter().map(Vec::len).sum::<usize>() + msg.len() <= 300;
                     assert_eq!(q.push(&msg), fits);
                     if fits {
                         model.push_back(msg);

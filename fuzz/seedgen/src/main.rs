@@ -891,7 +891,11 @@ fn observe_seeds() {
     .iter()
     .enumerate()
     {
-        put("observe", &format!("target-{i}"), &cat(&[&[0], t.as_bytes()]));
+        put(
+            "observe",
+            &format!("target-{i}"),
+            &cat(&[&[0], t.as_bytes()]),
+        );
     }
     let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     put("observe", "cert-rcgen", &cat(&[&[1], key.cert.der()]));

@@ -122,9 +122,6 @@ impl Observer {
                 limits: QueueLimits::default(),
             })
         });
-        if !cfg.access_log && syslog.is_none() {
-            info!("access log off");
-        }
         Observer {
             console_access: cfg.access_log,
             http: HttpCounters::default(),

@@ -11,6 +11,9 @@ pub mod body;
 pub(crate) mod head;
 pub(crate) mod output;
 
+#[cfg(test)]
+mod observe_tests;
+
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;

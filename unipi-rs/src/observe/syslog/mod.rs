@@ -383,3 +383,77 @@ impl Syslog {
         Link::Idle { at: now + delay }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::access::{AccessRequest, Delivery};
+    use alloc::string::ToString;
+
+    fn syslog(transport: Transport, limits: QueueLimits) -> Syslog {
+        Syslog::new(SyslogConfig {
+            target: SyslogTarget {
+                transport,
+                host: Host::Ip(Ipv4Address::new(10, 0, 0, 1)),
+                port: 514,
+            },
+            facility: Facility::default(),
+            hostname: Some("muen.sk".to_string()),
+            limits,
+        })
+    }
+
+    /// Without a transport (never polled), messages queue up to the
+    /// limits, then are dropped and counted; nothing blocks.
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let mut s = syslog(
+            Transport::Tcp,
+            QueueLimits {
+                messages: 10,
+                bytes: 64 * 1024,
+            },
+        );
+        let mut q = AccessRequest::new(None, Instant::ZERO);
+        q.set_request("GET", "/", "HTTP/1.1");
+        let r = AccessRecord {
+            request: q,
+            status: 200,
+            bytes: 10,
+            body_bytes: 5,
+            duration: Duration::from_millis(1),
+            delivery: Delivery::Complete,
+        };
+        for _ in 0..25 {
+            s.access(&r, 1_800_000_000);
+        }
+        let st = s.stats();
+        assert_eq!((st.queued, st.dropped, st.sent, st.up), (10, 15, 0, false));
+        assert!(st.queued_bytes > 10 * 60);
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_the_transport_limit() {
+        for (transport, max) in [
+            (Transport::Udp, UDP_MAX_MESSAGE),
+            (Transport::Tcp, TCP_MAX_MESSAGE),
+        ] {
+            let mut s = syslog(transport, QueueLimits::default());
+            s.log(log::Level::Error, &"x".repeat(5000), 1_800_000_000);
+            s.log(log::Level::Warn, "short", 1_800_000_000);
+            let st = s.stats();
+            assert_eq!((st.queued, st.truncated), (2, 1));
+            let mut out = Vec::new();
+            assert!(s.queue.front(&mut out));
+            assert_eq!(out.len(), max);
+            assert!(out.starts_with(b"<131>1 2027-01-15T08:00:00Z muen.sk unipi - log - xxx"));
+            assert!(out.ends_with(message::TRUNCATED.as_bytes()));
+            s.queue.pop();
+            assert!(s.queue.front(&mut out));
+            assert_eq!(
+                core::str::from_utf8(&out).unwrap(),
+                "<132>1 2027-01-15T08:00:00Z muen.sk unipi - log - short"
+            );
+        }
+    }
+}
