@@ -199,6 +199,16 @@ impl Bounded<'_> {
 impl fmt::Write for Bounded<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         const HEX: &[u8; 16] = b"0123456789abcdef";
+        if self.truncated {
+            return Ok(());
+        }
+        // Most pieces: nothing to escape, and they fit below the cut.
+        let plain = !self.escape || s.bytes().all(|b| (0x20..0x7f).contains(&b));
+        if plain && self.out.len() + s.len() <= self.soft_max {
+            self.out.extend_from_slice(s.as_bytes());
+            self.soft_len = self.out.len();
+            return Ok(());
+        }
         for c in s.chars() {
             let mut buf = [0u8; 4];
             let enc = c.encode_utf8(&mut buf).as_bytes();

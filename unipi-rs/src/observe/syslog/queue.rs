@@ -2,8 +2,10 @@
 //!
 //! Bounded by count and by bytes; a message that does not fit is dropped
 //! (and counted) instead of waiting: logging never holds up serving. The
-//! bytes live in one ring buffer, so queuing a message allocates nothing
-//! once the ring has grown.
+//! bytes live in one buffer of at most twice the byte limit: sent messages
+//! are cut off its front when it would grow beyond that, which moves at
+//! most the limit's worth of bytes once per limit's worth of messages.
+//! Queuing a message allocates nothing once the buffer has grown.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -31,7 +33,9 @@ impl Default for QueueLimits {
 #[derive(Debug, Default)]
 pub struct Queue {
     limits: QueueLimits,
-    data: VecDeque<u8>,
+    /// Messages back to back; those before `start` were sent.
+    data: Vec<u8>,
+    start: usize,
     lens: VecDeque<usize>,
     dropped: u64,
 }
@@ -47,13 +51,15 @@ impl Queue {
 
     /// Appends `msg`; false (and counted as dropped) when it does not fit.
     pub fn push(&mut self, msg: &[u8]) -> bool {
-        if self.lens.len() >= self.limits.messages
-            || self.data.len() + msg.len() > self.limits.bytes
-        {
+        if self.lens.len() >= self.limits.messages || self.bytes() + msg.len() > self.limits.bytes {
             self.dropped += 1;
             return false;
         }
-        self.data.extend(msg);
+        if self.data.len() + msg.len() > 2 * self.limits.bytes {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+        self.data.extend_from_slice(msg);
         self.lens.push_back(msg.len());
         true
     }
@@ -65,14 +71,19 @@ impl Queue {
         let Some(&len) = self.lens.front() else {
             return false;
         };
-        out.extend(self.data.range(..len));
+        let end = (self.start + len).min(self.data.len());
+        out.extend_from_slice(&self.data[self.start..end]);
         true
     }
 
     /// Removes the oldest message.
     pub fn pop(&mut self) {
         if let Some(len) = self.lens.pop_front() {
-            self.data.drain(..len.min(self.data.len()));
+            self.start = (self.start + len).min(self.data.len());
+            if self.lens.is_empty() {
+                self.data.clear();
+                self.start = 0;
+            }
         }
     }
 
@@ -81,6 +92,7 @@ impl Queue {
         self.dropped += self.lens.len() as u64;
         self.lens.clear();
         self.data.clear();
+        self.start = 0;
     }
 
     /// Messages queued.
@@ -95,7 +107,7 @@ impl Queue {
 
     /// Bytes queued.
     pub fn bytes(&self) -> usize {
-        self.data.len()
+        self.data.len() - self.start
     }
 
     /// Messages dropped so far because the queue was full.
