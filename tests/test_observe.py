@@ -10,6 +10,8 @@
   then rsyslog is stopped and a timed series of requests must still succeed
   (both series are timed and reported, speed is not asserted); once rsyslog
   is back, a new request's line must arrive again (reconnection).
+* DeadCollector: a collector address nobody answers; serving must not
+  suffer (smoltcp's ARP requests are rate-limited per interface).
 * Metrics: --metrics-port mapped by a hostfwd; Prometheus' promtool checks
   every scrape, one of them taken while wrk loads the server, and the
   counters must have moved by at least what the load and curl did.
@@ -139,14 +141,16 @@ def wait_until(what, cond, timeout):
 
 def timed_series(port, n):
     """n sequential HTTPS requests for / (curl, certificate checked); returns
-    (seconds, failures)."""
+    (seconds, failures, slowest request's seconds)."""
     expected = (HTDOCS / "index.html").read_bytes()
-    failures = 0
+    failures, slowest = 0, 0.0
     t0 = time.monotonic()
     for _ in range(n):
+        t1 = time.monotonic()
         r = h.curl(f"https://127.0.0.1:{port}/", "--cacert", str(CA), timeout=10, check=False)
+        slowest = max(slowest, time.monotonic() - t1)
         failures += int(r.returncode != 0 or r.stdout != expected)
-    return time.monotonic() - t0, failures
+    return time.monotonic() - t0, failures, slowest
 
 
 class SyslogTcp(h.QemuTestCase):
@@ -203,13 +207,13 @@ class SyslogTcp(h.QemuTestCase):
                 self.assertRegex(m[6], r"^<134>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
 
         # Serving goes on with the collector gone: time both series.
-        running, fail_running = timed_series(self.port, SERIES)
+        running, fail_running, slow_running = timed_series(self.port, SERIES)
         before_stop = len(rs.access())
         rs.stop()
         time.sleep(1)
-        stopped, fail_stopped = timed_series(self.port, SERIES)
-        log(f"syslog/tcp: {SERIES} requests with rsyslog running {running:.2f} s, "
-            f"stopped {stopped:.2f} s ({fail_running} + {fail_stopped} failures)")
+        stopped, fail_stopped, slow_stopped = timed_series(self.port, SERIES)
+        log(f"syslog/tcp: {SERIES} requests with rsyslog running {running:.2f} s (slowest {slow_running:.2f} s), "
+            f"stopped {stopped:.2f} s (slowest {slow_stopped:.2f} s); {fail_running} + {fail_stopped} failures")
         self.assertEqual((fail_running, fail_stopped), (0, 0))
 
         # Back again: the sender reconnects (retry delay at most 60 s).
@@ -225,6 +229,45 @@ class SyslogTcp(h.QemuTestCase):
             f"{len(rs.access()) - before_stop} access lines arrived after the collector stopped "
             f"(queued while it was down)")
         self.assertRegex(self.guest.log(), r"syslog: tcp://192\.168\.254\.5:601: .*retrying")
+
+
+class DeadCollector(h.QemuTestCase):
+    """A collector address on the guest's network that nobody answers
+    (no ARP reply): smoltcp sends one ARP request per second for the whole
+    interface, so a sender that kept asking would starve every client whose
+    address is not cached. Requests must keep succeeding, over both
+    transports; what could not be sent is counted."""
+
+    def serve_with(self, target):
+        system = h.make_system("observe-dead", [unipi(f"--syslog={target} --metrics-port=9100")])
+        port, mport = h.free_port(), h.free_port()
+        net = h.netdev([(port, 4433), (mport, 9100)], extra=[h.git_guestfwd()])
+        guest = h.start_guest(system, net, r"^unipi\| serving [0-9a-f]{40};")
+        try:
+            expected = (HTDOCS / "index.html").read_bytes()
+            times, failures = [], 0
+            for _ in range(SERIES):
+                t0 = time.monotonic()
+                r = h.curl(f"https://127.0.0.1:{port}/", "--cacert", str(CA), timeout=10, check=False)
+                times.append(time.monotonic() - t0)
+                failures += int(r.returncode != 0 or r.stdout != expected)
+                time.sleep(0.2)
+            log(f"dead collector {target}: {SERIES} requests, {failures} failures, "
+                f"worst {max(times):.2f} s, median {sorted(times)[len(times) // 2]:.3f} s")
+            self.assertEqual(failures, 0)
+            return samples(scrape(mport)[1]), guest.log()
+        finally:
+            guest.stop()
+
+    def test_tcp(self):
+        m, serial = self.serve_with("tcp://192.168.254.6:601")
+        self.assertEqual((m["unipi_syslog_up"], m["unipi_syslog_connects_total"]), (0, 0))
+        self.assertIn("syslog: tcp://192.168.254.6:601: no connection; retrying", serial)
+
+    def test_udp(self):
+        m, serial = self.serve_with("192.168.254.6")
+        self.assertGreater(m['unipi_syslog_messages_total{result="dropped"}'], 0)
+        self.assertIn("datagrams cannot leave", serial)
 
 
 def scrape(port):

@@ -13,9 +13,13 @@
 //! what does not fit there is dropped and counted
 //! ([`SyslogStats::dropped`]). Sending never waits: each event-loop
 //! iteration hands the network what its socket accepts and leaves the
-//! rest queued. A TCP connection that fails or closes is retried after 1 s,
+//! rest queued. A TCP connection that fails or closes is retried after 4 s,
 //! doubling up to 60 s (reset once a connection has stayed up 10 s); while
 //! it is down, messages queue up to the queue's limits, then are dropped.
+//! A SYN or datagram that cannot leave within 0.9 s (the collector's
+//! address gets no ARP answer) ends the attempt the same way, so that a
+//! dead collector never holds smoltcp's one ARP request per second that
+//! every client connection may need ([`LEAVE_TIMEOUT`]).
 //!
 //! Over TCP, RFC 6587 has no acknowledgements: messages still in the
 //! socket when a connection breaks are lost (counted as sent).
@@ -31,7 +35,7 @@ use core::fmt;
 
 use log::{info, warn};
 use smoltcp::iface::SocketHandle;
-use smoltcp::socket::udp;
+use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
@@ -47,14 +51,24 @@ pub const TCP_MAX_MESSAGE: usize = 2048;
 /// Largest message over UDP: what fits one unfragmented datagram on a
 /// 1500-byte MTU (the network stack does not fragment IPv4).
 pub const UDP_MAX_MESSAGE: usize = 1500 - 20 - 8;
-/// First retry delay; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// First retry delay; it doubles up to [`MAX_BACKOFF`]. Not shorter: each
+/// attempt at a dead collector takes the interface's ARP slot for a second
+/// (see [`LEAVE_TIMEOUT`]).
+const FIRST_BACKOFF: Duration = Duration::from_secs(4);
 /// Longest retry delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A TCP connection that lasted this long resets the retry delay.
 const STABLE: Duration = Duration::from_secs(10);
 /// A TCP connection (name lookup and handshake) may take this long.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A SYN, or a datagram, may wait this long to leave. smoltcp sends at
+/// most one ARP request per second for the whole interface; a collector
+/// on the local network that never answers ARP would take every one of
+/// them, and connections from clients whose address is not cached (yet,
+/// or any more: entries last a minute) would not be answered. So one ARP
+/// request per attempt (smoltcp asks again after a second), then the slot
+/// is free until the next attempt.
+const LEAVE_TIMEOUT: Duration = Duration::from_millis(900);
 /// Data unacknowledged this long ends a TCP connection.
 const TCP_TIMEOUT: Duration = Duration::from_secs(30);
 /// TCP socket buffers: the send buffer holds several whole messages.
@@ -79,6 +93,8 @@ pub struct SyslogStats {
     pub dropped: u64,
     /// Messages cut to the size limit.
     pub truncated: u64,
+    /// Messages lost in the socket (a datagram that could not leave).
+    pub lost: u64,
     /// TCP connections made.
     pub connects: u64,
     /// The transport can carry messages now (TCP connected; UDP: the
@@ -92,10 +108,20 @@ enum Link {
     Idle { at: Instant },
     /// UDP: looking up the collector's name.
     Resolving(Lookup),
-    /// UDP: sending to the collector.
-    Udp(IpEndpoint),
-    /// TCP: looking up, connecting; started at `since`.
-    Dialing { dial: Dial, since: Instant },
+    /// UDP: sending to the collector; `stuck`: since when datagrams wait
+    /// in the socket, `waiting`: how many were handed to it since it was
+    /// last empty.
+    Udp {
+        ep: IpEndpoint,
+        stuck: Option<Instant>,
+        waiting: u64,
+    },
+    /// TCP: looking up, connecting; started at `since`, SYN sent at `syn`.
+    Dialing {
+        dial: Dial,
+        since: Instant,
+        syn: Option<Instant>,
+    },
     /// TCP: connected at `since`.
     Open { dial: Dial, since: Instant },
 }
@@ -165,8 +191,8 @@ impl Syslog {
         SyslogStats {
             queued: self.queue.len(),
             queued_bytes: self.queue.bytes(),
-            dropped: self.queue.dropped(),
-            up: matches!(self.link, Link::Udp(_) | Link::Open { .. }),
+            dropped: self.queue.dropped() + self.stats.lost,
+            up: matches!(self.link, Link::Udp { .. } | Link::Open { .. }),
             ..self.stats
         }
     }
@@ -211,7 +237,11 @@ impl Syslog {
     pub fn deadline(&self) -> Option<Instant> {
         match &self.link {
             Link::Idle { at } => Some(*at),
-            Link::Dialing { since, .. } => Some(*since + DIAL_TIMEOUT),
+            Link::Dialing { since, syn, .. } => {
+                let dial = *since + DIAL_TIMEOUT;
+                Some(syn.map_or(dial, |t| dial.min(t + LEAVE_TIMEOUT)))
+            }
+            Link::Udp { stuck: Some(t), .. } => Some(*t + LEAVE_TIMEOUT),
             _ => None,
         }
     }
@@ -227,30 +257,39 @@ impl Syslog {
                 Answer::Done(Ok(ip)) => {
                     self.failing = false;
                     info!("syslog: {} is {ip}", self.cfg.target.host);
-                    Link::Udp(IpEndpoint::new(ip, self.cfg.target.port))
+                    Link::Udp {
+                        ep: IpEndpoint::new(ip, self.cfg.target.port),
+                        stuck: None,
+                        waiting: 0,
+                    }
                 }
                 Answer::Done(Err(e)) => self.retry(now, format_args!("cannot resolve: {e}")),
             },
-            Link::Udp(ep) => {
-                self.send_udp(net, ep);
-                Link::Udp(ep)
-            }
-            Link::Dialing { mut dial, since } => match dial.poll(net) {
+            Link::Udp { ep, stuck, waiting } => self.send_udp(net, now, ep, stuck, waiting),
+            Link::Dialing {
+                mut dial,
+                since,
+                mut syn,
+            } => match dial.poll(net) {
                 Ok(DialStatus::Open) => {
                     self.stats.connects += 1;
                     self.failing = false;
                     info!("syslog: connected to {}", self.cfg.target);
                     self.send_tcp(net, dial, now, now)
                 }
-                Ok(DialStatus::Pending) if now < since + DIAL_TIMEOUT => {
-                    Link::Dialing { dial, since }
-                }
                 Ok(DialStatus::Pending) => {
-                    self.abort(net);
-                    self.retry(
-                        now,
-                        format_args!("no connection within {} s", DIAL_TIMEOUT.secs()),
-                    )
+                    if let Some(h) = self.socket
+                        && net.tcp(h).state() == tcp::State::SynSent
+                    {
+                        syn.get_or_insert(now);
+                    }
+                    if now >= since + DIAL_TIMEOUT || syn.is_some_and(|t| now >= t + LEAVE_TIMEOUT)
+                    {
+                        self.abort(net);
+                        self.retry(now, format_args!("no connection"))
+                    } else {
+                        Link::Dialing { dial, since, syn }
+                    }
                 }
                 Err(e) => {
                     self.abort(net);
@@ -285,7 +324,11 @@ impl Syslog {
                     return self.retry(now, format_args!("{e}"));
                 }
                 match &target.host {
-                    Host::Ip(ip) => Link::Udp(IpEndpoint::new(IpAddress::Ipv4(*ip), target.port)),
+                    Host::Ip(ip) => Link::Udp {
+                        ep: IpEndpoint::new(IpAddress::Ipv4(*ip), target.port),
+                        stuck: None,
+                        waiting: 0,
+                    },
                     Host::Name(name) => match net.resolve(name) {
                         Ok(l) => Link::Resolving(l),
                         Err(e) => self.retry(now, format_args!("cannot resolve: {e}")),
@@ -304,7 +347,11 @@ impl Syslog {
                 match Dial::start(net, socket, t) {
                     Ok(dial) => {
                         net.tcp(socket).set_timeout(Some(TCP_TIMEOUT));
-                        Link::Dialing { dial, since: now }
+                        Link::Dialing {
+                            dial,
+                            since: now,
+                            syn: None,
+                        }
                     }
                     Err(e) => self.retry(now, format_args!("{e}")),
                 }
@@ -312,18 +359,46 @@ impl Syslog {
         }
     }
 
-    fn send_udp(&mut self, net: &mut Net, ep: IpEndpoint) {
-        let Some(h) = self.socket else { return };
+    /// Hands queued messages to the UDP socket; datagrams that cannot
+    /// leave within [`LEAVE_TIMEOUT`] (no ARP answer) are dropped and the
+    /// sender waits before trying again.
+    fn send_udp(
+        &mut self,
+        net: &mut Net,
+        now: Instant,
+        ep: IpEndpoint,
+        mut stuck: Option<Instant>,
+        mut waiting: u64,
+    ) -> Link {
+        let Some(h) = self.socket else {
+            return Link::Idle { at: now };
+        };
+        if net.udp(h).send_queue() == 0 {
+            stuck = None;
+            waiting = 0;
+        } else if stuck.is_some_and(|t| now >= t + LEAVE_TIMEOUT) {
+            // Closing drops what waits in the socket; `start` binds again.
+            net.udp(h).close();
+            self.stats.sent -= waiting.min(self.stats.sent);
+            self.stats.lost += waiting;
+            return self.retry(now, format_args!("datagrams cannot leave (no ARP answer?)"));
+        } else {
+            stuck.get_or_insert(now);
+        }
         while self.queue.front(&mut self.scratch) {
             match net.udp(h).send_slice(&self.scratch, ep) {
-                Ok(()) => self.stats.sent += 1,
+                Ok(()) => {
+                    self.stats.sent += 1;
+                    waiting += 1;
+                }
                 // Full: the rest waits for the next poll.
                 Err(udp::SendError::BufferFull) => break,
                 // Cannot happen for a checked endpoint; never loop on it.
-                Err(udp::SendError::Unaddressable) => {}
+                Err(udp::SendError::Unaddressable) => self.stats.lost += 1,
             }
             self.queue.pop();
         }
+        Link::Udp { ep, stuck, waiting }
     }
 
     /// Writes whole framed messages while the socket has room; ends the
@@ -361,9 +436,21 @@ impl Syslog {
         Link::Open { dial, since }
     }
 
+    /// Ends the TCP connection. A socket that never got an answer is
+    /// dropped instead of aborted: smoltcp's abort leaves a RST to send,
+    /// and a RST to an address without ARP answer would ask for it every
+    /// second, for ever (see [`LEAVE_TIMEOUT`]). The next attempt makes a
+    /// new socket.
     fn abort(&mut self, net: &mut Net) {
-        if let (Some(h), Transport::Tcp) = (self.socket, self.cfg.target.transport) {
-            net.tcp(h).abort();
+        let (Some(h), Transport::Tcp) = (self.socket, self.cfg.target.transport) else {
+            return;
+        };
+        let s = net.tcp(h);
+        if matches!(s.state(), tcp::State::SynSent | tcp::State::Closed) {
+            net.remove_tcp(h);
+            self.socket = None;
+        } else {
+            s.abort();
         }
     }
 
