@@ -209,7 +209,7 @@ test-e2e: all subjects
 
 # Debian packages the build and the tests need (installed when missing).
 DEB_PACKAGES := qemu-system-x86 openssl curl git libxml2-utils tar xz-utils python3 \
-	lighttpd fcgiwrap nginx chromium chromium-driver testssl.sh
+	lighttpd fcgiwrap nginx chromium chromium-driver testssl.sh rsyslog prometheus wrk
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -204,7 +204,10 @@ pub fn tap_enable(level: log::LevelFilter) {
 /// the console's level prefix); returns how many were dropped since the
 /// last call because the ring was full or in use.
 pub fn tap_drain(sink: &mut dyn FnMut(log::Level, &str)) -> u64 {
-    loop {
+    // What `sink` logs itself waits for the next call: a sink that warns
+    // about every record must not keep this loop going.
+    let kept = TAP.lock().len;
+    for _ in 0..kept {
         // The lock is not held while `sink` runs: it may log.
         let Some(slot) = TAP.lock().pop() else { break };
         let text = core::str::from_utf8(&slot.text[..slot.len]).unwrap_or("?");

@@ -343,9 +343,9 @@ impl Connection {
         matches!(self.state, State::Awaiting { .. })
     }
 
-    /// The transport is gone: drop pending output (logging unfinished
-    /// responses as aborted). Afterwards [`wants_close`](Self::wants_close)
-    /// is true.
+    /// The transport is gone: drop pending output (recording unfinished
+    /// responses as aborted, see [`take_access`](Self::take_access)).
+    /// Afterwards [`wants_close`](Self::wants_close) is true.
     pub fn abort(&mut self, now: Instant) {
         self.observe(now);
         self.out.abandon(self.now);

@@ -19,7 +19,7 @@
 //! A SYN or datagram that cannot leave within 0.9 s (the collector's
 //! address gets no ARP answer) ends the attempt the same way, so that a
 //! dead collector never holds smoltcp's one ARP request per second that
-//! every client connection may need ([`LEAVE_TIMEOUT`]).
+//! every client connection may need (`LEAVE_TIMEOUT`).
 //!
 //! Over TCP, RFC 6587 has no acknowledgements: messages still in the
 //! socket when a connection breaks are lost (counted as sent).
