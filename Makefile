@@ -241,7 +241,8 @@ test-e2e: all subjects
 # clients (slowhttptest), ssh remotes (openssh-server), ACME (pebble).
 DEB_PACKAGES := qemu-system-x86 openssl curl git libxml2-utils tar xz-utils python3 \
 	lighttpd fcgiwrap nginx chromium chromium-driver testssl.sh \
-	nghttp2-client python3-h2 slowhttptest openssh-server pebble
+	nghttp2-client python3-h2 slowhttptest openssh-server pebble \
+	rsyslog prometheus wrk
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

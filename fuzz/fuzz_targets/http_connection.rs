@@ -1,6 +1,6 @@
 //! HTTP request parsing and routing: arbitrary client bytes through `http::Connection`
-//! (both roles), with chunked input, partial output consumption, webhook completion and
-//! timeouts.
+//! (every role), with chunked input, partial output consumption, webhook and metrics
+//! completion and timeouts; every access record must write as printable ASCII.
 //!
 //! Input: `flags (1) | seed (4) | request bytes`.
 #![no_main]
@@ -8,7 +8,19 @@
 use libfuzzer_sys::fuzz_target;
 use smoltcp::time::{Duration, Instant};
 use unipi::http::{Connection, Event, HookOutcome, Role};
+use unipi::observe::access::{AccessRecord, AccessSink};
 use unipi_fuzz::{Chunks, http_config, site, take_u32};
+
+/// Checks that every record's lines are printable ASCII (they go to syslog and the
+/// console unchanged).
+struct Printable(u64);
+
+impl AccessSink for Printable {
+    fn record(&mut self, r: &AccessRecord) {
+        let line = format!("{} | {}", r.combined(self.0), r.console());
+        assert!(line.bytes().all(|b| (0x20..0x7f).contains(&b)), "{line:?}");
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else {
@@ -18,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let role = match flags & 3 {
         0 => Role::Site { secure: true },
         1 => Role::Site { secure: false },
+        2 if seed & 1 == 1 => Role::Metrics,
         2 => Role::Redirect,
         _ => Role::Site { secure: true },
     };
@@ -55,6 +68,10 @@ fuzz_target!(|data: &[u8]| {
                     };
                     conn.complete_hook(outcome, now, unix);
                 }
+                Event::MetricsRequested => {
+                    assert!(conn.awaiting_hook());
+                    conn.complete_metrics("# HELP x y\n# TYPE x gauge\nx 1\n".into(), now, unix);
+                }
             }
         }
         let mut progressed = taken > 0;
@@ -68,6 +85,7 @@ fuzz_target!(|data: &[u8]| {
             budget -= n;
             progressed = true;
         }
+        conn.take_access(&mut Printable(unix));
         if conn.wants_close() {
             break;
         }

@@ -4,7 +4,8 @@
 //! ```text
 //! boot parameters -> TLS config (tls_cert/tls_key regions) -> fallback site
 //! (site region) -> network (static or DHCP) -> listening pools
-//! loop: poll interface -> connections -> git fetch -> a slice of compression
+//! loop: poll interface -> connections (access records, metrics requests
+//!       -> observer) -> git fetch -> a slice of compression -> syslog
 //!       -> poll interface -> wait
 //! ```
 //!
@@ -23,6 +24,7 @@ use crate::config::{Config, redact};
 use crate::http::hook::Secret;
 use crate::http::{HookOutcome, HttpConfig};
 use crate::net::{Net, mac_from_name};
+use crate::observe::{MachineState, Observer, PullOutcome};
 use crate::platform::{HeapStats, Platform};
 use crate::pull::{PullResult, Puller};
 use crate::server::{HookRequest, IDLE_CONNECTION_COST, Listen, Server, Tick};
@@ -47,6 +49,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
 
     let clock = Arc::new(LoopClock::default());
     clock.set(p.unix_time());
+    let mut observer = Observer::new(&cfg, clock.get());
 
     // TLS: certificate chain and key come from read-only memory regions.
     let Some(ticketer) = Ticketer::new(clock.get()).map(Arc::new) else {
@@ -175,6 +178,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         tls,
         max_connections,
         min_send_rate: cfg.min_send_rate,
+        metrics_port: cfg.metrics_port,
     };
     let mut server = Server::new(&mut net, http_cfg.clone(), listen);
 
@@ -202,6 +206,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         let now = p.now();
         let unix = p.unix_time();
         clock.set(unix);
+        observer.tick(unix, &net);
         if unix.saturating_sub(last_rotate) >= 60 {
             last_rotate = unix;
             ticketer.rotate(unix);
@@ -245,7 +250,21 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             net.poll_with(now, dev, |net| server.replenish(net, now));
         }
 
-        let polled = server.poll(&mut net, site.as_deref(), &tick);
+        let polled = server.poll(&mut net, site.as_deref(), &tick, &mut observer);
+        if !polled.metrics.is_empty() {
+            if let Some(served) = certs.served() {
+                observer.set_certificate_expiry(served.not_after as i64);
+            }
+            let text = observer.exposition(MachineState {
+                server: &server,
+                heap: tick.heap,
+                net: p.net_stats(),
+                site: site.as_deref(),
+            });
+            for m in polled.metrics {
+                server.complete_metrics(m, text.clone(), now, unix);
+            }
+        }
         for h in polled.hooks {
             match &mut puller {
                 Some(f) => waiting_hooks.push((f.request_pull(), h)),
@@ -266,6 +285,14 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
         CertManager::check_expiry(&certs, &mut expiry_warned, unix);
 
         if let Some(done) = puller.as_mut().and_then(|f| f.poll(&mut net, now)) {
+            observer.pulled(
+                match &done.result {
+                    PullResult::Updated { .. } => PullOutcome::Updated,
+                    PullResult::Unchanged => PullOutcome::Unchanged,
+                    PullResult::Failed(_) => PullOutcome::Failed,
+                },
+                done.duration,
+            );
             let outcome = match done.result {
                 PullResult::Updated {
                     site: new_site,
@@ -304,6 +331,13 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
                 done.stats, heap.used, heap.size, heap.peak
             );
         }
+        // Warnings and errors of this iteration, then access lines, off
+        // the box.
+        if observer.wants_logs() {
+            let dropped = p.drain_log(&mut |level, text| observer.log(level, text));
+            observer.log_dropped(dropped);
+        }
+        observer.poll(&mut net, now);
 
         // Flush what the sockets queued, then tell the peer.
         if let Some(dev) = p.device() {
@@ -325,6 +359,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
             server.deadline(),
             puller.as_ref().and_then(|f| f.deadline()),
             certificates.as_ref().and_then(|m| m.deadline()),
+            observer.deadline(),
         ]
         .into_iter()
         .flatten()

@@ -54,9 +54,15 @@
 //! | `--acme-renew-after=SECONDS` | ⅔ of the lifetime | renew this long after issuance (tests) |
 //! | `--acme-retry=SECONDS` | 300 | first wait after a failed issuance; doubles up to a day |
 //! | `--compression=on\|static\|off` | `on` | gzip text-like files after each fetch and use committed `X.gz`/`X.br` (`static`: only the committed ones; `off`: send every file as it is) |
+//! | `--access-log=on\|off` | on | one console line per response |
+//! | `--tls-resumption=on\|off` | on | TLS session tickets (resumption without a server-side cache) |
+//! | `--status-interval=SECONDS` | 0 | a status line this often (0: never) |
+//! | `--syslog=[udp://\|tcp://]HOST[:PORT]` | off | RFC 5424 syslog (access lines, warnings, errors), see [`crate::observe::syslog::target`] |
+//! | `--syslog-facility=NAME` | `local0` | `user`, `daemon`, `local0` … `local7` |
+//! | `--metrics-port=N` | off | plain-HTTP port serving Prometheus metrics at `/metrics` |
 //!
-//! Unipi's Let's Encrypt, SSH and monitoring flags are recognised and reported
-//! as [`ConfigError::Unsupported`].
+//! Unipi's Let's Encrypt, SSH and `--monitor` flags are recognised and
+//! reported as [`ConfigError::Unsupported`].
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -65,6 +71,9 @@ use core::str::FromStr;
 
 use log::LevelFilter;
 use smoltcp::wire::{EthernetAddress, IpAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};
+
+use crate::observe::syslog::message::Facility;
+use crate::observe::syslog::target::SyslogTarget;
 
 /// Most DNS servers kept.
 pub const MAX_DNS_SERVERS: usize = 4;
@@ -192,7 +201,7 @@ pub struct Config {
     pub tls_resumption: bool,
     /// Seconds between status log lines (connections, heap); 0: none.
     pub status_interval: u32,
-    /// One log line per HTTP response.
+    /// One console line per HTTP response.
     pub access_log: bool,
     /// Offer HTTP/2 (ALPN `h2`) on the HTTPS port.
     pub http2: bool,
@@ -200,6 +209,12 @@ pub struct Config {
     pub acme: Acme,
     /// Compressed representations.
     pub compression: Compression,
+    /// Where syslog messages go; `None`: nowhere.
+    pub syslog: Option<SyslogTarget>,
+    /// The facility of syslog messages.
+    pub syslog_facility: Facility,
+    /// Plain-HTTP port serving the metrics; `None`: no metrics.
+    pub metrics_port: Option<u16>,
 }
 
 impl Default for Config {
@@ -246,6 +261,9 @@ impl Default for Config {
             http2: true,
             acme: Acme::default(),
             compression: Compression::On,
+            syslog: None,
+            syslog_facility: Facility::default(),
+            metrics_port: None,
         }
     }
 }
@@ -413,7 +431,8 @@ enum Kind {
 
 const KEY_TYPE: &str = "ACME keys are ECDSA P-256: RSA key generation is too slow under emulation and Let's Encrypt takes ECDSA";
 const SSH_PASSWORD: &str = "ssh password authentication is not supported; use --ssh-key";
-const MON: &str = "remote logging and metrics are not implemented; logs go to the console";
+const MON: &str =
+    "Unipi's monitoring (InfluxDB) is not implemented; use --metrics-port (Prometheus)";
 
 const FLAGS: &[(&str, Kind)] = &[
     ("ipv4", Kind::Value),
@@ -474,7 +493,9 @@ const FLAGS: &[(&str, Kind)] = &[
     ("ssh-key-region", Kind::Value),
     ("ssh-authenticator", Kind::Value),
     ("ssh-password", Kind::UnsupportedValue(SSH_PASSWORD)),
-    ("syslog", Kind::UnsupportedValue(MON)),
+    ("syslog", Kind::Value),
+    ("syslog-facility", Kind::Value),
+    ("metrics-port", Kind::Value),
     ("monitor", Kind::UnsupportedValue(MON)),
 ];
 
@@ -652,6 +673,14 @@ impl Config {
                 });
             }
         }
+        if let Some(m) = cfg.metrics_port
+            && (m == cfg.port || m == cfg.https_port)
+        {
+            cfg.metrics_port = None;
+            errors.push(ConfigError::Conflict {
+                message: "--metrics-port equals the HTTP or HTTPS port; metrics are off",
+            });
+        }
         (cfg, errors)
     }
 
@@ -810,6 +839,12 @@ impl Config {
             "tls-resumption" => self.tls_resumption = parse_switch(v)?,
             "access-log" => self.access_log = parse_switch(v)?,
             "http2" => self.http2 = parse_switch(v)?,
+            "syslog" => self.syslog = Some(SyslogTarget::parse(v).map_err(|e| e.reason())?),
+            "syslog-facility" => {
+                self.syslog_facility =
+                    Facility::parse(v).ok_or("expected user, daemon or local0 to local7")?
+            }
+            "metrics-port" => self.metrics_port = Some(parse_port(v)?),
             "status-interval" => self.status_interval = parse_num(v, 0, 86400)? as u32,
             "compression" => {
                 self.compression = match v.to_ascii_lowercase().as_str() {
@@ -1458,6 +1493,36 @@ mod tests {
     }
 
     #[test]
+    fn observability_flags() {
+        use crate::observe::syslog::target::{Host, Transport};
+        let c = ok("--syslog=tcp://192.168.254.4:601 --syslog-facility=daemon --metrics-port 9100");
+        let t = c.syslog.unwrap();
+        assert_eq!(t.transport, Transport::Tcp);
+        assert_eq!(t.host, Host::Ip(Ipv4Address::new(192, 168, 254, 4)));
+        assert_eq!(t.port, 601);
+        assert_eq!(c.syslog_facility, Facility::Daemon);
+        assert_eq!(c.metrics_port, Some(9100));
+        let c = ok("--syslog logs.example.org");
+        assert_eq!(c.syslog.unwrap().transport, Transport::Udp);
+        assert_eq!(ok("").syslog, None);
+        assert_eq!(ok("").metrics_port, None);
+        for bad in [
+            "--syslog=http://x",
+            "--syslog=x:0",
+            "--syslog=[::1]",
+            "--syslog-facility=kern",
+            "--metrics-port=0",
+        ] {
+            let (c, e) = err(bad);
+            assert!(matches!(e[0], ConfigError::Invalid { .. }), "{bad}: {e:?}");
+            assert_eq!((c.syslog, c.metrics_port), (None, None));
+        }
+        let (c, e) = err("--metrics-port=4433");
+        assert_eq!(c.metrics_port, None);
+        assert!(matches!(e[0], ConfigError::Conflict { .. }));
+    }
+
+    #[test]
     fn log_levels() {
         for (v, l) in [
             ("error", LevelFilter::Error),
@@ -1473,7 +1538,7 @@ mod tests {
     #[test]
     fn unknown_and_unsupported() {
         let (c, e) = Config::parse(
-            "--ssh-password pw --syslog=10.0.0.1 --monitor 10.0.0.2 \
+            "--ssh-password pw --monitor 10.0.0.2 \
              --cert-key-type=ed25519 --cert-bits=4096 --account-key-type=rsa \
              --account-bits=2048 --frobnicate=1 stray --port=81",
         );
@@ -1482,7 +1547,7 @@ mod tests {
             .iter()
             .filter(|x| matches!(x, ConfigError::Unsupported { .. }))
             .count();
-        assert_eq!(unsupported, 5, "{e:?}");
+        assert_eq!(unsupported, 4, "{e:?}");
         assert!(e.contains(&ConfigError::Invalid {
             flag: "account-key-type",
             value: "rsa".into(),

@@ -24,6 +24,7 @@ pub mod app;
 pub mod config;
 pub mod http;
 pub mod net;
+pub mod observe;
 pub mod platform;
 pub mod pull;
 pub mod server;

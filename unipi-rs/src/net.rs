@@ -31,7 +31,7 @@ use smoltcp::iface::{
 };
 use smoltcp::phy::{Device, DeviceCapabilities, PacketMeta, RxToken, TxToken};
 use smoltcp::socket::dns::{self, GetQueryResultError, QueryHandle, StartQueryError};
-use smoltcp::socket::{dhcpv4, tcp};
+use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, DnsQueryType, EthernetAddress, EthernetFrame,
@@ -104,6 +104,28 @@ impl fmt::Display for ConnectError {
             ),
             ConnectError::Unaddressable(ep) => write!(f, "cannot connect to {ep}"),
         }
+    }
+}
+
+/// Sizes of a UDP socket's buffers (see [`Net::add_udp`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpBuffers {
+    /// Datagrams the receive buffer holds, and their bytes together.
+    pub rx: (usize, usize),
+    /// Datagrams the send buffer holds, and their bytes together.
+    pub tx: (usize, usize),
+}
+
+/// Why a UDP socket could not be bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindError {
+    /// The port that was tried.
+    pub port: u16,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot bind a UDP socket to port {}", self.port)
     }
 }
 
@@ -367,18 +389,54 @@ impl Net {
         self.sockets.get_mut::<tcp::Socket>(h)
     }
 
+    /// The next ephemeral port (RFC 6335 range, in turn).
+    fn next_port(&mut self) -> u16 {
+        self.last_port = if self.last_port == u16::MAX {
+            EPHEMERAL_FIRST
+        } else {
+            self.last_port + 1
+        };
+        self.last_port
+    }
+
+    /// Adds a UDP socket with the given buffers (unbound: see
+    /// [`Net::bind_udp`]).
+    pub fn add_udp(&mut self, b: UdpBuffers) -> SocketHandle {
+        let buffer = |(slots, bytes): (usize, usize)| {
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; slots], vec![0; bytes])
+        };
+        self.sockets
+            .add(udp::Socket::new(buffer(b.rx), buffer(b.tx)))
+    }
+
+    /// Binds UDP socket `h` to the next ephemeral port (for a socket that
+    /// only sends); returns the port.
+    pub fn bind_udp(&mut self, h: SocketHandle) -> Result<u16, BindError> {
+        let port = self.next_port();
+        self.sockets
+            .get_mut::<udp::Socket>(h)
+            .bind(port)
+            .map(|()| port)
+            .map_err(|_| BindError { port })
+    }
+
+    /// The UDP socket behind `h`.
+    ///
+    /// # Panics
+    ///
+    /// If `h` is not a UDP socket of this interface (a bug in the caller,
+    /// never a consequence of network input).
+    pub fn udp(&mut self, h: SocketHandle) -> &mut udp::Socket<'static> {
+        self.sockets.get_mut::<udp::Socket>(h)
+    }
+
     /// Opens a connection from socket `h` to `remote`, from the next
     /// ephemeral port. Whatever the socket did before is aborted.
     pub fn connect(&mut self, h: SocketHandle, remote: IpEndpoint) -> Result<(), ConnectError> {
         if !self.can_reach(remote.addr) {
             return Err(ConnectError::NoAddress(remote));
         }
-        self.last_port = if self.last_port == u16::MAX {
-            EPHEMERAL_FIRST
-        } else {
-            self.last_port + 1
-        };
-        let port = self.last_port;
+        let port = self.next_port();
         let s = self.sockets.get_mut::<tcp::Socket>(h);
         s.abort();
         s.connect(self.iface.context(), remote, port)

@@ -76,6 +76,16 @@ pub trait Platform {
         None
     }
 
+    /// Hands the warnings and errors the platform's logger wrote since
+    /// the last call to `sink`, oldest first (level, message text without
+    /// a level prefix), for the syslog; returns how many it had to drop
+    /// since the last call. The platform keeps a bounded number; without
+    /// such a copy (the default) nothing is handed over.
+    fn drain_log(&mut self, sink: &mut dyn FnMut(log::Level, &str)) -> u64 {
+        let _ = sink;
+        0
+    }
+
     /// Whether the server loop should go on (a unikernel never stops; tests
     /// running the loop in-process do).
     fn running(&mut self) -> bool {

@@ -67,6 +67,8 @@ pub struct Pulled {
     pub generation: u64,
     /// The result.
     pub result: PullResult,
+    /// How long the fetch took.
+    pub duration: Duration,
 }
 
 /// One fetch in progress.
@@ -275,7 +277,11 @@ impl Puller {
                 self.failed(now, what)
             }
         };
-        Some(Pulled { generation, result })
+        Some(Pulled {
+            generation,
+            result,
+            duration: elapsed,
+        })
     }
 
     fn start(&mut self, net: &mut Net, now: Instant) {

@@ -115,6 +115,12 @@ pub trait Layer {
     fn alpn(&self) -> Option<&[u8]> {
         None
     }
+
+    /// How the layer's handshake went, once it is done (TLS: full or
+    /// resumed); `None` for a layer without one.
+    fn handshake_kind(&self) -> Option<rustls::HandshakeKind> {
+        None
+    }
 }
 
 /// No layer: application bytes are the TCP payload.
@@ -262,6 +268,10 @@ impl<C: Unbuffered> Layer for TlsSession<C> {
 
     fn alpn(&self) -> Option<&[u8]> {
         TlsSession::alpn(self)
+    }
+
+    fn handshake_kind(&self) -> Option<rustls::HandshakeKind> {
+        TlsSession::handshake_kind(self)
     }
 }
 

@@ -699,6 +699,8 @@ fn boot_seeds() {
         "--tls --production --cert-seed=x --ssh-key=rsa:abc --monitor=1.2.3.4 --unknown positional",
         "--remote=http://[::1]:80/x.git --ipv4=0.0.0.0/33",
         "--ipv6=2001:db8::10/64 --ipv6-gateway=fe80::1 --accept-router-advertisements=false --ipv4-only=false --ipv6-only=true --dns=[2001:db8::53]:53 --dns-servers=udp:10.0.0.1:53,2001:db8::55 --ipv4=10.0.0.2/24",
+        "--syslog=tcp://logs.example.org:601 --syslog-facility=local3 --metrics-port=9100 --access-log=off",
+        "--syslog 10.0.0.1 --syslog=udp://[::1] --syslog-facility=kern --metrics-port=4433",
     ]
     .iter()
     .enumerate()
@@ -937,7 +939,53 @@ fn image_seeds(image: Option<&Path>) {
     put("muen_image", "hand-made", &b.finish().unwrap());
 }
 
+/// `observe`: selector byte, then the input of that part (see the target).
+fn observe_seeds() {
+    for (i, t) in [
+        "10.0.0.1",
+        "udp://logs.example.org:514",
+        "tcp://192.168.254.5:601",
+        "TCP://Logs.Example.org.:5514/",
+        "local7",
+    ]
+    .iter()
+    .enumerate()
+    {
+        put(
+            "observe",
+            &format!("target-{i}"),
+            &cat(&[&[0], t.as_bytes()]),
+        );
+    }
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    put("observe", "cert-rcgen", &cat(&[&[1], key.cert.der()]));
+    put(
+        "observe",
+        "message",
+        &cat(&[
+            &[2, 0, 2, 0x40, 0x2f, 0x4e, 0x6b],
+            "warning: a\nb \u{e4}\u{85}\r\n".as_bytes(),
+        ]),
+    );
+    put(
+        "observe",
+        "access",
+        &cat(&[&[3], b"GET\xff/a b\"c\xff\\https://x/\xff\x01curl/8.0"]),
+    );
+    put("observe", "label", &cat(&[&[4], b"q\"\\\nx"]));
+    put(
+        "observe",
+        "queue",
+        &cat(&[&[5], &[10, 100, 0x80, 127, 127, 127, 0x80, 0x80, 0x80, 5]]),
+    );
+}
+
 fn main() {
+    // SEEDGEN_ONLY=observe writes that group alone (a new target's seeds).
+    if std::env::var("SEEDGEN_ONLY").as_deref() == Ok("observe") {
+        observe_seeds();
+        return;
+    }
     let image = std::env::args()
         .nth(1)
         .map(PathBuf::from)
@@ -957,5 +1005,6 @@ fn main() {
     tls_seeds();
     channel_seeds();
     image_seeds(image.as_deref());
+    observe_seeds();
     std::fs::remove_dir_all(&tmp).unwrap();
 }

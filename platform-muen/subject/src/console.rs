@@ -5,8 +5,15 @@
 //! subject monitor (or the minimal kernel) captures.
 //!
 //! The `log` crate's macros end up here; each record is one line.
+//!
+//! The *tap* keeps a copy of records at or above a level the application
+//! chooses ([`tap_enable`]) in a fixed ring of [`TAP_SLOTS`] slots, for the
+//! application to take with [`tap_drain`] (unipi forwards warnings and
+//! errors to syslog that way). The logger never allocates or waits for it:
+//! a record that finds the ring full or in use is dropped and counted.
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use muen_abi::channel::ChannelMemory;
 use muen_abi::debuglog::LogWriter;
 use muen_abi::sinfo::{MemoryKind, Sinfo};
@@ -90,6 +97,138 @@ pub fn set_level(level: log::LevelFilter) {
     log::set_max_level(level);
 }
 
+/// Records the tap keeps until they are taken.
+pub const TAP_SLOTS: usize = 32;
+/// Longest record text the tap keeps (bytes); longer ones are cut and end
+/// in [`TAP_CUT`].
+pub const TAP_TEXT: usize = 480;
+/// Ends a record text the tap had to cut.
+pub const TAP_CUT: &str = " [truncated]";
+
+#[derive(Clone, Copy)]
+struct TapSlot {
+    /// `None` only in unused slots (all zeros: the ring lives in .bss).
+    level: Option<log::Level>,
+    len: usize,
+    text: [u8; TAP_TEXT],
+}
+
+impl TapSlot {
+    const EMPTY: TapSlot = TapSlot {
+        level: None,
+        len: 0,
+        text: [0; TAP_TEXT],
+    };
+}
+
+/// A fixed ring of record copies, oldest at `head`.
+struct Tap {
+    slots: [TapSlot; TAP_SLOTS],
+    head: usize,
+    len: usize,
+    dropped: u64,
+}
+
+static TAP: Mutex<Tap> = Mutex::new(Tap {
+    slots: [TapSlot::EMPTY; TAP_SLOTS],
+    head: 0,
+    len: 0,
+    dropped: 0,
+});
+/// The tap's level as `log::LevelFilter as usize` (0: off).
+static TAP_LEVEL: AtomicUsize = AtomicUsize::new(0);
+/// Records dropped because the ring was in use (a record logged while
+/// [`tap_drain`] held it).
+static TAP_BUSY: AtomicU64 = AtomicU64::new(0);
+
+/// Writes a record's text into a slot, cutting at a character when full.
+struct SlotWriter<'a> {
+    slot: &'a mut TapSlot,
+    cut: bool,
+}
+
+impl Write for SlotWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = TAP_TEXT - TAP_CUT.len();
+        for c in s.chars() {
+            let n = c.len_utf8();
+            if self.cut || self.slot.len + n > room {
+                self.cut = true;
+                return Ok(());
+            }
+            c.encode_utf8(&mut self.slot.text[self.slot.len..self.slot.len + n]);
+            self.slot.len += n;
+        }
+        Ok(())
+    }
+}
+
+impl Tap {
+    fn push(&mut self, level: log::Level, args: &fmt::Arguments<'_>) {
+        if self.len == TAP_SLOTS {
+            self.dropped += 1;
+            return;
+        }
+        let i = (self.head + self.len) % TAP_SLOTS;
+        let slot = &mut self.slots[i];
+        slot.level = Some(level);
+        slot.len = 0;
+        let mut w = SlotWriter { slot, cut: false };
+        let _ = w.write_fmt(*args);
+        if w.cut {
+            let l = w.slot.len;
+            w.slot.text[l..l + TAP_CUT.len()].copy_from_slice(TAP_CUT.as_bytes());
+            w.slot.len += TAP_CUT.len();
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<TapSlot> {
+        if self.len == 0 {
+            return None;
+        }
+        let slot = self.slots[self.head];
+        self.head = (self.head + 1) % TAP_SLOTS;
+        self.len -= 1;
+        Some(slot)
+    }
+}
+
+/// Keeps copies of records at `level` or more severe for [`tap_drain`]
+/// (`LevelFilter::Off`: none, the default).
+pub fn tap_enable(level: log::LevelFilter) {
+    TAP_LEVEL.store(level as usize, Ordering::Relaxed);
+}
+
+/// Hands the kept records to `sink`, oldest first (level and text, without
+/// the console's level prefix); returns how many were dropped since the
+/// last call because the ring was full or in use.
+pub fn tap_drain(sink: &mut dyn FnMut(log::Level, &str)) -> u64 {
+    // What `sink` logs itself waits for the next call: a sink that warns
+    // about every record must not keep this loop going.
+    let kept = TAP.lock().len;
+    for _ in 0..kept {
+        // The lock is not held while `sink` runs: it may log.
+        let Some(slot) = TAP.lock().pop() else { break };
+        let text = core::str::from_utf8(&slot.text[..slot.len]).unwrap_or("?");
+        sink(slot.level.unwrap_or(log::Level::Error), text);
+    }
+    let dropped = core::mem::take(&mut TAP.lock().dropped);
+    dropped + TAP_BUSY.swap(0, Ordering::Relaxed)
+}
+
+fn tap(r: &log::Record<'_>) {
+    if (r.level() as usize) > TAP_LEVEL.load(Ordering::Relaxed) {
+        return;
+    }
+    match TAP.try_lock() {
+        Some(mut t) => t.push(r.level(), r.args()),
+        None => {
+            TAP_BUSY.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 struct Logger;
 static LOGGER: Logger = Logger;
 
@@ -109,8 +248,11 @@ impl log::Log for Logger {
             log::Level::Debug => "debug: ",
             log::Level::Trace => "trace: ",
         };
-        let mut c = CONSOLE.lock();
-        let _ = writeln!(c, "{prefix}{}", r.args());
+        {
+            let mut c = CONSOLE.lock();
+            let _ = writeln!(c, "{prefix}{}", r.args());
+        }
+        tap(r);
     }
 
     fn flush(&self) {

@@ -16,6 +16,9 @@ muen_subject::subject_main!(main);
 const NET_DEVICE: &str = "net0";
 
 fn main(rt: &mut Runtime) -> i32 {
+    // Warnings and errors from now on are kept for unipi's syslog
+    // (Platform::drain_log), boot-parameter warnings included.
+    muen_subject::console::tap_enable(log::LevelFilter::Warn);
     let device = match muen_subject::net::open(&rt.sinfo, NET_DEVICE) {
         Ok((rx, tx)) => Some(MuennetDevice::new(rx, tx)),
         Err(e) => {

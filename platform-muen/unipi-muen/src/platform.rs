@@ -111,6 +111,10 @@ impl Platform for MuenPlatform<'_> {
         })
     }
 
+    fn drain_log(&mut self, sink: &mut dyn FnMut(log::Level, &str)) -> u64 {
+        muen_subject::console::tap_drain(sink)
+    }
+
     fn heap(&self) -> HeapStats {
         let s = heap::stats();
         HeapStats {

@@ -19,13 +19,44 @@ use core::fmt::Write as _;
 use smoltcp::time::Instant;
 use unipi_h2::{ErrorCode, RequestHead, StreamId};
 
-use super::h1::output::LogRecord;
+use crate::observe::access::{AccessRecord, AccessRequest, AccessSink, Delivery};
 use super::hook::{Credentials, Verdict};
 use super::request::{Method, Request};
 use super::response::{Content, Response};
 use super::serve::{self, Context, Reply, Scratch};
 use super::{Activity, Event, HookOutcome, HttpConfig, Role, SERVER, Session, date};
 use crate::site::Site;
+
+/// Finished access records kept until the server takes them (it does
+/// after every visit); beyond this the oldest are dropped.
+const MAX_FINISHED: usize = 64;
+
+/// The access log's view of a stream's request and of what its response
+/// has sent so far.
+struct Log {
+    request: Box<AccessRequest>,
+    status: u16,
+    /// The response's HEADERS frame, as encoded.
+    head_bytes: u64,
+}
+
+impl Log {
+    fn record(self, body_bytes: u64, now: Instant, delivery: Delivery) -> AccessRecord {
+        let start = self.request.start;
+        AccessRecord {
+            request: self.request,
+            status: self.status,
+            bytes: self.head_bytes + body_bytes,
+            body_bytes,
+            duration: if now > start {
+                now - start
+            } else {
+                smoltcp::time::Duration::ZERO
+            },
+            delivery,
+        }
+    }
+}
 
 /// Most fields a response head carries here (the serving code's plus
 /// `date`, `server`, `content-length`, HSTS and `x-content-type-options`).
@@ -37,18 +68,17 @@ enum StreamState {
     Sending {
         content: Content,
         offset: usize,
-        status: u16,
-        log: LogRecord,
+        log: Log,
     },
     /// A webhook request's body is arriving.
     HookBody {
         body: Vec<u8>,
         credentials: Box<Credentials>,
-        log: LogRecord,
+        log: Log,
         since: Instant,
     },
     /// Waiting for the pull.
-    AwaitHook { log: LogRecord },
+    AwaitHook { log: Log },
 }
 
 /// One HTTP/2 connection. See the [module documentation](self).
@@ -70,6 +100,10 @@ pub struct Connection {
     /// When the last stream ended (for idle accounting).
     idle_since: Instant,
     closed: bool,
+    /// The client's address, for the access records.
+    peer: Option<smoltcp::wire::IpAddress>,
+    /// Records of finished (or abandoned) responses, for [`Session::take_access`].
+    finished: VecDeque<AccessRecord>,
 }
 
 /// What a `unipi_h2` event asks of us, once its borrowed bytes are copied.
@@ -106,6 +140,8 @@ impl Connection {
             wall: (0, now),
             idle_since: now,
             closed: false,
+            peer: None,
+            finished: VecDeque::new(),
         }
     }
 
@@ -151,7 +187,7 @@ impl Connection {
             unipi_h2::Event::Writable { stream } => Action::Send(stream),
             unipi_h2::Event::Reset { stream, .. } => {
                 if let Some(state) = self.streams.remove(&stream) {
-                    drop_stream(state, self.now);
+                    self.drop_stream(state);
                 }
                 self.hooks.retain(|s| *s != stream);
                 self.unannounced = self.unannounced.min(self.hooks.len());
@@ -162,7 +198,7 @@ impl Connection {
                 log::debug!("http/2: connection closed: {reason}");
                 self.closed = true;
                 for (_, state) in core::mem::take(&mut self.streams) {
-                    drop_stream(state, self.now);
+                    self.drop_stream(state);
                 }
                 self.hooks.clear();
                 self.unannounced = 0;
@@ -185,7 +221,12 @@ impl Connection {
             fields: &fields,
         };
         let log_path = head.path().split(['?', ';']).next().unwrap_or("");
-        let mut log = LogRecord::new(head.method(), log_path, self.now);
+        let mut request = AccessRequest::new(self.peer, self.now);
+        request.set_request(req.method_token, log_path, "HTTP/2.0");
+        request.set_fields(
+            super::request::values(&fields, "referer").next(),
+            super::request::values(&fields, "user-agent").next(),
+        );
         let cfg = self.cfg.clone();
         let cx = Context {
             cfg: &cfg,
@@ -195,8 +236,13 @@ impl Connection {
         };
         let served = serve::serve(&cx, &req, &mut self.scratch);
         if served.secret_path {
-            log = LogRecord::new(head.method(), "<hook>", self.now);
+            request.set_request(req.method_token, "<hook>", "HTTP/2.0");
         }
+        let log = Log {
+            request,
+            status: 0,
+            head_bytes: 0,
+        };
         match served.reply {
             Reply::Respond(response) => {
                 let head_only = req.method == Method::Head;
@@ -216,6 +262,8 @@ impl Connection {
                     self.hook_or_refuse(stream, &credentials, &[], log);
                 }
             }
+            // Metrics are served on their own plain-HTTP port only.
+            Reply::Metrics => self.respond(stream, false, &Response::error(404), log),
         }
     }
 
@@ -225,7 +273,7 @@ impl Connection {
         stream: StreamId,
         credentials: &Credentials,
         body: &[u8],
-        log: LogRecord,
+        log: Log,
     ) {
         let verdict = match &self.cfg.hook_secret {
             None => Verdict::Accepted,
@@ -252,9 +300,11 @@ impl Connection {
         stream: StreamId,
         head_only: bool,
         response: &Response<'_>,
-        log: LogRecord,
+        mut log: Log,
     ) {
         let status = response.status;
+        log.status = status;
+        let before = self.conn.output().len();
         let mut values = core::mem::take(&mut self.values);
         values.clear();
         let mut spans: heapless::Vec<(&'static str, usize, usize), MAX_HEAD_FIELDS> =
@@ -290,20 +340,20 @@ impl Connection {
         let sent = self.conn.send_headers(stream, status, &fields, end);
         drop(fields);
         self.values = values;
+        log.head_bytes = self.conn.output().len().saturating_sub(before) as u64;
         if let Err(e) = sent {
             log::debug!("http/2: response head not sent: {e}");
-            log.aborted(status, 0, self.now);
+            self.finish(log.record(0, self.now, Delivery::Aborted));
             return;
         }
         if end {
-            log.complete(status, 0, self.now);
+            self.finish(log.record(0, self.now, Delivery::Complete));
             self.stream_done();
             return;
         }
         let state = StreamState::Sending {
             content: response.content.clone(),
             offset: 0,
-            status,
             log,
         };
         self.streams.insert(stream, state);
@@ -332,16 +382,15 @@ impl Connection {
                 if *offset < total {
                     return;
                 }
-                if let Some(StreamState::Sending { status, log, .. }) = self.streams.remove(&stream)
-                {
-                    log.complete(status, total, self.now);
+                if let Some(StreamState::Sending { log, .. }) = self.streams.remove(&stream) {
+                    self.finish(log.record(total as u64, self.now, Delivery::Complete));
                 }
                 self.stream_done();
             }
             Err(e) => {
                 log::debug!("http/2: response cut short: {e}");
                 if let Some(state) = self.streams.remove(&stream) {
-                    drop_stream(state, self.now);
+                    self.drop_stream(state);
                 }
             }
         }
@@ -352,20 +401,26 @@ impl Connection {
             self.idle_since = self.now;
         }
     }
-}
 
-/// Logs what a stream that went away without finishing was doing.
-fn drop_stream(state: StreamState, now: Instant) {
-    match state {
-        StreamState::Sending {
-            status,
-            offset,
-            log,
-            ..
-        } => log.aborted(status, offset, now),
-        StreamState::HookBody { log, .. } | StreamState::AwaitHook { log } => {
-            log.aborted(0, 0, now)
+    /// Keeps a finished record for [`Session::take_access`].
+    fn finish(&mut self, record: AccessRecord) {
+        if self.finished.len() >= MAX_FINISHED {
+            self.finished.pop_front();
         }
+        self.finished.push_back(record);
+    }
+
+    /// Records a stream that went away without finishing as aborted.
+    fn drop_stream(&mut self, state: StreamState) {
+        let record = match state {
+            StreamState::Sending { offset, log, .. } => {
+                log.record(offset as u64, self.now, Delivery::Aborted)
+            }
+            StreamState::HookBody { log, .. } | StreamState::AwaitHook { log } => {
+                log.record(0, self.now, Delivery::Aborted)
+            }
+        };
+        self.finish(record);
     }
 }
 
@@ -434,7 +489,7 @@ impl Session for Connection {
         self.observe(now);
         self.conn.abort();
         for (_, state) in core::mem::take(&mut self.streams) {
-            drop_stream(state, self.now);
+            self.drop_stream(state);
         }
         self.hooks.clear();
         self.unannounced = 0;
@@ -471,7 +526,7 @@ impl Session for Connection {
             .collect();
         for stream in late {
             if let Some(state) = self.streams.remove(&stream) {
-                drop_stream(state, self.now);
+                self.drop_stream(state);
             }
             self.conn.reset_stream(stream, ErrorCode::CANCEL);
         }
@@ -527,5 +582,22 @@ impl Session for Connection {
             self.scratch = Scratch::default();
             self.values = String::new();
         }
+        if self.finished.is_empty() {
+            self.finished = VecDeque::new();
+        }
+    }
+
+    fn set_peer(&mut self, peer: Option<smoltcp::wire::IpAddress>) {
+        self.peer = peer;
+    }
+
+    fn take_access(&mut self, sink: &mut dyn AccessSink) {
+        for record in self.finished.drain(..) {
+            sink.record(&record);
+        }
+    }
+
+    fn complete_metrics(&mut self, _: String, _: Instant, _: u64) {
+        // Never asked for: metrics are not served over HTTP/2.
     }
 }

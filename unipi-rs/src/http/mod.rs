@@ -59,6 +59,7 @@
 //!     while let Some(event) = conn.poll(Some(&site), now, unix_time) {  // 2. process
 //!         match event {
 //!             Event::HookRequested => { /* start a git pull, later complete_hook() */ }
+//!             Event::MetricsRequested => { /* only on Role::Metrics: complete_metrics() */ }
 //!         }
 //!     }
 //!     let mut progressed = taken > 0;
@@ -83,7 +84,11 @@
 //!
 //! - Roles: [`Role::Site`] serves the site; [`Role::Redirect`] (the plain
 //!   HTTP port) answers every request with `301` to
-//!   `https://<hostname or Host>[:https_port unless 443]<target>`.
+//!   `https://<hostname or Host>[:https_port unless 443]<target>`;
+//!   [`Role::Metrics`] (`--metrics-port`) answers `GET /metrics` with what
+//!   the owner passes to [`Connection::complete_metrics`] after
+//!   [`Event::MetricsRequested`], and everything else with `404` (`405`
+//!   for other methods on `/metrics`).
 //! - Methods: `GET` and `HEAD`; others get `405` with `Allow: GET, HEAD`.
 //!   The webhook path accepts `GET` and `POST` (`405` with `Allow: GET,
 //!   POST` otherwise) and is matched in constant time against the
@@ -132,8 +137,9 @@
 //!   connection closes silently after `idle`; a body must arrive within
 //!   `body` (else `408` + close); output that makes no progress for `send`
 //!   drops the connection.
-//! - One access-log line per response (`log::info!`) once its last byte has
-//!   been consumed: `GET /css/site.css 200 1234B 3ms`.
+//! - One access record per response ([`crate::observe::access`]) once its
+//!   last byte has been consumed, or the connection was aborted; the
+//!   owner takes them with [`Connection::take_access`].
 
 pub mod conditional;
 pub mod date;
@@ -177,6 +183,8 @@ pub enum Role {
     },
     /// Redirect every request to the HTTPS site (the plain-HTTP port).
     Redirect,
+    /// Serve the metrics exposition at `/metrics` (`--metrics-port`).
+    Metrics,
 }
 
 /// Something the caller must act on.
@@ -186,6 +194,10 @@ pub enum Event {
     /// [`Connection::complete_hook`]. Until then this connection answers
     /// no further requests.
     HookRequested,
+    /// `GET /metrics` on a [`Role::Metrics`] connection: call
+    /// [`Connection::complete_metrics`] with the exposition. Until then
+    /// this connection answers no further requests.
+    MetricsRequested,
 }
 
 /// What a connection is doing, as the server sees it when connections or
@@ -245,6 +257,14 @@ pub trait Session {
     fn activity(&self) -> Activity;
     /// Gives back the memory of idle buffers.
     fn trim(&mut self);
+    /// Sets the client's address the access records name.
+    fn set_peer(&mut self, peer: Option<smoltcp::wire::IpAddress>);
+    /// Hands the records of the responses finished (or cut short) since
+    /// the last call to `sink`, oldest first.
+    fn take_access(&mut self, sink: &mut dyn crate::observe::access::AccessSink);
+    /// Answers a metrics request ([`Event::MetricsRequested`]) with the
+    /// exposition.
+    fn complete_metrics(&mut self, exposition: String, now: Instant, unix_time: u64);
 }
 
 /// How a webhook-triggered pull ended.
@@ -389,8 +409,6 @@ pub struct HttpConfig {
     pub default_url: Option<String>,
     /// `Strict-Transport-Security: max-age=…` on TLS site connections.
     pub hsts_max_age: Option<u32>,
-    /// One log line per response (`--access-log`, default on).
-    pub access_log: bool,
     /// Request size limits.
     pub limits: HttpLimits,
     /// Connection timeouts.
@@ -415,7 +433,6 @@ impl Default for HttpConfig {
             hook_secret: None,
             default_url: None,
             hsts_max_age: None,
-            access_log: true,
             limits: HttpLimits::default(),
             timeouts: HttpTimeouts::default(),
             http01: Http01::default(),
@@ -439,7 +456,6 @@ impl HttpConfig {
                 .map(|s| hook::Secret::new(s.as_bytes())),
             default_url: c.default_url.clone(),
             hsts_max_age: c.hsts,
-            access_log: c.access_log,
             compression: c.compression,
             ..HttpConfig::default()
         };

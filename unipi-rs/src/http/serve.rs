@@ -40,6 +40,8 @@ pub enum Reply<'a> {
     /// The webhook was called: pull the site, then answer with
     /// [`hook_response`].
     Hook,
+    /// The metrics were asked for: answer with [`metrics_response`].
+    Metrics,
 }
 
 /// The decision, and how the access log names the request.
@@ -106,7 +108,37 @@ pub fn serve<'c>(cx: &Context<'c>, req: &Request<'_>, scratch: &mut Scratch) -> 
     match cx.role {
         Role::Redirect => Served::respond(redirect_to_https(cx, req)),
         Role::Site { .. } => serve_site(cx, req, scratch),
+        Role::Metrics => serve_metrics(req),
     }
+}
+
+/// The methods the metrics path allows.
+const METRICS_METHODS: &str = "GET, HEAD";
+
+/// The metrics port: `/metrics` (any query) and nothing else.
+fn serve_metrics(req: &Request<'_>) -> Served<'static> {
+    let path = req.target.split(['?', '#']).next().unwrap_or("");
+    if path != "/metrics" {
+        return Served::respond(Response::text(404, "404 Not Found: try /metrics\n"));
+    }
+    match req.method {
+        Method::Get | Method::Head => Served {
+            reply: Reply::Metrics,
+            secret_path: false,
+        },
+        _ => Served::respond(method_not_allowed(METRICS_METHODS)),
+    }
+}
+
+/// The answer to a metrics request: the exposition in Prometheus' text
+/// format, version 0.0.4.
+pub fn metrics_response(exposition: String) -> Response<'static> {
+    Response::new(200)
+        .field(
+            "Content-Type",
+            Value::Str("text/plain; version=0.0.4; charset=utf-8"),
+        )
+        .content(Content::Text(exposition.into()))
 }
 
 /// `200` with `Allow` and no content.

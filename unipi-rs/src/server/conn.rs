@@ -14,6 +14,7 @@ use smoltcp::time::{Duration, Instant};
 
 use crate::http::{self, Activity, Event, Role, Session};
 use crate::net::Net;
+use crate::observe::access::AccessSink;
 use crate::site::Site;
 use crate::transport::Stream;
 
@@ -57,11 +58,30 @@ pub(super) enum End {
     TooSlow,
 }
 
+/// observe: how a connection's TLS handshake went, reported once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Handshake {
+    /// Completed with a full handshake.
+    Full,
+    /// Completed by resuming a session (ticket).
+    Resumed,
+    /// The layer failed during the handshake (alert sent).
+    Error,
+    /// The handshake took longer than [`HANDSHAKE_TIMEOUT`].
+    Timeout,
+    /// The client closed or reset the connection first.
+    Closed,
+}
+
 /// What the server must do after a visit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Visited {
     /// The connection asked for a webhook pull.
     pub hook: bool,
+    /// observe: the connection asked for the metrics.
+    pub metrics: bool,
+    /// observe: the TLS handshake ended (reported once per connection).
+    pub handshake: Option<Handshake>,
     /// The visit's budget ran out with work left: visit again soon.
     pub busy: bool,
     /// The connection is over (its socket can go).
@@ -110,6 +130,8 @@ pub(super) struct Visit<'v> {
     pub min_send_rate: u64,
     /// The HTTP settings (for connections that switch to HTTP/2).
     pub http_cfg: &'v alloc::sync::Arc<http::HttpConfig>,
+    /// observe: where finished access records go.
+    pub access: &'v mut dyn AccessSink,
 }
 
 /// See the module documentation.
@@ -127,6 +149,8 @@ pub(super) struct Conn {
     failed: bool,
     /// Output accounting while output waits to be sent; `None` otherwise.
     sending: Option<Sending>,
+    /// observe: the handshake's end was reported ([`Visited::handshake`]).
+    handshake_reported: bool,
 }
 
 /// What a client has acknowledged since its output began to wait, and in
@@ -158,6 +182,7 @@ impl Conn {
             generous: false,
             failed: false,
             sending: None,
+            handshake_reported: false,
         }
     }
 
@@ -170,6 +195,19 @@ impl Conn {
     /// [`http::Connection::complete_hook`]).
     pub fn complete_hook(&mut self, outcome: http::HookOutcome, now: Instant, unix: u64) {
         self.http.complete_hook(outcome, now, unix);
+    }
+
+    /// observe: answers the pending metrics request (see
+    /// [`http::Connection::complete_metrics`]).
+    pub fn complete_metrics(&mut self, exposition: alloc::string::String, now: Instant, unix: u64) {
+        self.http.complete_metrics(exposition, now, unix);
+    }
+
+    /// observe: the connection is dropped (evicted): its unfinished
+    /// responses go to `access` as aborted.
+    pub fn abandon(&mut self, now: Instant, access: &mut dyn AccessSink) {
+        self.http.abort(now);
+        self.http.take_access(access);
     }
 
     /// True once the connection is closing.
@@ -241,6 +279,39 @@ impl Conn {
 
     /// Moves data between the stream and HTTP as far as it goes.
     pub fn visit(&mut self, v: &mut Visit<'_>) -> Visited {
+        let mut visited = self.visit_streams(v);
+        // observe: the handshake's outcome, and the finished responses.
+        visited.handshake = self.handshake_outcome(&visited, v.now);
+        self.http.take_access(v.access);
+        visited
+    }
+
+    /// observe: the TLS handshake's end, the first time it is seen.
+    fn handshake_outcome(&mut self, visited: &Visited, now: Instant) -> Option<Handshake> {
+        if self.handshake_reported {
+            return None;
+        }
+        let layer = self.stream.layer();
+        let outcome = if layer.is_ready() {
+            self.handshake_reported = true;
+            match layer.handshake_kind()? {
+                rustls::HandshakeKind::Resumed => Handshake::Resumed,
+                _ => Handshake::Full,
+            }
+        } else if self.failed {
+            Handshake::Error
+        } else if visited.end.is_some() && now >= self.accepted + HANDSHAKE_TIMEOUT {
+            Handshake::Timeout
+        } else if visited.end.is_some() {
+            Handshake::Closed
+        } else {
+            return None;
+        };
+        self.handshake_reported = true;
+        Some(outcome)
+    }
+
+    fn visit_streams(&mut self, v: &mut Visit<'_>) -> Visited {
         if !self.stream.is_open(v.net) {
             // Reset by the peer, or fully closed.
             self.http.abort(v.now);
@@ -282,8 +353,11 @@ impl Conn {
             }
             moved += self.read(v);
             // Process; output: HTTP -> (TLS) -> socket.
-            while let Some(Event::HookRequested) = self.http.poll(v.site, v.now, v.unix) {
-                visited.hook = true;
+            while let Some(event) = self.http.poll(v.site, v.now, v.unix) {
+                match event {
+                    Event::HookRequested => visited.hook = true,
+                    Event::MetricsRequested => visited.metrics = true,
+                }
                 moved += 1;
             }
             match self.write(v) {
@@ -293,6 +367,8 @@ impl Conn {
                 }
                 Err(()) => return self.fail(v.net, v.now),
             }
+            // observe: at most the queued responses finished in this round.
+            self.http.take_access(v.access);
             if moved == 0 {
                 break;
             }
@@ -342,11 +418,11 @@ impl Conn {
             return;
         }
         if self.stream.layer().alpn() == Some(b"h2") {
-            self.http = Box::new(http::h2::Connection::new(
-                v.http_cfg.clone(),
-                Role::Site { secure: true },
-                v.now,
-            ));
+            let mut h2 =
+                http::h2::Connection::new(v.http_cfg.clone(), Role::Site { secure: true }, v.now);
+            let peer = v.net.tcp(self.stream.socket()).remote_endpoint();
+            h2.set_peer(peer.map(|ep| ep.addr));
+            self.http = Box::new(h2);
         }
     }
 

@@ -47,11 +47,12 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
-use self::conn::{Conn, End, Standing, Visit};
+use self::conn::{Conn, End, Handshake, Standing, Visit};
 use self::listener::{Accepted, Buffers, Listener};
 use self::table::{ConnId, Table};
 use crate::http::{self, HookOutcome, HttpConfig, Role};
 use crate::net::Net;
+use crate::observe::access::AccessSink;
 use crate::platform::HeapStats;
 use crate::site::Site;
 use crate::tls::ServerTls;
@@ -61,6 +62,8 @@ use crate::transport::{Layer, Plain, Stream};
 const BACKLOG: usize = 64;
 /// Listening sockets kept ready on the redirecting HTTP port.
 const REDIRECT_BACKLOG: usize = 16;
+/// Listening sockets kept ready on the metrics port (one scraper).
+const METRICS_BACKLOG: usize = 2;
 /// Connections whose sockets get [`Buffers::GENEROUS`] (while the heap is
 /// less than half full); the rest get [`Buffers::LEAN`].
 const GENEROUS_SLOTS: usize = 256;
@@ -90,6 +93,35 @@ pub struct ServerStats {
     pub too_slow: u64,
     /// Connections that ended with a TLS or transport error.
     pub failed: u64,
+    /// TLS handshakes.
+    pub tls: TlsStats,
+}
+
+/// TLS handshakes, by how they ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TlsStats {
+    /// Completed with a full handshake.
+    pub full: u64,
+    /// Completed by resuming a session from a ticket.
+    pub resumed: u64,
+    /// Failed with a TLS error (the client was sent an alert).
+    pub failed_error: u64,
+    /// Not completed within the handshake timeout.
+    pub failed_timeout: u64,
+    /// The client closed or reset the connection first.
+    pub failed_closed: u64,
+}
+
+impl TlsStats {
+    fn count(&mut self, h: Handshake) {
+        match h {
+            Handshake::Full => self.full += 1,
+            Handshake::Resumed => self.resumed += 1,
+            Handshake::Error => self.failed_error += 1,
+            Handshake::Timeout => self.failed_timeout += 1,
+            Handshake::Closed => self.failed_closed += 1,
+        }
+    }
 }
 
 /// What runs short when connections must be closed.
@@ -105,6 +137,10 @@ enum Shortage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HookRequest(ConnId);
 
+/// A metrics request that wants the exposition ([`Server::complete_metrics`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsRequest(ConnId);
+
 /// The ports to open and the limits.
 pub struct Listen {
     /// Plain HTTP (redirects to HTTPS when `tls` is set).
@@ -118,6 +154,8 @@ pub struct Listen {
     /// Minimum bytes per second a client must read while a response waits
     /// for it (0: none).
     pub min_send_rate: u64,
+    /// Plain HTTP serving only the metrics (`--metrics-port`).
+    pub metrics_port: Option<u16>,
 }
 
 /// The time and the machine's state at one event-loop iteration.
@@ -136,6 +174,8 @@ pub struct Tick {
 pub struct Polled {
     /// Webhook requests that appeared.
     pub hooks: Vec<HookRequest>,
+    /// Metrics requests that appeared.
+    pub metrics: Vec<MetricsRequest>,
     /// Some connection has more to do right away: poll again without
     /// waiting for input.
     pub busy: bool,
@@ -212,7 +252,7 @@ impl Server {
     pub fn new(net: &mut Net, http_cfg: Arc<HttpConfig>, listen: Listen) -> Server {
         let (port, https_port) = (listen.port, listen.https_port);
         let max = listen.max_connections.max(1);
-        let listeners = match listen.tls {
+        let mut listeners = match listen.tls {
             Some(cfg) => {
                 info!(
                     "serving HTTPS on port {https_port}, redirecting HTTP on port {port}; up to {max} connections"
@@ -231,6 +271,10 @@ impl Server {
                 vec![Listener::new(port, site, None, BACKLOG)]
             }
         };
+        if let Some(m) = listen.metrics_port {
+            info!("serving metrics on port {m} (plain HTTP, /metrics)");
+            listeners.push(Listener::new(m, Role::Metrics, None, METRICS_BACKLOG));
+        }
         let mut server = Server {
             listeners,
             open: Open::default(),
@@ -287,18 +331,25 @@ impl Server {
     }
 
     /// Accepts new connections, then visits every connection that was woken
-    /// or whose timer is due.
-    pub fn poll(&mut self, net: &mut Net, site: Option<&Site>, tick: &Tick) -> Polled {
+    /// or whose timer is due. The records of responses that finished go to
+    /// `access`.
+    pub fn poll(
+        &mut self,
+        net: &mut Net,
+        site: Option<&Site>,
+        tick: &Tick,
+        access: &mut dyn AccessSink,
+    ) -> Polled {
         self.heap = tick.heap;
         // The interface was polled since the sockets were aborted: their
         // RSTs are out.
         for h in self.open.reaping.drain(..) {
             net.remove_tcp(h);
         }
-        self.accept(net, tick.now);
+        self.accept(net, tick.now, access);
         if self.heap_above(HEAP_HIGH) {
             let want = (self.open.table.len() / 16).max(1);
-            self.evict(net, tick.now, want, Shortage::Memory);
+            self.evict(net, tick.now, want, Shortage::Memory, access);
         }
 
         let mut polled = Polled::default();
@@ -316,6 +367,7 @@ impl Server {
             scratch: &mut self.scratch,
             min_send_rate: self.min_send_rate,
             http_cfg: &self.http_cfg,
+            access,
         };
         for &id in &visits {
             let Some(c) = self.open.table.get_mut(id) else {
@@ -325,6 +377,12 @@ impl Server {
             let v = c.visit(&mut visit);
             if v.hook {
                 polled.hooks.push(HookRequest(id));
+            }
+            if v.metrics {
+                polled.metrics.push(MetricsRequest(id));
+            }
+            if let Some(h) = v.handshake {
+                self.stats.tls.count(h);
             }
             match v.end {
                 Some(end) => {
@@ -361,7 +419,7 @@ impl Server {
     }
 
     /// Turns harvested sockets into connections, making room if needed.
-    fn accept(&mut self, net: &mut Net, now: Instant) {
+    fn accept(&mut self, net: &mut Net, now: Instant, access: &mut dyn AccessSink) {
         let mut accepted = core::mem::take(&mut self.accepted);
         for (index, l) in self.listeners.iter_mut().enumerate() {
             l.harvest(net, now, index, &mut accepted);
@@ -372,10 +430,10 @@ impl Server {
         }
         let over = (self.open.active() + accepted.len()).saturating_sub(self.max_connections);
         if over > 0 {
-            self.evict(net, now, over, Shortage::Connections);
+            self.evict(net, now, over, Shortage::Connections, access);
         }
         if self.heap_above(HEAP_CRITICAL) {
-            self.evict(net, now, accepted.len(), Shortage::Memory);
+            self.evict(net, now, accepted.len(), Shortage::Memory, access);
         }
         for a in accepted.drain(..) {
             if self.open.active() >= self.max_connections || self.heap_above(HEAP_CRITICAL) {
@@ -402,12 +460,14 @@ impl Server {
                 },
                 None => Box::new(Plain),
             };
-            if let Some(ep) = net.tcp(a.socket).remote_endpoint() {
+            let peer = net.tcp(a.socket).remote_endpoint();
+            if let Some(ep) = peer {
                 debug!("accepted {ep} on port {}", l.port);
             }
             self.stats.accepted += 1;
             self.refused_logged = false;
-            let http = http::Connection::new(self.http_cfg.clone(), l.role, now);
+            let mut http = http::Connection::new(self.http_cfg.clone(), l.role, now);
+            http.set_peer(peer.map(|ep| ep.addr));
             let mut c = Conn::new(Stream::new(a.socket, layer), http, now);
             c.generous = a.buffers == Buffers::GENEROUS;
             self.open.insert(c);
@@ -417,7 +477,14 @@ impl Server {
 
     /// Closes up to `want` of the most expendable connections (see the
     /// module documentation).
-    fn evict(&mut self, net: &mut Net, now: Instant, want: usize, shortage: Shortage) {
+    fn evict(
+        &mut self,
+        net: &mut Net,
+        now: Instant,
+        want: usize,
+        shortage: Shortage,
+        access: &mut dyn AccessSink,
+    ) {
         let mut candidates: Vec<(Standing, ConnId)> = self
             .open
             .table
@@ -452,6 +519,9 @@ impl Server {
                 }
                 _ => {
                     self.stats.evicted_slow += 1;
+                    if let Some(c) = self.open.table.get_mut(id) {
+                        c.abandon(now, access);
+                    }
                     self.open.end(net, id);
                 }
             }
@@ -468,6 +538,20 @@ impl Server {
     ) {
         if let Some(c) = self.open.table.get_mut(req.0) {
             c.complete_hook(outcome, now, unix);
+            self.open.table.wake(req.0);
+        }
+    }
+
+    /// Answers a metrics request with `exposition`.
+    pub fn complete_metrics(
+        &mut self,
+        req: MetricsRequest,
+        exposition: alloc::string::String,
+        now: Instant,
+        unix: u64,
+    ) {
+        if let Some(c) = self.open.table.get_mut(req.0) {
+            c.complete_metrics(exposition, now, unix);
             self.open.table.wake(req.0);
         }
     }

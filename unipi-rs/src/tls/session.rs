@@ -86,6 +86,8 @@ pub trait Unbuffered {
     fn alpn(&self) -> Option<&[u8]>;
     /// rustls holds records it wants sent (e.g. a fatal alert).
     fn wants_write(&self) -> bool;
+    /// Full or resumed, once the handshake got that far.
+    fn handshake_kind(&self) -> Option<rustls::HandshakeKind>;
 }
 
 impl Unbuffered for UnbufferedServerConnection {
@@ -102,6 +104,9 @@ impl Unbuffered for UnbufferedServerConnection {
     fn wants_write(&self) -> bool {
         rustls::CommonState::wants_write(self)
     }
+    fn handshake_kind(&self) -> Option<rustls::HandshakeKind> {
+        rustls::CommonState::handshake_kind(self)
+    }
 }
 
 impl Unbuffered for UnbufferedClientConnection {
@@ -117,6 +122,9 @@ impl Unbuffered for UnbufferedClientConnection {
     }
     fn wants_write(&self) -> bool {
         rustls::CommonState::wants_write(self)
+    }
+    fn handshake_kind(&self) -> Option<rustls::HandshakeKind> {
+        rustls::CommonState::handshake_kind(self)
     }
 }
 
@@ -311,6 +319,11 @@ impl<C: Unbuffered> TlsSession<C> {
     /// The ALPN protocol agreed on in the handshake.
     pub fn alpn(&self) -> Option<&[u8]> {
         self.conn.alpn()
+    }
+
+    /// Full or resumed, once the handshake got that far.
+    pub fn handshake_kind(&self) -> Option<rustls::HandshakeKind> {
+        self.conn.handshake_kind()
     }
 
     /// After an error rustls has usually queued a fatal alert (e.g.

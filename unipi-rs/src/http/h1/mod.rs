@@ -11,6 +11,9 @@
 pub(crate) mod head;
 pub(crate) mod output;
 
+#[cfg(test)]
+mod observe_tests;
+
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -19,12 +22,13 @@ use core::fmt::Write as _;
 use smoltcp::time::Instant;
 
 use self::head::{Framing, bad_version_is_http, in_target};
-use self::output::{LogRecord, Output};
+use self::output::Output;
 use super::hook::{Credentials, Verdict};
 use super::request::{Method, Request};
 use super::response::{Content, Response, reason};
 use super::serve::{self, Context, Reply, Scratch};
 use super::{Activity, Event, HookOutcome, HttpConfig, MAX_HEADERS, Role, SERVER, Session, date};
+use crate::observe::access::{AccessRequest, AccessSink};
 use crate::site::Site;
 use unipi_httpwire::{BodyDecoder, BodyError, BodyLimits};
 
@@ -37,19 +41,17 @@ struct Exchange {
     keep_alive: bool,
     /// `HEAD`: header block only.
     head_only: bool,
-    log: LogRecord,
+    /// observe: what the access log keeps of the request.
+    log: Box<AccessRequest>,
 }
 
-impl Exchange {
-    /// For a request whose header block could not be understood.
-    fn unparsed(start: Instant) -> Exchange {
-        Exchange {
-            version: 1,
-            keep_alive: false,
-            head_only: false,
-            log: LogRecord::new("-", "-", start),
-        }
-    }
+/// A response that the connection's owner supplies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Awaited {
+    /// The webhook's: [`Connection::complete_hook`].
+    Hook,
+    /// The metrics': [`Connection::complete_metrics`].
+    Metrics,
 }
 
 /// What the connection is doing.
@@ -67,9 +69,15 @@ enum State {
         exchange: Exchange,
         since: Instant,
     },
-    /// The webhook was requested; `announced` once [`Event::HookRequested`]
-    /// was returned. Waits for [`Connection::complete_hook`].
-    Hook { exchange: Exchange, announced: bool },
+    /// The webhook or the metrics were requested; `announced` once
+    /// [`Event::HookRequested`] or [`Event::MetricsRequested`] was
+    /// returned. Waits for [`Connection::complete_hook`] or
+    /// [`Connection::complete_metrics`].
+    Awaiting {
+        exchange: Exchange,
+        announced: bool,
+        what: Awaited,
+    },
     /// No more requests are read; close once the output has drained.
     Closing,
     /// Close now; nothing more will be sent.
@@ -93,6 +101,8 @@ pub struct Connection {
     /// Wall clock (unix seconds) at monotonic time `.1`, from the latest
     /// call that passed both.
     wall: (u64, Instant),
+    /// observe: the client's address, for the access log.
+    peer: Option<smoltcp::wire::IpAddress>,
 }
 
 enum Step {
@@ -103,19 +113,42 @@ enum Step {
 impl Connection {
     /// A fresh connection, accepted at `now`.
     pub fn new(config: Arc<HttpConfig>, role: Role, now: Instant) -> Self {
-        let mut out = Output::default();
-        out.set_quiet(!config.access_log);
         Connection {
             cfg: config,
             role,
             input: Vec::new(),
             state: State::Head { since: None },
-            out,
+            out: Output::default(),
             now,
             progressed: false,
             last_activity: now,
             scratch: Scratch::default(),
             wall: (0, now),
+            peer: None,
+        }
+    }
+
+    /// observe: sets the client's address the access records name.
+    pub fn set_peer(&mut self, peer: Option<smoltcp::wire::IpAddress>) {
+        self.peer = peer;
+    }
+
+    /// observe: hands the access records of the responses finished since
+    /// the last call (sent in full, or cut short by [`abort`](Self::abort))
+    /// to `sink`, in order. Call it after every [`consume`](Self::consume)
+    /// round and after `abort`: a connection keeps at most 64 records.
+    pub fn take_access(&mut self, sink: &mut dyn AccessSink) {
+        self.out.take_finished(sink);
+    }
+
+    /// The exchange of a request whose header block could not be
+    /// understood.
+    fn unparsed(&self, start: Instant) -> Exchange {
+        Exchange {
+            version: 1,
+            keep_alive: false,
+            head_only: false,
+            log: AccessRequest::new(self.peer, start),
         }
     }
 
@@ -181,12 +214,17 @@ impl Connection {
             let full = self.output_full();
             let step = match &mut self.state {
                 State::Closing | State::Dead => return None,
-                State::Hook { announced, .. } => {
+                State::Awaiting {
+                    announced, what, ..
+                } => {
                     if *announced {
                         return None;
                     }
                     *announced = true;
-                    return Some(Event::HookRequested);
+                    return Some(match what {
+                        Awaited::Hook => Event::HookRequested,
+                        Awaited::Metrics => Event::MetricsRequested,
+                    });
                 }
                 State::HookBody { .. } => self.step_hook_body(),
                 State::Head { .. } if full => {
@@ -256,7 +294,7 @@ impl Connection {
     pub fn activity(&self) -> Activity {
         match self.state {
             State::Closing | State::Dead => Activity::Closing,
-            State::Hook { .. } => Activity::AwaitingHook,
+            State::Awaiting { .. } => Activity::AwaitingHook,
             _ if !self.out.is_empty() => Activity::Sending,
             State::HookBody { since, .. } | State::Head { since: Some(since) } => {
                 Activity::Receiving { since }
@@ -277,14 +315,15 @@ impl Connection {
         self.scratch = Scratch::default();
     }
 
-    /// True while the connection waits for [`complete_hook`](Self::complete_hook).
+    /// True while the connection waits for [`complete_hook`](Self::complete_hook)
+    /// (or [`complete_metrics`](Self::complete_metrics)).
     pub fn awaiting_hook(&self) -> bool {
-        matches!(self.state, State::Hook { .. })
+        matches!(self.state, State::Awaiting { .. })
     }
 
-    /// The transport is gone: drop pending output (logging unfinished
-    /// responses as aborted). Afterwards [`wants_close`](Self::wants_close)
-    /// is true.
+    /// The transport is gone: drop pending output (recording unfinished
+    /// responses as aborted, see [`take_access`](Self::take_access)).
+    /// Afterwards [`wants_close`](Self::wants_close) is true.
     pub fn abort(&mut self, now: Instant) {
         self.observe(now);
         self.out.abandon(self.now);
@@ -330,7 +369,7 @@ impl Connection {
         }
         match self.state {
             State::Head { since: Some(s) } if self.now >= s + t.header && !self.output_full() => {
-                self.fail(408, Exchange::unparsed(s));
+                self.fail(408, self.unparsed(s));
             }
             State::Head { since: None }
                 if self.out.is_empty() && self.now >= self.last_activity + t.idle =>
@@ -354,20 +393,51 @@ impl Connection {
     /// no hook is pending. Call [`poll`](Self::poll) afterwards: pipelined
     /// requests may be waiting.
     pub fn complete_hook(&mut self, outcome: HookOutcome, now: Instant, unix_time: u64) {
+        if !self.take_awaited(Awaited::Hook, now, unix_time, || {
+            serve::hook_response(outcome)
+        }) {
+            log::warn!("http: complete_hook without a pending hook request");
+        }
+    }
+
+    /// Answers the pending metrics request with `exposition` (Prometheus
+    /// text format, see `observe/metrics.rs`). Ignored when no metrics
+    /// request is pending. Call [`poll`](Self::poll) afterwards.
+    pub fn complete_metrics(
+        &mut self,
+        exposition: alloc::string::String,
+        now: Instant,
+        unix_time: u64,
+    ) {
+        self.take_awaited(Awaited::Metrics, now, unix_time, || {
+            serve::metrics_response(exposition)
+        });
+    }
+
+    /// Answers the awaited response `what` with `respond`'s; false when
+    /// the connection is not waiting for it.
+    fn take_awaited(
+        &mut self,
+        what: Awaited,
+        now: Instant,
+        unix_time: u64,
+        respond: impl FnOnce() -> Response<'static>,
+    ) -> bool {
         self.observe(now);
         self.wall = (unix_time, self.now);
-        if !self.awaiting_hook() {
-            log::warn!("http: complete_hook without a pending hook request");
-            return;
+        if !matches!(self.state, State::Awaiting { what: w, .. } if w == what) {
+            return false;
         }
-        let State::Hook { exchange, .. } =
+        let State::Awaiting { exchange, .. } =
             core::mem::replace(&mut self.state, State::Head { since: None })
         else {
-            return;
+            return false;
         };
-        let response = serve::hook_response(outcome);
-        self.write(&exchange, &response);
-        self.after_response(exchange.keep_alive);
+        let response = respond();
+        let keep_alive = exchange.keep_alive;
+        self.write(exchange, &response);
+        self.after_response(keep_alive);
+        true
     }
 
     /// Bookkeeping after a response has been queued in full.
@@ -391,12 +461,12 @@ impl Connection {
     /// Sends an error for a request that could not be handled, and closes.
     fn fail(&mut self, status: u16, mut exchange: Exchange) {
         exchange.keep_alive = false;
-        self.write(&exchange, &Response::error(status));
+        self.write(exchange, &Response::error(status));
         self.close_after_output();
     }
 
     /// Queues `response` to the request `exchange` describes.
-    fn write(&mut self, exchange: &Exchange, response: &Response<'_>) {
+    fn write(&mut self, exchange: Exchange, response: &Response<'_>) {
         let cx = WriteContext {
             cfg: &self.cfg,
             role: self.role,
@@ -465,9 +535,10 @@ impl Connection {
         };
         let status = match verdict {
             Verdict::Accepted => {
-                self.state = State::Hook {
+                self.state = State::Awaiting {
                     exchange,
                     announced: false,
+                    what: Awaited::Hook,
                 };
                 return;
             }
@@ -475,8 +546,9 @@ impl Connection {
             Verdict::Wrong => 403,
         };
         log::warn!("http: webhook request refused ({status}): missing or wrong signature");
-        self.write(&exchange, &Response::error(status));
-        self.after_response(exchange.keep_alive);
+        let keep_alive = exchange.keep_alive;
+        self.write(exchange, &Response::error(status));
+        self.after_response(keep_alive);
     }
 
     fn step_head(&mut self, site: Option<&Site>, unix: u64) -> Step {
@@ -510,7 +582,7 @@ impl Connection {
         };
         if too_long {
             let status = if in_target(&self.input) { 414 } else { 400 };
-            self.fail(status, Exchange::unparsed(start));
+            self.fail(status, self.unparsed(start));
             return Step::Stall;
         }
 
@@ -523,13 +595,13 @@ impl Connection {
                 // httparse takes a bare LF as a line break; behind a proxy
                 // that does not, `X-A: a\nContent-Length: 5` smuggles a
                 // second framing into the request (RFC 9112 §2.2).
-                self.fail(400, Exchange::unparsed(start));
+                self.fail(400, self.unparsed(start));
                 return Step::Stall;
             }
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
                 if self.input.len() >= capacity {
-                    self.fail(431, Exchange::unparsed(start));
+                    self.fail(431, self.unparsed(start));
                 }
                 return Step::Stall;
             }
@@ -539,7 +611,7 @@ impl Connection {
                     httparse::Error::Version if bad_version_is_http(&self.input) => 505,
                     _ => 400,
                 };
-                self.fail(status, Exchange::unparsed(start));
+                self.fail(status, self.unparsed(start));
                 return Step::Stall;
             }
         };
@@ -555,12 +627,20 @@ impl Connection {
                 .and_then(|h| core::str::from_utf8(h.trim_ascii()).ok()),
             fields: req.headers,
         };
+        // observe: the access log's view of the request (no query).
         let log_path = target.split(['?', ';']).next().unwrap_or("");
+        let protocol = if version == 0 { "HTTP/1.0" } else { "HTTP/1.1" };
+        let mut log = AccessRequest::new(self.peer, start);
+        log.set_request(method_token, log_path, protocol);
+        log.set_fields(
+            super::request::values(req.headers, "referer").next(),
+            super::request::values(req.headers, "user-agent").next(),
+        );
         let mut exchange = Exchange {
             version,
             keep_alive: false,
             head_only: request.method == Method::Head,
-            log: LogRecord::new(method_token, log_path, start),
+            log,
         };
         let framing = match Framing::check(version, req.headers) {
             Ok(f) => f,
@@ -580,7 +660,7 @@ impl Connection {
         };
         let served = serve::serve(&cx, &request, &mut self.scratch);
         if served.secret_path {
-            exchange.log = LogRecord::new(method_token, "<hook>", start);
+            exchange.log.set_request(method_token, "<hook>", protocol);
         }
         match served.reply {
             Reply::Respond(response) => {
@@ -597,9 +677,10 @@ impl Connection {
                     unix,
                     now: self.now,
                 };
-                write_response(&mut self.out, &wcx, &exchange, &response);
+                let keep_alive = exchange.keep_alive;
+                write_response(&mut self.out, &wcx, exchange, &response);
                 self.input.drain(..consumed);
-                self.after_response(exchange.keep_alive);
+                self.after_response(keep_alive);
             }
             Reply::Hook => {
                 let credentials = Box::new(Credentials::of(&request));
@@ -635,6 +716,18 @@ impl Connection {
                     None => self.hook_or_refuse(exchange, &credentials, &[]),
                 }
             }
+            Reply::Metrics => {
+                // No body is read: the connection closes after the answer.
+                if framing.body.is_some() {
+                    exchange.keep_alive = false;
+                }
+                self.input.drain(..consumed);
+                self.state = State::Awaiting {
+                    exchange,
+                    announced: false,
+                    what: Awaited::Metrics,
+                };
+            }
         }
         Step::Progress
     }
@@ -655,7 +748,7 @@ struct WriteContext<'a> {
 fn write_response(
     out: &mut Output,
     cx: &WriteContext<'_>,
-    exchange: &Exchange,
+    exchange: Exchange,
     response: &Response<'_>,
 ) {
     let status = response.status;
@@ -683,6 +776,7 @@ fn write_response(
         out.write(b"X-Content-Type-Options: nosniff\r\n");
     }
     out.write(b"\r\n");
+    out.end_head();
     if !exchange.head_only {
         match &response.content {
             Content::Empty => {}
@@ -690,7 +784,7 @@ fn write_response(
             Content::File { body, start, end } => out.push_body(body, *start, *end),
         }
     }
-    out.finish(exchange.log.clone(), status, cx.now);
+    out.finish(exchange.log, status, cx.now);
 }
 
 impl Session for Connection {
@@ -732,5 +826,14 @@ impl Session for Connection {
     }
     fn trim(&mut self) {
         Connection::trim(self)
+    }
+    fn set_peer(&mut self, peer: Option<smoltcp::wire::IpAddress>) {
+        Connection::set_peer(self, peer)
+    }
+    fn take_access(&mut self, sink: &mut dyn AccessSink) {
+        Connection::take_access(self, sink)
+    }
+    fn complete_metrics(&mut self, exposition: alloc::string::String, now: Instant, unix: u64) {
+        Connection::complete_metrics(self, exposition, now, unix)
     }
 }
