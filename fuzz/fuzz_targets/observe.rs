@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
             // Selector 1 once read certificates; now another message size.
             let h = Header {
                 facility: Facility::Local(0),
-                severity: Severity::Info,
+                severity: Severity::Informational,
                 unix: 0,
                 hostname: message::hostname_field(""),
                 msgid: "log",
