@@ -143,7 +143,8 @@ impl CertManager {
                     "acme: trusting the CA certificates of the '{}' region for {directory}",
                     a.ca_region
                 );
-                client_config(pem, clock).map_err(|e| format!("--acme-ca '{}': {e}", a.ca_region))?
+                client_config(pem, clock)
+                    .map_err(|e| format!("--acme-ca '{}': {e}", a.ca_region))?
             }
             None => web_pki_client_config(clock).map_err(|e| format!("TLS client: {e}"))?,
         };
@@ -308,7 +309,10 @@ impl CertManager {
             None => CertificateKey::from_seed(KeyAlgorithm::EcdsaP256, &random_seed()?),
         }
         .map_err(|e| format!("certificate key: {e}"))?;
-        info!("acme: requesting a certificate for {}", self.config.names.join(", "));
+        info!(
+            "acme: requesting a certificate for {}",
+            self.config.names.join(", ")
+        );
         Ok(Box::new(Issuance {
             client: Client::new(self.config.clone(), account, cert),
             exchange: None,
@@ -316,7 +320,12 @@ impl CertManager {
         }))
     }
 
-    fn finish(&mut self, result: Result<unipi_acme::Issued, unipi_acme::Error>, now: Instant, unix: u64) {
+    fn finish(
+        &mut self,
+        result: Result<unipi_acme::Issued, unipi_acme::Error>,
+        now: Instant,
+        unix: u64,
+    ) {
         let next = match result {
             Ok(issued) => match certified_key_der(&issued.chain, &issued.private_key) {
                 Ok(key) => {
@@ -370,7 +379,6 @@ impl CertManager {
             );
         }
     }
-
 }
 
 /// Monotonic seconds, as the ACME client counts them.
@@ -434,11 +442,8 @@ impl Exchange {
             Method::Head => "HEAD",
             Method::Post => "POST",
         };
-        let mut headers: Vec<(&str, &str)> = req
-            .headers
-            .iter()
-            .map(|(n, v)| (*n, v.as_str()))
-            .collect();
+        let mut headers: Vec<(&str, &str)> =
+            req.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         headers.push(("Connection", "close"));
         let mut request = Vec::new();
         unipi_httpwire::Request {
@@ -476,7 +481,10 @@ impl Exchange {
     /// `None` while the answer is incomplete.
     fn step(&mut self, net: &mut Net, now: Instant) -> Option<Result<Answer, String>> {
         if now >= self.started + REQUEST_TIMEOUT {
-            return Some(Err(format!("no answer from {} within 30 s", self.dial.host())));
+            return Some(Err(format!(
+                "no answer from {} within 30 s",
+                self.dial.host()
+            )));
         }
         match self.dial.poll(net) {
             Ok(DialStatus::Pending) => return None,

@@ -20,9 +20,11 @@ use alloc::vec::Vec;
 use log::{error, info, warn};
 use smoltcp::time::{Duration, Instant};
 
+use crate::acme::CertManager;
 use crate::config::{Config, redact};
 use crate::http::hook::Secret;
 use crate::http::{HookOutcome, HttpConfig};
+use crate::http::{Http01, date};
 use crate::net::{Net, mac_from_name};
 use crate::observe::{MachineState, Observer, PullOutcome};
 use crate::platform::{HeapStats, Platform};
@@ -30,8 +32,6 @@ use crate::pull::{PullResult, Puller};
 use crate::server::{HookRequest, IDLE_CONNECTION_COST, Listen, Server, Tick};
 use crate::site::compress::{self, Compressor};
 use crate::site::{Site, SiteLimits, tar};
-use crate::acme::CertManager;
-use crate::http::{Http01, date};
 use crate::tls::{CertStore, LoopClock, Protocols, Ticketer, load_pem, server_config_with};
 
 /// Longest sleep without any deadline (housekeeping, ticket-key rotation).

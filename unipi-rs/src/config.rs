@@ -1572,14 +1572,24 @@ mod tests {
         );
         assert!(e.is_empty(), "{e:?}");
         assert!(c.acme.enabled && c.acme.production && c.acme.tls_alpn);
-        assert_eq!(c.acme.cert_seed.as_deref(), Some(&b"abcdefghijklmnopqrstuvwxyz"[..]));
-        assert_eq!(c.acme.account_seed.as_deref(), Some(&b"my-account-seed-text"[..]));
+        assert_eq!(
+            c.acme.cert_seed.as_deref(),
+            Some(&b"abcdefghijklmnopqrstuvwxyz"[..])
+        );
+        assert_eq!(
+            c.acme.account_seed.as_deref(),
+            Some(&b"my-account-seed-text"[..])
+        );
         assert_eq!(c.acme.extra_names, ["www.muen.sk"]);
         assert!(!alloc::format!("{:?}", c.acme).contains("abcdef"));
-        let (c, e) = Config::parse("--tls=off --acme-directory=https://ca.example/dir --cert-seed=short");
+        let (c, e) =
+            Config::parse("--tls=off --acme-directory=https://ca.example/dir --cert-seed=short");
         assert!(c.acme.enabled, "a directory implies --tls");
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(!alloc::format!("{}", e[0]).contains("short"), "seeds are not echoed");
+        assert!(
+            !alloc::format!("{}", e[0]).contains("short"),
+            "seeds are not echoed"
+        );
     }
 
     #[test]

@@ -725,49 +725,50 @@ impl Dial {
                         });
                     }
                 },
-                DialState::Connecting { remote, fallbacks } => match net
-                    .tcp(self.stream.socket)
-                    .state()
-                {
-                    tcp::State::SynSent | tcp::State::SynReceived => {
-                        self.state = DialState::Connecting { remote, fallbacks };
-                        return Ok(DialStatus::Pending);
-                    }
-                    tcp::State::Established => {
-                        net.tcp(self.stream.socket).set_timeout(None);
-                        let layer: Result<Box<dyn Layer>, LayerError> = match &self.target.security
-                        {
-                            Security::Plain => Ok(Box::new(Plain)),
-                            Security::Tls(cfg) => ClientTls::client(cfg.clone(), unbracket(&self.target.host))
-                                .map(|t| Box::new(t) as Box<dyn Layer>)
-                                .map_err(LayerError::Tls),
-                            Security::Ssh(cfg) => SshLayer::new((**cfg).clone())
-                                .map(|s| Box::new(s) as Box<dyn Layer>)
-                                .map_err(LayerError::Ssh),
-                        };
-                        self.stream.layer = layer.map_err(|error| DialError::Layer {
-                            host: self.target.host.clone(),
-                            error,
-                        })?;
-                        self.state = DialState::Handshaking;
-                    }
-                    _ => match fallbacks.split_first() {
-                        Some((next, rest)) => {
-                            log::info!(
-                                "{}: no connection to {remote}; trying {next}",
-                                self.target.host
-                            );
-                            self.state = Self::connect(
-                                net,
-                                self.stream.socket,
-                                self.target.port,
-                                *next,
-                                rest,
-                            )?;
+                DialState::Connecting { remote, fallbacks } => {
+                    match net.tcp(self.stream.socket).state() {
+                        tcp::State::SynSent | tcp::State::SynReceived => {
+                            self.state = DialState::Connecting { remote, fallbacks };
+                            return Ok(DialStatus::Pending);
                         }
-                        None => return Err(DialError::Refused { remote }),
-                    },
-                },
+                        tcp::State::Established => {
+                            net.tcp(self.stream.socket).set_timeout(None);
+                            let layer: Result<Box<dyn Layer>, LayerError> =
+                                match &self.target.security {
+                                    Security::Plain => Ok(Box::new(Plain)),
+                                    Security::Tls(cfg) => {
+                                        ClientTls::client(cfg.clone(), unbracket(&self.target.host))
+                                            .map(|t| Box::new(t) as Box<dyn Layer>)
+                                            .map_err(LayerError::Tls)
+                                    }
+                                    Security::Ssh(cfg) => SshLayer::new((**cfg).clone())
+                                        .map(|s| Box::new(s) as Box<dyn Layer>)
+                                        .map_err(LayerError::Ssh),
+                                };
+                            self.stream.layer = layer.map_err(|error| DialError::Layer {
+                                host: self.target.host.clone(),
+                                error,
+                            })?;
+                            self.state = DialState::Handshaking;
+                        }
+                        _ => match fallbacks.split_first() {
+                            Some((next, rest)) => {
+                                log::info!(
+                                    "{}: no connection to {remote}; trying {next}",
+                                    self.target.host
+                                );
+                                self.state = Self::connect(
+                                    net,
+                                    self.stream.socket,
+                                    self.target.port,
+                                    *next,
+                                    rest,
+                                )?;
+                            }
+                            None => return Err(DialError::Refused { remote }),
+                        },
+                    }
+                }
                 DialState::Handshaking => {
                     if let Err(error) = self.stream.exchange(net) {
                         return Err(DialError::Layer {

@@ -239,7 +239,8 @@ impl World {
         let s = self.sockets.get_mut::<udp::Socket>(self.dns);
         while let Ok((q, meta)) = s.recv() {
             let q = q.to_vec();
-            if let Some((_, _, answer)) = dns_answer(&q, "logs.test", &[IpAddress::Ipv4(WORLD_IP)]) {
+            if let Some((_, _, answer)) = dns_answer(&q, "logs.test", &[IpAddress::Ipv4(WORLD_IP)])
+            {
                 s.send_slice(&answer, meta.endpoint).unwrap();
                 busy = true;
             }
@@ -618,7 +619,10 @@ fn access_lines_and_warnings_reach_rsyslog_and_metrics_match() {
         text.contains("unipi_site_info{commit=\"\",source=\"archive\"} 1\n"),
         "{text}"
     );
-    assert!(p.world.relayed > access.len(), "the warning was relayed too");
+    assert!(
+        p.world.relayed > access.len(),
+        "the warning was relayed too"
+    );
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -19,12 +19,12 @@ use core::fmt::Write as _;
 use smoltcp::time::Instant;
 use unipi_h2::{ErrorCode, RequestHead, StreamId};
 
-use crate::observe::access::{AccessRecord, AccessRequest, AccessSink, Delivery};
 use super::hook::{Credentials, Verdict};
 use super::request::{Method, Request};
 use super::response::{Content, Response};
 use super::serve::{self, Context, Reply, Scratch};
 use super::{Activity, Event, HookOutcome, HttpConfig, Role, SERVER, Session, date};
+use crate::observe::access::{AccessRecord, AccessRequest, AccessSink, Delivery};
 use crate::site::Site;
 
 /// Finished access records kept until the server takes them (it does
@@ -102,6 +102,8 @@ pub struct Connection {
     closed: bool,
     /// The client's address, for the access records.
     peer: Option<smoltcp::wire::IpAddress>,
+    /// A request has arrived.
+    began: bool,
     /// Records of finished (or abandoned) responses, for [`Session::take_access`].
     finished: VecDeque<AccessRecord>,
 }
@@ -141,6 +143,7 @@ impl Connection {
             idle_since: now,
             closed: false,
             peer: None,
+            began: false,
             finished: VecDeque::new(),
         }
     }
@@ -209,6 +212,7 @@ impl Connection {
     }
 
     fn request(&mut self, stream: StreamId, head: RequestHead, site: Option<&Site>, unix: u64) {
+        self.began = true;
         let fields: Vec<httparse::Header<'_>> = head
             .fields()
             .map(|(name, value)| httparse::Header { name, value })
@@ -570,6 +574,9 @@ impl Session for Connection {
             .min();
         match receiving {
             Some(since) => Activity::Receiving { since },
+            // The preface and SETTINGS come first; a request should follow
+            // at once (a header block in progress counts as waiting too).
+            None if !self.began => Activity::Waiting,
             None => Activity::Idle {
                 since: self.idle_since,
             },

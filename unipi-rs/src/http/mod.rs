@@ -204,6 +204,8 @@ pub enum Event {
 /// memory run short and it must choose whom to close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activity {
+    /// Connected, but no request has begun yet.
+    Waiting,
     /// Between requests with nothing to send (keep-alive), since `since`.
     Idle {
         /// When the connection became idle.
@@ -374,7 +376,9 @@ impl Http01 {
     /// The answer for `token`, if published.
     pub fn answer(&self, token: &str) -> Option<String> {
         let list = self.0.lock();
-        list.iter().find(|(t, _)| t == token).map(|(_, a)| a.clone())
+        list.iter()
+            .find(|(t, _)| t == token)
+            .map(|(_, a)| a.clone())
     }
 }
 

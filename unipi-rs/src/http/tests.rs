@@ -2044,3 +2044,16 @@ mod compression {
         });
     }
 }
+
+/// A connection that has not begun a request is `Waiting` (the server
+/// ranks it like a handshake in progress), one served and quiet is `Idle`.
+#[test]
+fn waiting_until_the_first_request_then_idle() {
+    let mut h = H::site();
+    assert_eq!(h.conn.activity(), Activity::Waiting);
+    h.feed(b"GE");
+    assert!(matches!(h.conn.activity(), Activity::Receiving { .. }));
+    h.feed(b"T / HTTP/1.1\r\nHost: example.org\r\n\r\n");
+    assert_eq!(h.take().len(), 1);
+    assert!(matches!(h.conn.activity(), Activity::Idle { .. }));
+}

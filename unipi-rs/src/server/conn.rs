@@ -250,6 +250,9 @@ impl Conn {
         }
         match self.http.activity() {
             Activity::Closing => Standing::Closing { since: now },
+            // Expendable like a handshake in progress, not like a
+            // keep-alive connection that has been served.
+            Activity::Waiting => arriving(self.accepted),
             Activity::Idle { since } => Standing::Idle { since },
             Activity::Receiving { since } => arriving(since),
             Activity::Sending => match self.sending {
@@ -398,7 +401,10 @@ impl Conn {
             || (peer_done && self.http.output().is_empty() && !self.http.awaiting_hook())
         {
             self.begin_close(v.net, v.now);
-        } else if matches!(self.http.activity(), Activity::Idle { .. }) {
+        } else if matches!(
+            self.http.activity(),
+            Activity::Idle { .. } | Activity::Waiting
+        ) {
             self.http.trim();
             self.stream.trim();
         }

@@ -44,8 +44,8 @@ use smoltcp::time::Instant;
 
 use super::gzip::{Check, Deflated, Deflater, Member, Progress};
 use super::{Body, ETag, Encoded, Encodings, Entry, Site};
-use unipi_git::BlobHasher;
 use crate::config::Compression;
+use unipi_git::BlobHasher;
 
 /// Work per [`Compressor::step`], in bytes (deflate input, inflate output,
 /// hashed bytes): about 0.4 ms of a 2020s x86 core at level 6, a few

@@ -88,7 +88,10 @@ impl fmt::Debug for CertStore {
 }
 
 /// A chain and its key as rustls serves them.
-pub fn certified_key(chain: Vec<CertificateDer<'static>>, key: &PrivateKeyDer<'_>) -> Result<Arc<CertifiedKey>, SetupError> {
+pub fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: &PrivateKeyDer<'_>,
+) -> Result<Arc<CertifiedKey>, SetupError> {
     let signer = rustls::crypto::ring::sign::any_supported_type(key)
         .map_err(|e| SetupError::Rustls(e.to_string()))?;
     Ok(Arc::new(CertifiedKey::new(chain, signer)))
@@ -125,7 +128,10 @@ impl CertStore {
 
     /// Stops answering TLS-ALPN-01 for `name`.
     pub fn unpublish(&self, name: &str) {
-        self.0.lock().challenges.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.0
+            .lock()
+            .challenges
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }
 }
 

@@ -146,7 +146,11 @@ pub fn server_config_with(
 
 /// A PEM chain and key, checked and ready to serve, with what the status
 /// line says about them.
-pub fn load_pem(cert_pem: &[u8], key_pem: &[u8], source: &'static str) -> Result<(Arc<rustls::sign::CertifiedKey>, Served), SetupError> {
+pub fn load_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    source: &'static str,
+) -> Result<(Arc<rustls::sign::CertifiedKey>, Served), SetupError> {
     let certs = parse_certs(cert_pem)?;
     let key = PrivateKeyDer::from_pem_slice(trim_padding(key_pem))
         .map_err(|e| SetupError::Pem(e.to_string()))?;

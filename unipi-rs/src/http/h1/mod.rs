@@ -103,6 +103,8 @@ pub struct Connection {
     wall: (u64, Instant),
     /// observe: the client's address, for the access log.
     peer: Option<smoltcp::wire::IpAddress>,
+    /// A request has begun (its first byte arrived).
+    began: bool,
 }
 
 enum Step {
@@ -125,6 +127,7 @@ impl Connection {
             scratch: Scratch::default(),
             wall: (0, now),
             peer: None,
+            began: false,
         }
     }
 
@@ -198,6 +201,7 @@ impl Connection {
             } = &mut self.state
         {
             *since = Some(self.now);
+            self.began = true;
         }
         self.input.extend_from_slice(&data[..n]);
         n
@@ -299,6 +303,7 @@ impl Connection {
             State::HookBody { since, .. } | State::Head { since: Some(since) } => {
                 Activity::Receiving { since }
             }
+            State::Head { since: None } if !self.began => Activity::Waiting,
             State::Head { since: None } => Activity::Idle {
                 since: self.last_activity,
             },
