@@ -411,6 +411,7 @@ class HostileClients(h.QemuTestCase):
         the pacing keeps the flood honest.)"""
         n = 200
         hello = client_hello()
+        evicted_before = self.st.statuses()[-1].evicted_slow
         good = self.good_client()
         socks = []
         t0 = time.monotonic()
@@ -437,12 +438,14 @@ class HostileClients(h.QemuTestCase):
         summary = good.stop()
         for s in socks:
             s.close()
-        status = self.st.wait_status(lambda s: s.evicted_slow > 0, timeout=5, after=self.mark)
+        # A status line written after the flood (the counters are cumulative).
+        status = self.st.wait_status(lambda s: True, timeout=5, after=len(self.st.statuses()))
+        evicted = status.evicted_slow - evicted_before
         log(f"flood: {n} connections opened in {t_opened:.1f} s: {len(served)} got a ServerHello; "
-            f"server: {status.evicted_slow} stalled connections reset to make room, {status.refused} refused")
+            f"server: {evicted} stalled connections reset to make room, {status.refused} refused")
         self.check_good("flood", summary)
         self.assertEqual(len(served), n, "every connection gets its handshake answered")
-        self.assertGreaterEqual(status.evicted_slow, n - MAX_CONNECTIONS - 16)
+        self.assertGreaterEqual(evicted, n - MAX_CONNECTIONS - 16)
         self.check_heap("flood", MAX_CONNECTIONS + 16)
 
     def test_oversized_headers(self):
@@ -604,8 +607,9 @@ class HostileClients(h.QemuTestCase):
         self.assertGreaterEqual(open_now, n, "stalled connections are kept while they made progress in "
                                              "their last 10-s window (the minimum send rate)")
         # Stalled output costs no more memory over time. Compare the floors:
-        # the good client's own downloads (~140 KiB each) come and go.
-        self.assertLessEqual(min(second_half) - min(first_half), 32 * 1024, (first_half, second_half))
+        # the good client's own downloads (~140 KiB each) and its socket
+        # buffers (48 KiB) come and go, so one sample may dip that much.
+        self.assertLessEqual(min(second_half) - min(first_half), 64 * 1024, (first_half, second_half))
         self.check_heap("never-reading clients", n + 2)
 
 
