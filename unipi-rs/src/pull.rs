@@ -343,6 +343,20 @@ impl Puller {
 impl Running {
     /// Takes the next steps of the connection being set up; true while it
     /// waits for the network.
+    /// Starts dialing `target`; false (and the fetch told) when that fails.
+    fn open(&mut self, net: &mut Net, socket: SocketHandle, target: Result<Target, String>) -> bool {
+        match target.and_then(|t| Dial::start(net, socket, t).map_err(|e| e.to_string())) {
+            Ok(d) => {
+                self.link = Some(d);
+                true
+            }
+            Err(e) => {
+                self.fetch.transport_error(e);
+                false
+            }
+        }
+    }
+
     fn dial(&mut self, net: &mut Net, now: Instant) -> bool {
         let Some(dial) = self.link.as_mut() else {
             return false;
@@ -390,37 +404,11 @@ impl Running {
                     self.link = None;
                 }
                 Io::ConnectSsh(cmd) => {
-                    if self.link.is_none() {
-                        let Some(key) = &ssh.key else {
-                            self.fetch.transport_error(
-                                "ssh remotes need a client key: set --ssh-key or --ssh-key-region",
-                            );
-                            continue;
-                        };
-                        let config = unipi_ssh::Config {
-                            user: cmd.user.into(),
-                            key: key.clone(),
-                            host_key_pin: ssh.authenticator,
-                            command: cmd.command.into(),
-                            env: cmd
-                                .env
-                                .iter()
-                                .map(|(k, v)| ((*k).into(), (*v).into()))
-                                .collect(),
-                            limits: unipi_ssh::Limits::default(),
-                        };
-                        let target = Target {
-                            host: cmd.host.into(),
-                            port: cmd.port,
-                            security: Security::Ssh(Box::new(config)),
-                        };
-                        match Dial::start(net, socket, target) {
-                            Ok(d) => self.link = Some(d),
-                            Err(e) => {
-                                self.fetch.transport_error(e.to_string());
-                                continue;
-                            }
-                        }
+                    let target = self.link.is_none().then(|| ssh_target(&cmd, ssh));
+                    if let Some(target) = target
+                        && !self.open(net, socket, target)
+                    {
+                        continue;
                     }
                     if self.dial(net, now) {
                         return None;
@@ -431,27 +419,18 @@ impl Running {
                     port,
                     tls: secure,
                 } => {
-                    if self.link.is_none() {
-                        let security = match (secure, tls) {
-                            (false, _) => Security::Plain,
-                            (true, Some(cfg)) => Security::Tls(cfg.clone()),
-                            (true, None) => {
-                                self.fetch.transport_error("no TLS client configuration");
-                                continue;
-                            }
-                        };
-                        let target = Target {
-                            host: host.into(),
-                            port,
-                            security,
-                        };
-                        match Dial::start(net, socket, target) {
-                            Ok(d) => self.link = Some(d),
-                            Err(e) => {
-                                self.fetch.transport_error(e.to_string());
-                                continue;
-                            }
-                        }
+                    let security = match (secure, tls) {
+                        (false, _) => Ok(Security::Plain),
+                        (true, Some(cfg)) => Ok(Security::Tls(cfg.clone())),
+                        (true, None) => Err(String::from("no TLS client configuration")),
+                    };
+                    let target = security.map(|security| Target {
+                        host: host.into(),
+                        port,
+                        security,
+                    });
+                    if self.link.is_none() && !self.open(net, socket, target) {
+                        continue;
                     }
                     if self.dial(net, now) {
                         return None;
@@ -558,4 +537,30 @@ pub fn to_site(snapshot: &Snapshot, limits: &SiteLimits) -> Result<Site, String>
         last_modified: Some(time),
     })
     .map_err(|e| e.to_string())
+}
+
+/// Where an ssh remote's `git-upload-pack` runs, as the transport dials it.
+fn ssh_target(cmd: &unipi_git::SshCommand<'_>, ssh: &SshClients) -> Result<Target, String> {
+    let Some(key) = &ssh.key else {
+        return Err(String::from(
+            "ssh remotes need a client key: set --ssh-key or --ssh-key-region",
+        ));
+    };
+    let config = unipi_ssh::Config {
+        user: cmd.user.into(),
+        key: key.clone(),
+        host_key_pin: ssh.authenticator,
+        command: cmd.command.into(),
+        env: cmd
+            .env
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
+        limits: unipi_ssh::Limits::default(),
+    };
+    Ok(Target {
+        host: cmd.host.into(),
+        port: cmd.port,
+        security: Security::Ssh(Box::new(config)),
+    })
 }

@@ -380,20 +380,10 @@ impl core::error::Error for Error {}
 /// Maximum length of server-controlled text kept in an error, in characters.
 pub(crate) const MAX_TEXT: usize = 200;
 
-/// Turns untrusted bytes into printable text: invalid UTF-8 and control characters become
-/// `\u{fffd}`/`?`, surrounding whitespace is trimmed, and the result is cut at
-/// [`MAX_TEXT`] characters (plus `…`).
+/// Untrusted bytes as printable text of at most [`MAX_TEXT`] characters
+/// ([`unipi_httpwire::printable`]).
 pub(crate) fn sanitize(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::new();
-    for (n, c) in text.trim().chars().enumerate() {
-        if n >= MAX_TEXT {
-            out.push('…');
-            break;
-        }
-        out.push(if c.is_control() { '?' } else { c });
-    }
-    out
+    unipi_httpwire::printable(bytes, MAX_TEXT)
 }
 
 #[cfg(test)]

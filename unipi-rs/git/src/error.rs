@@ -413,19 +413,10 @@ impl From<ResponseError> for Error {
 /// Maximum length of remote-controlled text kept in an error.
 const MAX_TEXT: usize = 200;
 
-/// Turns remote-controlled bytes into printable text: invalid UTF-8 and control characters
-/// become `\u{fffd}`/`?`, trailing whitespace is trimmed, and the result is cut at 200 chars.
+/// Untrusted bytes as printable text of at most [`MAX_TEXT`] characters
+/// ([`unipi_httpwire::printable`]).
 pub(crate) fn sanitize(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::new();
-    for (n, c) in text.trim_end().chars().enumerate() {
-        if n >= MAX_TEXT {
-            out.push('…');
-            break;
-        }
-        out.push(if c.is_control() { '?' } else { c });
-    }
-    out
+    unipi_httpwire::printable(bytes, MAX_TEXT)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //!   or dropping them, within a content limit ([`BodyLimits`]).
 //! * [`Request`] writes a request head and body from validated parts (nothing a caller
 //!   passes can inject a line); [`basic_authorization`] builds an HTTP Basic credential.
+//! * [`printable`] makes text a peer sent safe to log.
 //!
 //! Parsing is httparse's (well fuzzed and used across the Rust HTTP stack); what this crate
 //! adds is streaming, framing, limits and the strictness a server needs against request
@@ -26,7 +27,9 @@ extern crate alloc;
 mod body;
 mod request;
 mod response;
+mod text;
 
 pub use body::{BodyDecoder, BodyError, BodyLimits, Decoded, Framing};
 pub use request::{Request, RequestError, basic_authorization};
 pub use response::{ResponseError, ResponseEvent, ResponseHead, ResponseLimits, ResponseReader};
+pub use text::printable;

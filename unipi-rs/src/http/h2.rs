@@ -224,13 +224,7 @@ impl Connection {
             host: head.authority(),
             fields: &fields,
         };
-        let log_path = head.path().split(['?', ';']).next().unwrap_or("");
-        let mut request = AccessRequest::new(self.peer, self.now);
-        request.set_request(req.method_token, log_path, "HTTP/2.0");
-        request.set_fields(
-            super::request::values(&fields, "referer").next(),
-            super::request::values(&fields, "user-agent").next(),
-        );
+        let mut request = req.access(self.peer, self.now, "HTTP/2.0");
         let cfg = self.cfg.clone();
         let cx = Context {
             cfg: &cfg,

@@ -56,6 +56,25 @@ pub struct Request<'r> {
 }
 
 impl<'r> Request<'r> {
+    /// What the access log keeps of this request, arriving from `peer`
+    /// since `start` over `protocol` (`HTTP/1.1`, `HTTP/2.0`, …): the path
+    /// without its query or parameters, `Referer` and `User-Agent`.
+    pub fn access(
+        &self,
+        peer: Option<smoltcp::wire::IpAddress>,
+        start: smoltcp::time::Instant,
+        protocol: &'static str,
+    ) -> alloc::boxed::Box<crate::observe::access::AccessRequest> {
+        let path = self.target.split(['?', ';']).next().unwrap_or("");
+        let mut log = crate::observe::access::AccessRequest::new(peer, start);
+        log.set_request(self.method_token, path, protocol);
+        log.set_fields(
+            self.values("referer").next(),
+            self.values("user-agent").next(),
+        );
+        log
+    }
+
     /// Every value of the field `name` (case-insensitive), in order.
     pub fn values(&self, name: &'static str) -> impl Iterator<Item = &'r [u8]> + 'r {
         values(self.fields, name)

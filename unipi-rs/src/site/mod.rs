@@ -408,11 +408,6 @@ impl SiteBuilder {
         }
     }
 
-    /// The limits this builder enforces.
-    pub fn limits(&self) -> &SiteLimits {
-        &self.limits
-    }
-
     /// Number of entries added so far.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -535,14 +530,6 @@ pub struct Site {
 }
 
 impl Site {
-    /// A site without any entry.
-    pub fn empty(meta: SiteMeta) -> Site {
-        Site {
-            entries: Vec::new(),
-            meta,
-            total_bytes: 0,
-        }
-    }
 
     /// The entry at `path` (relative, no leading `/`), by binary search.
     pub fn get(&self, path: &str) -> Option<&Entry> {
@@ -595,12 +582,6 @@ impl Site {
     /// Where the snapshot came from.
     pub fn meta(&self) -> &SiteMeta {
         &self.meta
-    }
-
-    /// The same entries with different metadata.
-    pub fn with_meta(mut self, meta: SiteMeta) -> Site {
-        self.meta = meta;
-        self
     }
 }
 

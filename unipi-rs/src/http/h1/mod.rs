@@ -632,15 +632,8 @@ impl Connection {
                 .and_then(|h| core::str::from_utf8(h.trim_ascii()).ok()),
             fields: req.headers,
         };
-        // observe: the access log's view of the request (no query).
-        let log_path = target.split(['?', ';']).next().unwrap_or("");
         let protocol = if version == 0 { "HTTP/1.0" } else { "HTTP/1.1" };
-        let mut log = AccessRequest::new(self.peer, start);
-        log.set_request(method_token, log_path, protocol);
-        log.set_fields(
-            super::request::values(req.headers, "referer").next(),
-            super::request::values(req.headers, "user-agent").next(),
-        );
+        let log = request.access(self.peer, start, protocol);
         let mut exchange = Exchange {
             version,
             keep_alive: false,
