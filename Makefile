@@ -84,7 +84,7 @@ endif
 acme_params := $(if $(filter staging,$(ACME)),--tls,$(if $(filter production,$(ACME)),--tls --production,$(if $(ACME),--acme-directory=$(ACME))))
 boot_params := $(strip $(if $(IPV4),--ipv4=$(IPV4)) $(if $(GATEWAY),--ipv4-gateway=$(GATEWAY)) $(if $(IPV6),--ipv6=$(IPV6)) $(if $(IPV6_GATEWAY),--ipv6-gateway=$(IPV6_GATEWAY)) $(if $(remote_url),--remote=$(remote_url)) $(if $(DOMAIN),--hostname=$(DOMAIN)) $(acme_params) $(BOOTPARAMS))
 
-.PHONY: all help run test test-host test-e2e deps clean subjects FORCE
+.PHONY: all help run run-deps test test-host test-e2e deps clean subjects FORCE
 
 all: $(BUILD)/unipi.muen $(BUILD)/unipi.cspec.xml $(BUILD)/system.elf $(site_repo) cert-check
 
@@ -214,8 +214,10 @@ QEMU_CMD = qemu-system-x86_64 $(qemu_machine) $(qemu_accel) -m $(QEMU_MEM) -smp 
 	-netdev '$(qemu_netdev)' -device $(qemu_nic),netdev=n0 \
 	-kernel $(BUILD)/system.elf
 
-run: all
-	@command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 missing: run 'make deps'"; exit 1; }
+# `make run` sets up a fresh machine itself, with only what booting needs.
+RUN_PACKAGES := qemu-system-x86 openssl git tar xz-utils
+run: run-deps
+	@$(MAKE) --no-print-directory all
 	@echo "Starting QEMU ($(MACHINE), $(ACCEL)); open https://localhost:$(HTTPS_PORT)/ (HTTP on :$(HTTP_PORT)). Ctrl-A X quits."
 	$(QEMU_CMD); status=$$?; [ $$status -eq 33 ] || [ $$status -eq 0 ] || echo "QEMU exited with status $$status (see docs/kernel.md)"
 
@@ -243,16 +245,22 @@ DEB_PACKAGES := qemu-system-x86 openssl curl git libxml2-utils tar xz-utils pyth
 	lighttpd fcgiwrap nginx chromium chromium-driver testssl.sh \
 	nghttp2-client python3-h2 slowhttptest openssh-server pebble \
 	rsyslog prometheus wrk
-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+# Installs the Debian packages of $(1) that are missing.
+define install_packages
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+endef
+deps:
+	$(call install_packages,$(DEB_PACKAGES))
 	@# A python3 other than Debian's (pyenv, venv) does not see python3-h2.
 	@python3 -c 'import h2, hpack, hyperframe' 2>/dev/null || python3 -m pip install -q 'h2>=4,<5'
+run-deps:
+	$(call install_packages,$(RUN_PACKAGES))
 
 clean:
 	rm -rf $(BUILD)
