@@ -54,6 +54,10 @@ def sized_hello(size):
     return client_hello(pad=size - len(client_hello()) - 4)
 
 
+# An answer, not a timeout: the handshake and header timeouts are 10 s, and
+# a loaded TCG guest can take a second for a 64 KiB handshake.
+ANSWER_WITHIN = 3.0
+
 class Edges(h.QemuTestCase):
     @classmethod
     def setUpClass(cls):
@@ -91,7 +95,7 @@ class Edges(h.QemuTestCase):
                 with self.subTest(size=size, record=record):
                     kind, _, dt = self.tls_answer(records(sized_hello(size), size=record))
                     self.assertEqual(kind, HANDSHAKE)
-                    self.assertLess(dt, 1.0)
+                    self.assertLess(dt, ANSWER_WITHIN)
 
     def test_broken_client_hellos_get_the_alert(self):
         ch = client_hello(pad=3000)
@@ -109,7 +113,7 @@ class Edges(h.QemuTestCase):
             with self.subTest(case=name):
                 kind, got, dt = self.tls_answer(data)
                 self.assertEqual((kind, got), (ALERT, alert))
-                self.assertLess(dt, 1.0)
+                self.assertLess(dt, ANSWER_WITHIN)
 
     def raw(self, port, data, secure):
         """Sends a request, returns (first line, seconds)."""
@@ -155,7 +159,7 @@ class Edges(h.QemuTestCase):
                 with self.subTest(secure=secure, request=req[:40]):
                     line, dt = self.raw(port, req, secure)
                     self.assertTrue(line.startswith(want), line)
-                    self.assertLess(dt, 1.0)
+                    self.assertLess(dt, ANSWER_WITHIN)
 
     def test_large_input_is_answered_at_once(self):
         for name, req, want in [
