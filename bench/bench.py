@@ -723,49 +723,63 @@ def ensure_peer_page_build(a, site):
     """The peer guest built with GZIP=on (nginx `gzip on`, level 6, text
     types, gzip_vary) and `site` as its document root, by the peer's own
     scripts; returns the QEMU command line its bench.sh recorded."""
-    out = a.peer_out / "page-gzip"
+    return ensure_peer_variant(a, site, "page-gzip", GZIP="on", SMALL="index.html", LARGE="index.html")
+
+
+def ensure_peer_variant(a, site, label, **settings):
+    """A boot-only peer guest built by the peer's own scripts with `settings`
+    (bench.sh variables such as GZIP=on, H2=on) and `site` as its document
+    root; returns the QEMU command line its bench.sh recorded."""
+    out = a.peer_out / label
     digest = tree_digest([site, a.peer / "build.sh", a.peer / "init", a.peer / "nginx.conf.in",
-                          a.peer / "bench.sh"]) + " GZIP=on"
+                          a.peer / "bench.sh"]) + " " + " ".join(f"{k}={v}" for k, v in sorted(settings.items()))
     stamp = out / "bench-inputs.sha256"
-    cmdline = a.peer_out / "build-run" / "qemu-cmdline-build-page-gzip.txt"
+    cmdline = a.peer_out / "build-run" / f"qemu-cmdline-build-{label}.txt"
     if stamp.exists() and stamp.read_text().strip() == digest and (out / "initrd.img").exists() \
             and cmdline.exists():
         return cmdline
-    log(f"building the peer guest (GZIP=on, {site}) in {out} with {a.peer}/bench.sh (BOOT_ONLY=1) ...")
+    log(f"building the peer guest ({settings}, {site}) in {out} with {a.peer}/bench.sh (BOOT_ONLY=1) ...")
     out.mkdir(parents=True, exist_ok=True)
     first = a.peer_out / "resume"
     for d in ("kernel", "dl", "tls"):
         if (first / d).exists() and not (out / d).exists():
             shutil.copytree(first / d, out / d, copy_function=os.link)
     # bench.sh wants its wrk files to exist even when it only boots.
-    env = peer_env(a, Settings(a), out, a.peer_out / "build-run", "build-page-gzip", free_port(),
-                   BOOT_ONLY="1", GZIP="on", SMALL="index.html", LARGE="index.html")
+    env = peer_env(a, Settings(a), out, a.peer_out / "build-run", f"build-{label}", free_port(),
+                   BOOT_ONLY="1", **settings)
     del env["NOBUILD"]
-    text = run_peer_script(a, env, site, 1800, a.peer_out / "build-page-gzip.txt")
+    text = run_peer_script(a, env, site, 1800, a.peer_out / f"build-{label}.txt")
     if not (out / "initrd.img").exists() or "boot_ms=" not in text or not cmdline.exists():
-        raise SystemExit(f"peer build failed; see {a.peer_out / 'build-page-gzip.txt'}")
+        raise SystemExit(f"peer build failed; see {a.peer_out / f'build-{label}.txt'}")
     stamp.write_text(digest + "\n")
     return cmdline
 
 
 def peer_page_load(a, cmdline, paths, rundir):
-    """Boots the peer's GZIP=on guest with the QEMU command line its
-    bench.sh used (another free port, our serial log), loads the page once,
-    stops it (by its process group, which we started)."""
+    """Boots the peer's GZIP=on guest, loads the page once, stops it."""
+    return with_peer_guest(a, cmdline, rundir, "page-nginx",
+                           lambda port: page_load(port, paths, rundir / "page-nginx.txt"))
+
+
+def with_peer_guest(a, cmdline, rundir, label, work):
+    """Boots a peer guest with the QEMU command line its bench.sh used
+    (another free port, our serial log), returns `work(port)` once it
+    answers (None if it never does), and stops it (by its process group,
+    which we started)."""
     port = free_port()
     cmd = shlex.split(cmdline.read_text())
     cmd = [re.sub(r"hostfwd=tcp:127\.0\.0\.1:\d+-", f"hostfwd=tcp:127.0.0.1:{port}-", x) for x in cmd]
-    cmd = [f"file:{rundir / 'serial-page-nginx.log'}" if x.startswith("file:") else x for x in cmd]
+    cmd = [f"file:{rundir / f'serial-{label}.log'}" if x.startswith("file:") else x for x in cmd]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=open(rundir / "qemu-stderr-page-nginx.log", "w"), start_new_session=True)
+                            stderr=open(rundir / f"qemu-stderr-{label}.log", "w"), start_new_session=True)
     try:
         t0 = time.monotonic()
         while curl_code(f"https://127.0.0.1:{port}/", 0.5) != "200":
             if proc.poll() is not None or time.monotonic() - t0 > a.boot_timeout:
-                log("the peer's GZIP=on guest did not answer; see serial-page-nginx.log")
+                log(f"the peer's guest ({label}) did not answer; see serial-{label}.log")
                 return None
             time.sleep(0.05)
-        return page_load(port, paths, rundir / "page-nginx.txt")
+        return work(port)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -806,6 +820,64 @@ def run_page(a, tools, variant, rundir):
         if r:
             res["sides"]["nginx GZIP=on"] = r
     return res
+
+
+# ----------------------------------------------------------------- HTTP/2
+
+H2_RX = re.compile(r"finished in [\d.]+m?s, ([\d.]+) req/s.*?requests: (\d+) total, \d+ started, (\d+) done, "
+                   r"(\d+) succeeded, (\d+) failed", re.S)
+
+
+def h2load(port, path, n, logfile):
+    """h2load over HTTP/2 (ALPN h2): `n` requests (count-bounded, and a
+    time limit), 4 connections, 10 streams each; req/s and failures."""
+    cmd = ["h2load", "-n", str(n), "-c", "4", "-m", "10", "-t", "1", f"https://127.0.0.1:{port}{path}"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=180).stdout
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        out += "\n[timed out after 180 s]"
+    Path(logfile).write_text(" ".join(cmd) + "\n" + out)
+    m = H2_RX.search(out)
+    if not m or "h2" not in out:
+        return None
+    return {"rps": float(m.group(1)), "done": int(m.group(3)), "ok": int(m.group(4)), "failed": int(m.group(5))}
+
+
+def run_h2(a, systems, htdocs, rundir):
+    """1 KiB over HTTP/2: our server and the peer built with H2=on, each
+    booted per run, alternated; h2load -n H2_REQUESTS -c 4 -m 10."""
+    res = {"ours": [], "peer": [], "n": a.h2_requests}
+    cmdline = ensure_peer_variant(a, htdocs, "h2", H2="on") if a.peer else None
+    for i in range(a.runs):
+        g = Guest(systems["resume"], a, free_port(), OUT / "git", rundir, f"h2-r{i + 1}")
+        try:
+            if g.boot() is not None:
+                res["ours"].append(h2load(g.port, "/1k.bin", a.h2_requests, rundir / f"h2-ours-r{i + 1}.txt"))
+        finally:
+            g.stop()
+        if cmdline:
+            res["peer"].append(with_peer_guest(
+                a, cmdline, rundir, f"h2-nginx-r{i + 1}",
+                lambda port: h2load(port, "/1k.bin", a.h2_requests, rundir / f"h2-nginx-r{i + 1}.txt")))
+    return res
+
+
+def report_h2(h2):
+    lines = ["---\n", "## HTTP/2: 1 KiB requests\n",
+             f"`h2load -n {h2['n']} -c 4 -m 10` (4 connections, 10 concurrent streams each, count-bounded) on "
+             "`/1k.bin`; our server as built (ALPN h2, the default) against the peer built with `H2=on` "
+             "(nginx `listen … ssl http2`), each booted fresh per run, alternated; median (min–max).\n",
+             "| figure | unipi-rs | nginx H2=on | ratio unipi/nginx |", "|---|---:|---:|---:|"]
+    ov = [r["rps"] for r in h2["ours"] if r]
+    pv = [r["rps"] for r in h2["peer"] if r]
+    mo, mp = median(ov), median(pv)
+    ratio = f"{mo / mp:.2f}×" if mo and mp else "—"
+    lines.append(f"| 1 KiB over HTTP/2 (req/s) | {cell(ov)} | {cell(pv)} | {ratio} |")
+    fo = sum(r["failed"] for r in h2["ours"] if r)
+    fp = sum(r["failed"] for r in h2["peer"] if r)
+    lines.append(f"\nFailed requests over all runs: unipi-rs {fo}, nginx {fp}.\n")
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------- report
@@ -1052,6 +1124,8 @@ def rerender(a):
     a.peer = Path(a.peer) if peer else None
     a.peer_arg = str(a.peer)
     text = report(a, Settings(a), data["ours"], peer, data["git"], data["images"], meta, data.get("page"))
+    if data.get("h2"):
+        text += report_h2(data["h2"])
     Path(a.out).write_text(text)
     print(text)
 
@@ -1076,6 +1150,8 @@ def main():
     ap.add_argument("--page-site", default=str(ROOT / "htdocs"),
                     help="document root for the page section (bytes on the wire of one page load, with and "
                          "without compression, vs nginx GZIP=on); empty: skip it")
+    ap.add_argument("--h2-requests", type=int, default=4000,
+                    help="requests per h2load run in the HTTP/2 section (needs h2load); 0: skip it")
     ap.add_argument("--variant", action="append", default=[],
                     help="NAME=SUBJECT_ELF[,KERNEL_ELF[,EXTRA BOOT PARAMETERS]] (repeatable; default: "
                          "build/unipi.muen, build/muen-kernel.elf)")
@@ -1240,6 +1316,13 @@ def main():
         log(f"page: one load of {a.page_site}/index.html and what it references")
         page = run_page(a, tools, variants[0], rundir)
 
+    h2 = None
+    if a.h2_requests and shutil.which("h2load"):
+        log(f"HTTP/2: h2load -n {a.h2_requests} against both sides")
+        h2 = run_h2(a, systems[variants[0].name], htdocs, rundir)
+    elif a.h2_requests:
+        log("h2load is missing (Debian: nghttp2-client): no HTTP/2 section")
+
     images = {
         "unipi-rs subject (unipi.muen, stripped)": variants[0].subject.stat().st_size,
         "unipi-rs minimal kernel (muen-kernel.elf, stripped)": variants[0].kernel.stat().st_size,
@@ -1258,8 +1341,11 @@ def main():
                              "ram", "no_peer", "peer")}
     import json
     (rundir / "results.json").write_text(json.dumps({"ours": ours, "peer": peer, "git": git, "images": images,
-                                                     "meta": meta, "page": page}, indent=1, default=str))
+                                                     "meta": meta, "page": page, "h2": h2},
+                                                    indent=1, default=str))
     text = report(a, cfg, ours, peer, git, images, meta, page)
+    if h2:
+        text += report_h2(h2)
     Path(a.out).write_text(text)
     (rundir / "bench.md").write_text(text)
     print(text)
