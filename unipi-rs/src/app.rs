@@ -19,7 +19,7 @@ use crate::http::{HookOutcome, HttpConfig};
 use crate::net::{Net, mac_from_name};
 use crate::platform::Platform;
 use crate::pull::{PullResult, Puller};
-use crate::server::{HookRequest, IDLE_CONNECTION_COST, Listen, Server, Tick};
+use crate::server::{HookRequest, Listen, Server, Tick, default_max_connections};
 use crate::site::{Site, SiteLimits, tar};
 use crate::tls::{LoopClock, Ticketer, server_config};
 
@@ -126,7 +126,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
     let heap = p.heap();
     let max_connections = cfg
         .max_connections
-        .unwrap_or((heap.size.saturating_sub(heap.used) * 3 / 4 / IDLE_CONNECTION_COST).max(64));
+        .unwrap_or_else(|| default_max_connections(heap));
     let listen = Listen {
         port: cfg.port,
         https_port: cfg.https_port,

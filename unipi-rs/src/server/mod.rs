@@ -62,8 +62,10 @@ const BACKLOG: usize = 64;
 /// Listening sockets kept ready on the redirecting HTTP port.
 const REDIRECT_BACKLOG: usize = 16;
 /// Connections whose sockets get [`Buffers::GENEROUS`] (while the heap is
-/// less than half full); the rest get [`Buffers::LEAN`].
-const GENEROUS_SLOTS: usize = 256;
+/// less than half full); the rest get [`Buffers::LEAN`]. 256 of them took
+/// 12 MiB of the default heap, a tenth of it: 64 still cover a benchmark's
+/// 32 busy connections.
+const GENEROUS_SLOTS: usize = 64;
 /// A client reading faster than this (bytes per second) is never evicted.
 const HEALTHY_RATE: u64 = 64 * 1024;
 /// Heap use (per mille of its size) above which idle connections are
@@ -71,9 +73,26 @@ const HEALTHY_RATE: u64 = 64 * 1024;
 const HEAP_HIGH: usize = 850;
 /// Heap use (per mille) above which new connections are refused.
 const HEAP_CRITICAL: usize = 950;
-/// Estimated heap cost of an idle TLS connection with lean buffers (socket,
-/// buffers, rustls state, our own state); sets the default capacity.
-pub const IDLE_CONNECTION_COST: usize = 11 * 1024;
+/// Heap cost of an idle TLS connection with lean buffers: socket buffers
+/// (4 KiB), smoltcp socket (≈ 0.5 KiB), rustls state (≈ 3.5 KiB), our own
+/// state (≈ 1 KiB), with the growth slack of the socket set. Measured
+/// 8.6–9.3 KiB per connection by unipi-rs/tests/capacity.rs (6,000 and
+/// 11,000 idle connections; docs/bench.md); sets the default capacity.
+pub const IDLE_CONNECTION_COST: usize = 9 * 1024;
+
+/// The default `max_connections` for a heap of which `used` bytes are taken
+/// at boot: what fits below the mark where idle connections start being
+/// closed ([`HEAP_HIGH`]), less the generous buffers and the standby
+/// sockets, at [`IDLE_CONNECTION_COST`] each (11,000 in the default 127 MiB
+/// heap with the default site). At least 64.
+pub fn default_max_connections(heap: HeapStats) -> usize {
+    let generous = Buffers::GENEROUS.rx + Buffers::GENEROUS.tx;
+    let reserve = (GENEROUS_SLOTS + BACKLOG + REDIRECT_BACKLOG) * generous;
+    let budget = (heap.size / 1000 * HEAP_HIGH)
+        .saturating_sub(heap.used)
+        .saturating_sub(reserve);
+    (budget / IDLE_CONNECTION_COST).max(64)
+}
 
 /// Counters for the status line and the metrics.
 #[derive(Debug, Default, Clone, Copy)]
