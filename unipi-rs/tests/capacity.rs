@@ -36,7 +36,9 @@ use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, EthernetFrame, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, HardwareAddress, IpAddress, IpCidr, Ipv4Address,
+};
 use tracking_allocator::{
     AllocationGroupId, AllocationGroupToken, AllocationRegistry, AllocationTracker, Allocator,
 };
@@ -596,16 +598,17 @@ impl World {
                     .iter()
                     .all(|c| matches!(c.phase, Phase::Done | Phase::Reset));
                 if over {
-                    let resets = self.burst.iter().filter(|c| c.phase == Phase::Reset).count();
+                    let resets = self
+                        .burst
+                        .iter()
+                        .filter(|c| c.phase == Phase::Reset)
+                        .count();
                     self.results.burst_resets = resets;
                     self.results.burst_served = self.burst.iter().filter(|c| c.served > 0).count();
                     self.results.burst_ms = self.phase_ms();
                     eprintln!(
                         "capacity: burst of {}: {} served, {} reset, {:.0} ms",
-                        self.plan.burst,
-                        self.results.burst_served,
-                        resets,
-                        self.results.burst_ms
+                        self.plan.burst, self.results.burst_served, resets, self.results.burst_ms
                     );
                     for c in self.burst.drain(..) {
                         self.horde.sockets.remove(c.socket);
@@ -652,20 +655,18 @@ impl World {
                         .iter()
                         .all(|c| !matches!(c.phase, Phase::Opening | Phase::Waiting));
                 let n = self.idle.len();
-                if n == boundary && n > self.checkpointed && in_flight == 0 {
-                    if self.quiet() {
-                        self.checkpointed = n;
-                        let (held, _) = self.held();
-                        if self.results.checkpoints.last().map(|c| c.0) != Some(held) {
-                            self.results.checkpoints.push((held, server_used()));
-                            eprintln!(
-                                "capacity: {held} idle connections held, heap {} bytes ({} over the baseline), {:.1} s; {}",
-                                server_used(),
-                                server_used() as i64 - self.results.heap_baseline as i64,
-                                self.since.elapsed().as_secs_f64(),
-                                STATUS.lock().unwrap()
-                            );
-                        }
+                if n == boundary && n > self.checkpointed && in_flight == 0 && self.quiet() {
+                    self.checkpointed = n;
+                    let (held, _) = self.held();
+                    if self.results.checkpoints.last().map(|c| c.0) != Some(held) {
+                        self.results.checkpoints.push((held, server_used()));
+                        eprintln!(
+                            "capacity: {held} idle connections held, heap {} bytes ({} over the baseline), {:.1} s; {}",
+                            server_used(),
+                            server_used() as i64 - self.results.heap_baseline as i64,
+                            self.since.elapsed().as_secs_f64(),
+                            STATUS.lock().unwrap()
+                        );
                     }
                 }
                 if settled && self.quiet() {
@@ -742,7 +743,12 @@ impl Sim {
                 Ok(d) if d == HORDE_MAC => self.world.horde.port.rx.borrow_mut().push_back(frame),
                 Ok(d) if d == PROBE_MAC => self.world.probe.port.rx.borrow_mut().push_back(frame),
                 Ok(d) if d.is_broadcast() => {
-                    self.world.horde.port.rx.borrow_mut().push_back(frame.clone());
+                    self.world
+                        .horde
+                        .port
+                        .rx
+                        .borrow_mut()
+                        .push_back(frame.clone());
                     self.world.probe.port.rx.borrow_mut().push_back(frame);
                 }
                 _ => {}
@@ -849,7 +855,13 @@ fn leak(bytes: Vec<u8>) -> &'static [u8] {
 /// The default site (htdocs/) as the `site` region's tar archive.
 fn site_tar() -> Vec<u8> {
     let out = std::process::Command::new("tar")
-        .args(["--format=ustar", "--sort=name", "--owner=0", "--group=0", "-C"])
+        .args([
+            "--format=ustar",
+            "--sort=name",
+            "--owner=0",
+            "--group=0",
+            "-C",
+        ])
         .arg(root().join("htdocs"))
         .args(["-cf", "-", "."])
         .output()
@@ -912,8 +924,14 @@ fn run(plan: Plan, extra_params: &str) -> Results {
     };
     let root = root();
     let regions = vec![
-        ("tls_cert", leak(std::fs::read(root.join("certs/dev/server.pem")).unwrap())),
-        ("tls_key", leak(std::fs::read(root.join("certs/dev/server.key")).unwrap())),
+        (
+            "tls_cert",
+            leak(std::fs::read(root.join("certs/dev/server.pem")).unwrap()),
+        ),
+        (
+            "tls_key",
+            leak(std::fs::read(root.join("certs/dev/server.key")).unwrap()),
+        ),
         ("site", leak(site_tar())),
     ];
     let mut sim = Sim {
@@ -976,7 +994,10 @@ fn idle_connections_fit_the_estimate() {
     };
     let r = run(plan, "");
     assert!(!r.timed_out, "{r:?}");
-    assert_eq!(r.burst_resets, 0, "a burst of 300 connects is queued, not reset");
+    assert_eq!(
+        r.burst_resets, 0,
+        "a burst of 300 connects is queued, not reset"
+    );
     assert_eq!(r.burst_served, 300, "{r:?}");
     assert_eq!(r.idle_held, 600, "{r:?}");
     assert_eq!(r.verified, 20, "idle connections still answer: {r:?}");
