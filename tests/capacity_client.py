@@ -5,8 +5,8 @@ HTTP/1.1 requests; every function is bounded in count and time.
 
 - open_idle: keep-alive connections, each with one request answered, then
   left idle (what a browser leaves behind);
-- burst: n connects at once, each one request with `Connection: close`;
-  counts the ones reset or refused;
+- burst: n connects at once (or paced to slirp's accept rate), each one
+  request with `Connection: close`; counts the ones reset or refused;
 - keepalive_latency: one busy client, sequential requests on one
   connection, latency percentiles;
 - listen_backlog: the backlog of QEMU's listening hostfwd socket (ss).
@@ -143,66 +143,53 @@ class Conn:
             pass
 
 
-def drive(conns, deadline, done):
-    """Runs `conns` until done(conn) holds for every one or `deadline`."""
-    sel = selectors.DefaultSelector()
-    live = {}
-    for c in conns:
-        if not done(c):
-            sel.register(c.fd, c.events(), c)
-            live[c.fd] = c
-    while live and time.monotonic() < deadline:
-        for key, _ in sel.select(timeout=0.2):
-            c = key.data
-            c.step()
-            if done(c):
-                sel.unregister(c.fd)
-                live.pop(c.fd, None)
-            else:
-                sel.modify(c.fd, c.events(), c)
-    for c in live.values():
-        sel.unregister(c.fd)
-    sel.close()
-
-
 def finished(c):
     return c.state in ("served", "reset", "failed")
 
 
-def burst(port, n, timeout, path="/", spacing=0.0, paced=False):
-    """n connects, each one request with `Connection: close`, started
-    `spacing` seconds apart (0: all at once) and driven concurrently.
-    QEMU's hostfwd socket listens with a backlog of 1: the host drops SYNs
-    beyond the two it queues, and those clients retry after 1, 3, 7 … s.
-    `paced`: each connect waits until slirp has taken the previous ones
-    from the host's accept queue (ss), so every connect reaches the guest
-    as fast as slirp takes them, and none waits in a SYN retry.
-    Returns {served, reset, failed, unfinished, seconds}."""
-    ctx = context()
-    t0 = time.monotonic()
-    deadline = t0 + timeout
+def open_many(port, ctx, path, n, deadline, close, concurrency, waiting, session=None):
+    """Opens n connections (one request each), at most `concurrency` at a
+    time and at most `waiting` of them not yet answered by the server (TCP
+    or TLS handshake pending), until `deadline`. Returns the connections
+    (finished or not) and the session to resume next time.
+
+    QEMU's hostfwd socket listens with a backlog of 1: the host queues at
+    most two connections slirp has not accepted and drops further SYNs,
+    which the client retries only after 1, 3, 7 ... s. `waiting=2` keeps
+    every connect out of those retries (a connect is "waiting" until the
+    server's first TLS flight arrives), so the guest gets them as fast as
+    slirp accepts them; `waiting=n` is a burst of n connects at once."""
     sel = selectors.DefaultSelector()
     conns, live = [], {}
     while (len(conns) < n or live) and time.monotonic() < deadline:
-        due = n if spacing <= 0 else min(n, int((time.monotonic() - t0) / spacing) + 1)
-        if paced and len(conns) < due and (accept_queue(port) or 0) > 0:
-            due = len(conns)
-        while len(conns) < due:
-            c = Conn(port, ctx, path, close=True)
+        pending = sum(1 for c in live.values() if c.state in ("connecting", "handshake"))
+        while len(conns) < n and len(live) < concurrency and pending < waiting:
+            c = Conn(port, ctx, path, close, session)
             conns.append(c)
+            pending += 1
             if not finished(c):
                 sel.register(c.fd, c.events(), c)
                 live[c.fd] = c
-        wait = 0.001 if paced and len(conns) < n else spacing if len(conns) < n and spacing > 0 else 0.2
-        for key, _ in sel.select(timeout=wait):
+        for key, _ in sel.select(timeout=0.05):
             c = key.data
             c.step()
             if finished(c):
                 sel.unregister(c.fd)
                 live.pop(c.fd, None)
+                if c.state == "served" and session is None:
+                    session = c.session
             else:
                 sel.modify(c.fd, c.events(), c)
     sel.close()
+    return conns, session
+
+
+def burst(port, n, timeout, path="/", waiting=None):
+    """n connects, each one request with `Connection: close`: all at once
+    (`waiting=None`), or `waiting` unanswered at a time (see open_many).
+    Returns {served, reset, failed, unfinished, seconds}."""
+    t0 = time.monotonic()
+    conns, _ = open_many(port, context(), path, n, t0 + timeout, True, n, waiting or n)
     r = {"served": 0, "reset": 0, "failed": 0, "unfinished": n - len(conns)}
     for c in conns:
         r[c.state if c.state in r else "unfinished"] += 1
@@ -222,25 +209,19 @@ class Idle:
         self.session = None
         self.seconds = 0.0
 
-    def open(self, n, timeout, concurrency=256):
-        """Opens up to n more connections, `concurrency` at a time, within
-        `timeout` seconds; returns how many of them were served."""
+    def open(self, n, timeout, concurrency=64, waiting=2):
+        """Opens up to n more connections within `timeout` seconds (see
+        open_many); returns how many of them were served."""
         t0 = time.monotonic()
-        deadline = t0 + timeout
+        conns, self.session = open_many(self.port, self.ctx, self.path, n, t0 + timeout, False, concurrency,
+                                        waiting, self.session)
         got = 0
-        while got < n and time.monotonic() < deadline:
-            batch = [Conn(self.port, self.ctx, self.path, False, self.session)
-                     for _ in range(min(concurrency, n - got))]
-            drive(batch, deadline, finished)
-            for c in batch:
-                if c.state == "served":
-                    got += 1
-                    self.session = self.session or c.session
-                    self.conns.append(c)
-                else:
-                    c.drop()
-            if not any(c.state == "served" for c in batch):
-                break
+        for c in conns:
+            if c.state == "served":
+                got += 1
+                self.conns.append(c)
+            else:
+                c.drop()
         self.seconds += time.monotonic() - t0
         return got
 
@@ -307,17 +288,6 @@ def listen_backlog(port):
         f = line.split()
         if len(f) >= 3 and f[0] == "LISTEN":
             return int(f[2])
-    return None
-
-
-def accept_queue(port):
-    """Connections waiting in the accept queue of the socket listening on
-    127.0.0.1:port (ss's Recv-Q of a listening socket), or None."""
-    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        f = line.split()
-        if len(f) >= 3 and f[0] == "LISTEN":
-            return int(f[1])
     return None
 
 

@@ -56,23 +56,19 @@ class Capacity(h.QemuTestCase):
         self.assertGreaterEqual(limit, 10000, "the default heap holds 10,000 idle connections")
 
         before = self.st.wait_status(lambda s: True, timeout=10)
-        b = cc.burst(self.port, BURST, timeout=40)
+        b = cc.burst(self.port, BURST, timeout=40, waiting=2)
         after = self.st.wait_status(lambda s: s.open == 0, timeout=20, after=len(self.st.statuses()))
-        log(f"burst of {BURST} connects at once: {b}; server: {after.accepted - before.accepted} accepted, "
+        log(f"burst of {BURST} connects as fast as slirp takes them: {b}; server: {after.accepted - before.accepted} accepted, "
             f"{after.refused - before.refused} refused")
-        # What the server answers for: no connect it saw was reset or
-        # refused, and every one it accepted was served. Connects the host
-        # dropped at slirp's backlog of 1 are still in their SYN retries
-        # (1, 3, 7 ... s) when the bound is reached: `unfinished`.
-        self.assertEqual(b["reset"] + b["failed"], 0, b)
+        self.assertEqual(b["reset"] + b["failed"] + b["unfinished"], 0, b)
+        self.assertEqual(b["served"], BURST, b)
         self.assertEqual(after.refused, before.refused)
-        self.assertEqual(b["served"], after.accepted - before.accepted, b)
-        self.assertGreaterEqual(b["served"], 100, b)
+        self.assertEqual(after.accepted - before.accepted, BURST)
 
         base = self.st.wait_idle()
         idle = cc.Idle(self.port)
         try:
-            got = idle.open(IDLE, timeout=max(20, BUDGET_SECONDS - (time.monotonic() - t0)), concurrency=32)
+            got = idle.open(IDLE, timeout=max(20, BUDGET_SECONDS - (time.monotonic() - t0)))
             alive = idle.alive()
             s = self.st.wait_status(lambda s: s.open >= alive, timeout=10, after=len(self.st.statuses()))
             per = (s.used - base.used) / max(alive, 1)
