@@ -963,7 +963,7 @@ def main():
                     "capacity section)")
     ap.add_argument("--cap-latency-at", type=int, default=5000, help="idle connections open for the second p99")
     ap.add_argument("--cap-burst", type=int, default=1000, help="connects at once")
-    ap.add_argument("--cap-burst-seconds", type=int, default=60)
+    ap.add_argument("--cap-burst-seconds", type=int, default=30)
     ap.add_argument("--cap-seconds", type=int, default=150, help="bound on opening idle connections, per side")
     ap.add_argument("--cap-requests", type=int, default=300, help="keep-alive requests per p99")
     ap.add_argument("--cap-inprocess-idle", type=int, default=10000, help="idle connections in-process (0: skip)")
