@@ -13,6 +13,11 @@ a guestfwd `cmd:` git daemon) and measures, per run:
   1k-close  wrk, 1 KiB file, `Connection: close`, TLS resumption (tickets)
   1k-full   same, booted with --tls-resumption=off: a full handshake each
   rss       QEMU peak RSS (VmHWM), heap high-water mark (status log)
+  capacity  (once per side, after the runs) 1,000 connects at once and as
+            fast as slirp accepts them, idle keep-alive TLS connections held
+            (up to 10,000, bounded in time) with heap and QEMU RSS per
+            connection, a busy client's p99 with none and with 5,000 idle;
+            then unipi-rs/tests/capacity.rs in-process (tests/capacity_client.py)
 
 The peer (../shared/bench/peer-nginx: Debian Linux + nginx in the same QEMU
 set-up) runs back to back in the same invocation through its own bench.sh;
