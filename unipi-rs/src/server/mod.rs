@@ -88,15 +88,16 @@ const HEAP_CRITICAL: usize = 950;
 /// Heap cost of an idle TLS connection with lean buffers: socket buffers
 /// (4 KiB), smoltcp socket (≈ 0.5 KiB), rustls state (≈ 3.5 KiB), our own
 /// state (≈ 1 KiB), with the growth slack of the socket set. Measured
-/// 8.6–9.3 KiB per connection by unipi-rs/tests/capacity.rs (6,000 and
-/// 11,000 idle connections; docs/bench.md); sets the default capacity.
+/// 8.6–8.8 KiB per connection added by unipi-rs/tests/capacity.rs (200 →
+/// 600 and 1,000 → 10,000 idle connections; docs/bench.md; its quick test
+/// fails when a connection costs more); sets the default capacity.
 pub const IDLE_CONNECTION_COST: usize = 9 * 1024;
 
 /// The default `max_connections` for a heap of which `used` bytes are taken
 /// at boot: what fits below the mark where idle connections start being
 /// closed ([`HEAP_HIGH`]), less the generous buffers and the standby
-/// sockets, at [`IDLE_CONNECTION_COST`] each (11,000 in the default 127 MiB
-/// heap with the default site). At least 64.
+/// sockets, at [`IDLE_CONNECTION_COST`] each (11,513 on the subject with
+/// the default 128 MiB of RAM). At least 64.
 pub fn default_max_connections(heap: HeapStats) -> usize {
     let generous = Buffers::GENEROUS.rx + Buffers::GENEROUS.tx;
     let reserve = (GENEROUS_SLOTS + BACKLOG + REDIRECT_BACKLOG) * generous;
