@@ -443,7 +443,15 @@ def capacity_load(a, port, pid, guest=None):
     idle = cc.Idle(port, "/1k.bin")
     try:
         deadline = time.monotonic() + a.cap_seconds
-        idle.open(a.cap_latency_at, timeout=max(5, deadline - time.monotonic()))
+        if 0 < a.cap_latency_small < a.cap_latency_at:
+            # As many as the peer's nginx holds (worker_connections 1024).
+            idle.open(a.cap_latency_small, timeout=max(5, deadline - time.monotonic()))
+            r["idle_at_small"] = idle.alive()
+            try:
+                r["lat_small"] = cc.keepalive_latency(port, a.cap_requests, timeout=30, path="/1k.bin")
+            except (OSError, ValueError) as e:
+                r["lat_small"] = {"requests": 0, "error": str(e)}
+        idle.open(a.cap_latency_at - len(idle.conns), timeout=max(5, deadline - time.monotonic()))
         r["idle_at_latency"] = idle.alive()
         try:
             r["lat_idle"] = cc.keepalive_latency(port, a.cap_requests, timeout=30, path="/1k.bin")
@@ -456,6 +464,8 @@ def capacity_load(a, port, pid, guest=None):
         r["idle_held"] = idle.alive()
         r["idle_seconds"] = idle.seconds
         st, rss = last_status(guest), cc.rss_kib(pid)
+        lost = re.findall(r"frames, (\d+) lost", guest.log()) if guest else []
+        r["frames_lost"] = int(lost[-1]) if lost else None
         if st and base_status and r["idle_held"]:
             r["heap_per_idle"] = (st[7] - base_status[7]) / r["idle_held"]
             r["server_open"], r["heap_used"], r["heap_size"] = st[0], st[7], st[9]
@@ -533,8 +543,17 @@ def capacity_report(a, cap):
       f"user network listens on the hostfwd port with a backlog of {ours.get('listen_backlog', '?')} (ss), and "
       "opens one host socket per guest connection; connects the host drops at that backlog wait in SYN retries "
       "(`unfinished`), on both sides alike. nginx runs the peer's configuration (`worker_connections 1024`).\n")
-    p("| figure | unipi-rs | nginx |")
-    p("|---|---:|---:|")
+    p("| figure | unipi-rs | nginx | ratio unipi/nginx |")
+    p("|---|---:|---:|---:|")
+
+    def ratio(x, y):
+        return f"{x / y:.2f}×" if isinstance(x, (int, float)) and isinstance(y, (int, float)) and y else "—"
+
+    def num(r, k, sub=None):
+        x = r.get(k)
+        if sub:
+            x = (x or {}).get(sub) if (x or {}).get("requests", 1) else None
+        return x
 
     def b(r, k="burst"):
         x = r.get(k) or {}
@@ -545,18 +564,30 @@ def capacity_report(a, cap):
         x = r.get(k) or {}
         return fmt(x.get("p99_ms")) if x.get("requests") else "—"
 
-    p(f"| {a.cap_burst} connects at once: served / reset / failed / unfinished | {b(ours)} | {b(peer)} |")
+    p(f"| {a.cap_burst} connects at once: served / reset / failed / unfinished | {b(ours)} | {b(peer)} | — |")
     p(f"| {a.cap_burst} connects as fast as slirp accepts them (≤ 2 unanswered): served / reset / failed / "
-      f"unfinished | {b(ours, 'burst_paced')} | {b(peer, 'burst_paced')} |")
+      f"unfinished | {b(ours, 'burst_paced')} | {b(peer, 'burst_paced')} | — |")
     p(f"| idle keep-alive TLS connections held (opened) | {ours.get('idle_held', '—')} ({ours.get('idle_opened', '—')}) | "
-      f"{peer.get('idle_held', '—')} ({peer.get('idle_opened', '—')}) |")
-    p(f"| heap per idle connection (bytes, status line) | {fmt(ours.get('heap_per_idle'))} | n/a |")
+      f"{peer.get('idle_held', '—')} ({peer.get('idle_opened', '—')}) | "
+      f"{ratio(ours.get('idle_held'), peer.get('idle_held'))} |")
+    p(f"| heap per idle connection (bytes, status line) | {fmt(ours.get('heap_per_idle'))} | n/a | — |")
     p(f"| QEMU RSS growth per idle connection (KiB) | {fmt(ours.get('rss_per_idle_kib'))} | "
-      f"{fmt(peer.get('rss_per_idle_kib'))} |")
-    p(f"| keep-alive p99, no idle connection (ms) | {lat(ours, 'lat0')} | {lat(peer, 'lat0')} |")
+      f"{fmt(peer.get('rss_per_idle_kib'))} | {ratio(ours.get('rss_per_idle_kib'), peer.get('rss_per_idle_kib'))} |")
+    p(f"| keep-alive p99, no idle connection (ms) | {lat(ours, 'lat0')} | {lat(peer, 'lat0')} | "
+      f"{ratio(num(ours, 'lat0', 'p99_ms'), num(peer, 'lat0', 'p99_ms'))} |")
+    p(f"| keep-alive p99 with idle connections open (ms) | {lat(ours, 'lat_small')} "
+      f"({ours.get('idle_at_small', '—')} idle) | {lat(peer, 'lat_small')} ({peer.get('idle_at_small', '—')} idle) | "
+      f"{ratio(num(ours, 'lat_small', 'p99_ms'), num(peer, 'lat_small', 'p99_ms'))} |")
     p(f"| keep-alive p99 with idle connections open (ms) | {lat(ours, 'lat_idle')} "
-      f"({ours.get('idle_at_latency', '—')} idle) | {lat(peer, 'lat_idle')} ({peer.get('idle_at_latency', '—')} idle) |")
-    p(f"| default capacity (connections) | {ours.get('max_connections', '—')} | 1,024 (worker_connections) |")
+      f"({ours.get('idle_at_latency', '—')} idle) | {lat(peer, 'lat_idle')} ({peer.get('idle_at_latency', '—')} idle) | "
+      f"{ratio(num(ours, 'lat_idle', 'p99_ms'), num(peer, 'lat_idle', 'p99_ms'))} |")
+    p(f"| keep-alive p50, no idle / idle connections open (ms) | {fmt(num(ours, 'lat0', 'p50_ms'))} / "
+      f"{fmt(num(ours, 'lat_idle', 'p50_ms'))} | {fmt(num(peer, 'lat0', 'p50_ms'))} / "
+      f"{fmt(num(peer, 'lat_idle', 'p50_ms'))} | — |")
+    p(f"| default capacity (connections) | {ours.get('max_connections', '—')} | 1,024 (worker_connections) | — |")
+    if ours.get("frames_lost"):
+        p(f"\nFrames the subject lost on its network channel during the capacity boot (overruns while its loop "
+          f"was busy; each one costs a retransmission): {ours['frames_lost']:,}.")
     if inp:
         p("\nIn-process (unipi-rs/tests/capacity.rs: the whole server natively, smoltcp clients and rustls on a "
           "simulated link, heap counted per side, real time):\n")
@@ -967,6 +998,8 @@ def main():
     ap.add_argument("--cap-idle", type=int, default=10000, help="idle connections to open through QEMU (0: no "
                     "capacity section)")
     ap.add_argument("--cap-latency-at", type=int, default=5000, help="idle connections open for the second p99")
+    ap.add_argument("--cap-latency-small", type=int, default=900,
+                    help="idle connections open for a p99 both sides reach (nginx: worker_connections 1024)")
     ap.add_argument("--cap-burst", type=int, default=1000, help="connects at once")
     ap.add_argument("--cap-burst-seconds", type=int, default=30)
     ap.add_argument("--cap-seconds", type=int, default=150, help="bound on opening idle connections, per side")
