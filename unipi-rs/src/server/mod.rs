@@ -513,3 +513,35 @@ impl Server {
         self.open.table.next_timer()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The subject's heap with the default 128 MiB of RAM, and what the
+    /// default site and TLS take at boot (status lines of a QEMU boot).
+    const SUBJECT_HEAP: usize = 133_169_152;
+
+    #[test]
+    fn the_default_heap_holds_ten_thousand_connections() {
+        let heap = HeapStats {
+            size: SUBJECT_HEAP,
+            used: 4 << 20,
+            peak: 0,
+        };
+        let max = default_max_connections(heap);
+        assert!(max >= 10_000, "{max}");
+        // And they fit below the eviction mark at the measured cost.
+        assert!(heap.used + max * IDLE_CONNECTION_COST <= SUBJECT_HEAP / 1000 * HEAP_HIGH);
+    }
+
+    #[test]
+    fn a_small_heap_still_gets_a_pool() {
+        let heap = HeapStats {
+            size: 8 << 20,
+            used: 7 << 20,
+            peak: 0,
+        };
+        assert_eq!(default_max_connections(heap), 64);
+    }
+}
