@@ -7,17 +7,23 @@
 //! Two client stacks share the link: the *horde* (many connections: a
 //! burst, then idle keep-alive connections) and the *probe* (one busy
 //! keep-alive client whose request latency is measured). The horde's stack
-//! is polled only while it has something to do, so its own per-poll work
-//! (smoltcp walks every socket) stays out of the probe's latencies.
+//! is not polled while the probe is measured, so its own per-poll work
+//! (smoltcp walks every socket) stays out of the probe's latencies. The
+//! platform reports the server's heap as the subject's (127 MiB,
+//! `UNIPI_CAP_HEAP` to change), so the default capacity and the eviction
+//! marks behave as on Muen.
 //!
-//! - `idle_connections_fit_the_estimate` (part of `cargo test`, a few
-//!   seconds): 300 simultaneous connects are all served with no reset, and
-//!   200 idle keep-alive TLS connections cost at most
-//!   `unipi::server::IDLE_CONNECTION_COST` each.
+//! - `idle_connections_fit_the_estimate` (part of `cargo test`, about a
+//!   second): 300 simultaneous connects are all served with no reset, 600
+//!   idle keep-alive TLS connections are held and answer, and each one
+//!   added (200 → 600) costs at most `unipi::server::IDLE_CONNECTION_COST`.
 //! - `capacity` (`#[ignore]`; `make bench` runs it, docs/bench.md): the full
 //!   measurement, sized by `UNIPI_CAP_IDLE` (default 10000),
 //!   `UNIPI_CAP_BURST` (1000), `UNIPI_CAP_PROBE` (2000 requests),
-//!   `UNIPI_CAP_LATENCY_AT` (5000), `UNIPI_CAP_TIMEOUT` (600 s); prints one
+//!   `UNIPI_CAP_LATENCY_AT` (5000), `UNIPI_CAP_CONCURRENCY` (128
+//!   handshakes at a time), `UNIPI_CAP_TIMEOUT` (600 s), `UNIPI_CAP_PARAMS`
+//!   (more boot parameters); `UNIPI_CAP_HISTOGRAM=1` prints the server's
+//!   live allocations by size at the end. Prints one
 //!   `capacity-result: {json}` line.
 
 use std::cell::RefCell;
