@@ -13,6 +13,11 @@ a guestfwd `cmd:` git daemon) and measures, per run:
   1k-close  wrk, 1 KiB file, `Connection: close`, TLS resumption (tickets)
   1k-full   same, booted with --tls-resumption=off: a full handshake each
   rss       QEMU peak RSS (VmHWM), heap high-water mark (status log)
+  capacity  (once per side, after the runs) 1,000 connects at once and as
+            fast as slirp accepts them, idle keep-alive TLS connections held
+            (up to 10,000, bounded in time) with heap and QEMU RSS per
+            connection, a busy client's p99 with none and with 5,000 idle;
+            then unipi-rs/tests/capacity.rs in-process (tests/capacity_client.py)
 
 The peer (../shared/bench/peer-nginx: Debian Linux + nginx in the same QEMU
 set-up) runs back to back in the same invocation through its own bench.sh;
@@ -313,9 +318,8 @@ class Guest:
                 self.proc.wait()
 
 
-# The status line (app.rs); the counters between "accepted" and "failed" vary.
-STATUS_RX = (r"status: (\d+) connections open, (\d+) accepted, [^;]*?(\d+) failed; heap (\d+) used, (\d+) peak, "
-             r"(\d+) size")
+STATUS_RX = (r"status: (\d+) connections open, (\d+) accepted, (?:\d+ refused, \d+ evicted idle, \d+ evicted slow, "
+             r"\d+ too slow, )?(\d+) failed; heap (\d+) used, (\d+) peak, (\d+) size")
 SERVING_RX = r"serving ([0-9a-f]{40}); heap (\d+) of (\d+) bytes in use, peak (\d+)"
 FETCHED_RX = r"git: fetched [0-9a-f]{40} from \S+: (\d+) files, (\d+) bytes \(pack (\d+) bytes.*?\) in (\d+) ms"
 # The compression pass after a fetch (site/compress.rs, app.rs): started, done.
@@ -435,6 +439,207 @@ def run_ours(a, cfg, variant, systems, htdocs, rundir, tag):
         finally:
             g.stop()
     return r
+
+
+# ----------------------------------------------------------------- capacity
+
+sys.path.insert(0, str(ROOT / "tests"))
+import capacity_client as cc  # noqa: E402  (tests/capacity_client.py, shared with tests/test_capacity.py)
+
+CAP_STATUS_RX = (r"status: (\d+) connections open, (\d+) accepted, (\d+) refused, (\d+) evicted idle, "
+                 r"(\d+) evicted slow, (\d+) too slow, (\d+) failed; heap (\d+) used, (\d+) peak, (\d+) size")
+
+
+def last_status(guest):
+    m = re.findall(CAP_STATUS_RX, guest.log()) if guest else []
+    return [int(x) for x in m[-1]] if m else None
+
+
+def capacity_load(a, port, pid, guest=None):
+    """The capacity figures against whatever listens on 127.0.0.1:port
+    (QEMU pid `pid`; `guest`: ours, for the status lines): a burst of
+    --cap-burst connects at once, the keep-alive p99 with no idle
+    connection, idle keep-alive connections opened up to --cap-latency-at,
+    the p99 again, then up to --cap-idle; each step bounded."""
+    r = {"listen_backlog": cc.listen_backlog(port)}
+    cc.raise_file_limit(a.cap_idle + a.cap_burst + 512)
+    r["burst"] = cc.burst(port, a.cap_burst, timeout=a.cap_burst_seconds)
+    time.sleep(2)
+    r["burst_paced"] = cc.burst(port, a.cap_burst, timeout=a.cap_burst_seconds, waiting=2)
+    time.sleep(2)
+    st = last_status(guest)
+    r["status_after_burst"] = st
+    try:
+        r["lat0"] = cc.keepalive_latency(port, a.cap_requests, timeout=30, path="/1k.bin")
+    except (OSError, ValueError) as e:
+        r["lat0"] = {"requests": 0, "error": str(e)}
+    time.sleep(1.5)
+    base_status, base_rss = last_status(guest), cc.rss_kib(pid)
+    idle = cc.Idle(port, "/1k.bin")
+    try:
+        deadline = time.monotonic() + a.cap_seconds
+        if 0 < a.cap_latency_small < a.cap_latency_at:
+            # As many as the peer's nginx holds (worker_connections 1024).
+            idle.open(a.cap_latency_small, timeout=max(5, deadline - time.monotonic()))
+            r["idle_at_small"] = idle.alive()
+            try:
+                r["lat_small"] = cc.keepalive_latency(port, a.cap_requests, timeout=30, path="/1k.bin")
+            except (OSError, ValueError) as e:
+                r["lat_small"] = {"requests": 0, "error": str(e)}
+        idle.open(a.cap_latency_at - len(idle.conns), timeout=max(5, deadline - time.monotonic()))
+        r["idle_at_latency"] = idle.alive()
+        try:
+            r["lat_idle"] = cc.keepalive_latency(port, a.cap_requests, timeout=30, path="/1k.bin")
+        except (OSError, ValueError) as e:
+            r["lat_idle"] = {"requests": 0, "error": str(e)}
+        if a.cap_idle > a.cap_latency_at:
+            idle.open(a.cap_idle - len(idle.conns), timeout=max(5, deadline - time.monotonic()))
+        time.sleep(1.5)
+        r["idle_opened"] = len(idle.conns)
+        r["idle_held"] = idle.alive()
+        r["idle_seconds"] = idle.seconds
+        st, rss = last_status(guest), cc.rss_kib(pid)
+        lost = re.findall(r"frames, (\d+) lost", guest.log()) if guest else []
+        r["frames_lost"] = int(lost[-1]) if lost else None
+        if st and base_status and r["idle_held"]:
+            r["heap_per_idle"] = (st[7] - base_status[7]) / r["idle_held"]
+            r["server_open"], r["heap_used"], r["heap_size"] = st[0], st[7], st[9]
+            r["refused"], r["evicted_idle"] = st[2], st[3]
+        if rss and base_rss and r["idle_held"]:
+            r["rss_per_idle_kib"] = (rss - base_rss) / r["idle_held"]
+    finally:
+        idle.close()
+    return r
+
+
+def run_capacity_ours(a, systems, rundir):
+    port = free_port()
+    g = Guest(systems["capacity"], a, port, OUT / "git", rundir, "capacity")
+    try:
+        if g.boot() is None:
+            return {}
+        m = re.findall(r"up to (\d+) connections", g.log())
+        r = capacity_load(a, port, g.proc.pid, g)
+        r["max_connections"] = int(m[-1]) if m else None
+        return r
+    finally:
+        g.stop()
+
+
+def run_capacity_peer(a, rundir):
+    """The peer's guest, started with the QEMU command line its bench.sh
+    wrote when it was built (only the port and the serial file differ)."""
+    import shlex
+    cmdfile = a.peer_out / "build-run" / "qemu-cmdline-build-resume.txt"
+    if not cmdfile.exists():
+        log(f"capacity: no {cmdfile}; peer skipped")
+        return {}
+    port = free_port()
+    cmd = shlex.split(cmdfile.read_text())
+    cmd = [re.sub(r"hostfwd=tcp:127\.0\.0\.1:\d+-", f"hostfwd=tcp:127.0.0.1:{port}-", x) for x in cmd]
+    cmd = [f"file:{rundir / 'serial-capacity-nginx.log'}" if x.startswith("file:") else x for x in cmd]
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < a.boot_timeout and curl_code(f"https://127.0.0.1:{port}/", 0.5) != "200":
+            if p.poll() is not None:
+                return {}
+            time.sleep(0.1)
+        return capacity_load(a, port, p.pid)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def run_capacity_inprocess(a, rundir):
+    """unipi-rs/tests/capacity.rs (the whole server in-process, native):
+    returns its JSON result."""
+    import json
+    env = dict(os.environ, UNIPI_CAP_IDLE=str(a.cap_inprocess_idle), UNIPI_CAP_BURST=str(a.cap_burst),
+               UNIPI_CAP_LATENCY_AT=str(a.cap_latency_at), UNIPI_CAP_TIMEOUT="300")
+    p = subprocess.run(["cargo", "test", "--locked", "-q", "-p", "unipi", "--test", "capacity", "--", "--ignored",
+                        "--nocapture", "capacity"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    (rundir / "capacity-inprocess.txt").write_text(p.stdout + p.stderr)
+    m = re.search(r"^capacity-result: (.*)$", p.stdout + p.stderr, re.M)
+    return json.loads(m.group(1)) if m else {}
+
+
+def capacity_report(a, cap):
+    lines = []
+    p = lines.append
+    ours, peer, inp = cap.get("ours") or {}, cap.get("peer") or {}, cap.get("inprocess") or {}
+    p("## Capacity (issue 14)\n")
+    p(f"Through QEMU (one boot per side, same invocation, bounded: burst {a.cap_burst_seconds} s, idle connections "
+      f"opened with at most 2 unanswered at a time for at most {a.cap_seconds} s, {a.cap_requests} keep-alive requests per p99). QEMU's "
+      f"user network listens on the hostfwd port with a backlog of {ours.get('listen_backlog', '?')} (ss), and "
+      "opens one host socket per guest connection; connects the host drops at that backlog wait in SYN retries "
+      "(`unfinished`), on both sides alike. nginx runs the peer's configuration (`worker_connections 1024`).\n")
+    p("| figure | unipi-rs | nginx | ratio unipi/nginx |")
+    p("|---|---:|---:|---:|")
+
+    def ratio(x, y):
+        return f"{x / y:.2f}×" if isinstance(x, (int, float)) and isinstance(y, (int, float)) and y else "—"
+
+    def num(r, k, sub=None):
+        x = r.get(k)
+        if sub:
+            x = (x or {}).get(sub) if (x or {}).get("requests", 1) else None
+        return x
+
+    def b(r, k="burst"):
+        x = r.get(k) or {}
+        return (f"{x.get('served', '—')} / {x.get('reset', '—')} / {x.get('failed', '—')} / "
+                f"{x.get('unfinished', '—')}") if x else "—"
+
+    def lat(r, k):
+        x = r.get(k) or {}
+        return fmt(x.get("p99_ms")) if x.get("requests") else "—"
+
+    p(f"| {a.cap_burst} connects at once: served / reset / failed / unfinished | {b(ours)} | {b(peer)} | — |")
+    p(f"| {a.cap_burst} connects as fast as slirp accepts them (≤ 2 unanswered): served / reset / failed / "
+      f"unfinished | {b(ours, 'burst_paced')} | {b(peer, 'burst_paced')} | — |")
+    p(f"| idle keep-alive TLS connections held (opened) | {ours.get('idle_held', '—')} ({ours.get('idle_opened', '—')}) | "
+      f"{peer.get('idle_held', '—')} ({peer.get('idle_opened', '—')}) | "
+      f"{ratio(ours.get('idle_held'), peer.get('idle_held'))} |")
+    p(f"| heap per idle connection (bytes, status line) | {fmt(ours.get('heap_per_idle'))} | n/a | — |")
+    p(f"| QEMU RSS growth per idle connection (KiB) | {fmt(ours.get('rss_per_idle_kib'))} | "
+      f"{fmt(peer.get('rss_per_idle_kib'))} | {ratio(ours.get('rss_per_idle_kib'), peer.get('rss_per_idle_kib'))} |")
+    p(f"| keep-alive p99, no idle connection (ms) | {lat(ours, 'lat0')} | {lat(peer, 'lat0')} | "
+      f"{ratio(num(ours, 'lat0', 'p99_ms'), num(peer, 'lat0', 'p99_ms'))} |")
+    p(f"| keep-alive p99 with idle connections open (ms) | {lat(ours, 'lat_small')} "
+      f"({ours.get('idle_at_small', '—')} idle) | {lat(peer, 'lat_small')} ({peer.get('idle_at_small', '—')} idle) | "
+      f"{ratio(num(ours, 'lat_small', 'p99_ms'), num(peer, 'lat_small', 'p99_ms'))} |")
+    p(f"| keep-alive p99 with idle connections open (ms) | {lat(ours, 'lat_idle')} "
+      f"({ours.get('idle_at_latency', '—')} idle) | {lat(peer, 'lat_idle')} ({peer.get('idle_at_latency', '—')} idle) | "
+      f"{ratio(num(ours, 'lat_idle', 'p99_ms'), num(peer, 'lat_idle', 'p99_ms'))} |")
+    p(f"| keep-alive p50, no idle / idle connections open (ms) | {fmt(num(ours, 'lat0', 'p50_ms'))} / "
+      f"{fmt(num(ours, 'lat_idle', 'p50_ms'))} | {fmt(num(peer, 'lat0', 'p50_ms'))} / "
+      f"{fmt(num(peer, 'lat_idle', 'p50_ms'))} | — |")
+    p(f"| default capacity (connections) | {ours.get('max_connections', '—')} | 1,024 (worker_connections) | — |")
+    if ours.get("frames_lost"):
+        p(f"\nFrames the subject lost on its network channel during the capacity boot (overruns while its loop "
+          f"was busy; each one costs a retransmission): {ours['frames_lost']:,}.")
+    if inp:
+        p("\nIn-process (unipi-rs/tests/capacity.rs: the whole server natively, smoltcp clients and rustls on a "
+          "simulated link, heap counted per side, real time):\n")
+        p("| figure | value |")
+        p("|---|---:|")
+        p(f"| idle TLS connections held / opened | {inp.get('idle_held')} / {inp.get('idle_opened')} |")
+        p(f"| heap per idle connection: average / marginal (bytes) | {inp.get('heap_per_idle')} / "
+          f"{inp.get('heap_per_idle_marginal')} |")
+        p(f"| idle connections that fit in the subject's heap ({inp.get('heap_size', 0) / 2**20:.0f} MiB) at that cost "
+          f"| {inp.get('idle_fit_in_heap')} |")
+        p(f"| {inp.get('burst')} connects at once: served / reset | {inp.get('burst_served')} / "
+          f"{inp.get('burst_resets')} |")
+        for idle_n, p50, p99, it in inp.get("latency") or []:
+            p(f"| keep-alive p50 / p99 with {int(idle_n)} idle connections (ms); server loop µs per iteration | "
+              f"{p50:.3f} / {p99:.3f}; {it:.0f} |")
+    p("")
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------- the peer
@@ -918,7 +1123,7 @@ def cell(vals):
     return f"{fmt(m)} ({fmt(lo)}–{fmt(hi)})"
 
 
-def report(a, cfg, ours, peer, git, images, meta, page=None):
+def report(a, cfg, ours, peer, git, images, meta, page=None, cap=None):
     lines = []
     p = lines.append
     p(f"# unipi-rs benchmarks ({meta['date']})\n")
@@ -1007,6 +1212,8 @@ def report(a, cfg, ours, peer, git, images, meta, page=None):
             if units:
                 p(f"| {v} | {t} | {cell([u[0] for u in units])} | {cell([u[1] for u in units])} |")
     p("")
+    if cap:
+        p(capacity_report(a, cap))
     if git:
         p("---\n")
         p(f"## Git: a {git['files']}-file site fetched at boot (for the Git issue's closing note)\n")
@@ -1123,7 +1330,8 @@ def rerender(a):
         peer.append(r)
     a.peer = Path(a.peer) if peer else None
     a.peer_arg = str(a.peer)
-    text = report(a, Settings(a), data["ours"], peer, data["git"], data["images"], meta, data.get("page"))
+    text = report(a, Settings(a), data["ours"], peer, data["git"], data["images"], meta, data.get("page"),
+                  data.get("cap"))
     if data.get("h2"):
         text += report_h2(data["h2"])
     Path(a.out).write_text(text)
@@ -1163,6 +1371,16 @@ def main():
                     help="minor frame in microseconds (the Makefile's MINOR_FRAME)")
     ap.add_argument("--yield-event", action="store_true",
                     help="give the subject a 'yield' event (action yield) in the system description")
+    ap.add_argument("--cap-idle", type=int, default=10000, help="idle connections to open through QEMU (0: no "
+                    "capacity section)")
+    ap.add_argument("--cap-latency-at", type=int, default=5000, help="idle connections open for the second p99")
+    ap.add_argument("--cap-latency-small", type=int, default=900,
+                    help="idle connections open for a p99 both sides reach (nginx: worker_connections 1024)")
+    ap.add_argument("--cap-burst", type=int, default=1000, help="connects at once")
+    ap.add_argument("--cap-burst-seconds", type=int, default=30)
+    ap.add_argument("--cap-seconds", type=int, default=150, help="bound on opening idle connections, per side")
+    ap.add_argument("--cap-requests", type=int, default=300, help="keep-alive requests per p99")
+    ap.add_argument("--cap-inprocess-idle", type=int, default=10000, help="idle connections in-process (0: skip)")
     ap.add_argument("--tools", default=str(ROOT / "target" / "release" / "muen-tools"))
     ap.add_argument("--out", default=str(BUILD / "bench.md"))
     ap.add_argument("--rerender", metavar="RUNDIR",
@@ -1233,6 +1451,8 @@ def main():
         common = f"--ipv4={GUEST_IP}/24 --remote=git://{GIT_ADDR}/site.git --status-interval=1 {a.bootparams} {v.params}"
         common = " ".join(common.split())
         systems[v.name] = {
+            "capacity": make_system(tools, v, f"{v.name}-capacity",
+                                    common + " --access-log=off --idle-timeout=600", a.ram),
             "resume": make_system(tools, v, f"{v.name}-resume", common, a.ram),
             "full": make_system(tools, v, f"{v.name}-full", common + " --tls-resumption=off", a.ram),
         }
@@ -1252,6 +1472,20 @@ def main():
                 ours[v.name].append(run_ours(a, cfg, v, systems[v.name], htdocs, rundir, tag))
             else:
                 peer.append(run_peer(a, cfg, htdocs, rundir, tag))
+
+    cap = None
+    if a.cap_idle > 0:
+        cap = {}
+        log(f"capacity: unipi-rs through QEMU (up to {a.cap_idle} idle connections, {a.cap_seconds} s)")
+        cap["ours"] = run_capacity_ours(a, systems[variants[0].name], rundir)
+        log(f"capacity: {cap['ours']}")
+        if a.peer:
+            log("capacity: nginx through QEMU")
+            cap["peer"] = run_capacity_peer(a, rundir)
+            log(f"capacity: {cap['peer']}")
+        if a.cap_inprocess_idle > 0:
+            log(f"capacity: in-process ({a.cap_inprocess_idle} idle connections)")
+            cap["inprocess"] = run_capacity_inprocess(a, rundir)
 
     git = None
     if a.git_files > 0:
@@ -1341,9 +1575,9 @@ def main():
                              "ram", "no_peer", "peer")}
     import json
     (rundir / "results.json").write_text(json.dumps({"ours": ours, "peer": peer, "git": git, "images": images,
-                                                     "meta": meta, "page": page, "h2": h2},
+                                                     "meta": meta, "page": page, "h2": h2, "cap": cap},
                                                     indent=1, default=str))
-    text = report(a, cfg, ours, peer, git, images, meta, page)
+    text = report(a, cfg, ours, peer, git, images, meta, page, cap)
     if h2:
         text += report_h2(h2)
     Path(a.out).write_text(text)

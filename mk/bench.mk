@@ -7,8 +7,10 @@
 #        1 KiB keep-alive / Connection: close (resumed and full handshakes),
 #        1 MiB transfer, QEMU peak RSS, subject heap high-water mark and image
 #        sizes; runs the peer (Linux + nginx) back to back when BENCH_PEER has
-#        it and prints ratios; then a BENCH_GIT_FILES-file site fetched at boot
-#        against `git clone --depth 1` on the host. Table: build/bench.md.
+#        it and prints ratios; capacity (bursts, idle TLS connections held,
+#        heap/RSS per connection, p99 with 5,000 idle; QEMU and in-process);
+#        then a BENCH_GIT_FILES-file site fetched at boot against
+#        `git clone --depth 1` on the host. Table: build/bench.md.
 #   make bench-profile [BENCH_TEST=1k-keepalive]
 #        guest (RIP sampling via the QEMU monitor) and host (perf) profile
 #        of one system under one wrk load.

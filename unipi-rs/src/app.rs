@@ -29,7 +29,7 @@ use crate::net::{Net, mac_from_name};
 use crate::observe::{MachineState, Observer, PullOutcome};
 use crate::platform::{HeapStats, Platform};
 use crate::pull::{PullResult, Puller};
-use crate::server::{HookRequest, IDLE_CONNECTION_COST, Listen, Server, Tick};
+use crate::server::{HookRequest, Listen, Server, Tick, default_max_connections};
 use crate::site::compress::{self, Compressor};
 use crate::site::{Site, SiteLimits, tar};
 use crate::tls::{CertStore, LoopClock, Protocols, Ticketer, load_pem, server_config_with};
@@ -171,7 +171,7 @@ pub fn run<P: Platform>(p: &mut P) -> i32 {
     let heap = p.heap();
     let max_connections = cfg
         .max_connections
-        .unwrap_or((heap.size.saturating_sub(heap.used) * 3 / 4 / IDLE_CONNECTION_COST).max(64));
+        .unwrap_or_else(|| default_max_connections(heap));
     let listen = Listen {
         port: cfg.port,
         https_port: cfg.https_port,

@@ -41,10 +41,15 @@ impl Buffers {
         tx: 32 * 1024,
     };
     /// For many mostly idle connections: a TLS record still arrives in a
-    /// few windows, a response still streams, at a lower rate.
+    /// few windows (the TLS layer empties the receive buffer at every
+    /// wake-up into its own, which grows only while it has to), a response
+    /// still streams, at a lower rate (2 KiB in flight per round trip).
+    /// 4 KiB + 4 KiB held 8,864 idle TLS connections in the default heap;
+    /// 2 KiB + 2 KiB hold 10,000 with room to spare
+    /// (unipi-rs/tests/capacity.rs, docs/bench.md).
     pub const LEAN: Buffers = Buffers {
-        rx: 4 * 1024,
-        tx: 4 * 1024,
+        rx: 2 * 1024,
+        tx: 2 * 1024,
     };
 }
 

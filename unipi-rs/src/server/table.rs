@@ -8,6 +8,7 @@
 //! `register_recv_waker`/`register_send_waker`), and a connection whose
 //! deadline passed is found at the front of an ordered set.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
 use alloc::task::Wake;
@@ -49,10 +50,13 @@ impl Wake for ConnWaker {
     }
 }
 
-/// What the table keeps beside each connection.
+/// What the table keeps beside each connection. The entry is boxed: the
+/// slot vector grows by doubling, and with the connection inline (≈ 600
+/// bytes) its unused half cost ≈ 3.8 MB at 10,000 connections; boxed, a
+/// slot is 16 bytes and the entry is allocated exactly while it is in use.
 struct Slot<T> {
     generation: u32,
-    entry: Option<Entry<T>>,
+    entry: Option<Box<Entry<T>>>,
 }
 
 struct Entry<T> {
@@ -115,12 +119,12 @@ impl<T> Table<T> {
             queue: self.ready.clone(),
         });
         let task_waker = Waker::from(waker.clone());
-        slot.entry = Some(Entry {
+        slot.entry = Some(Box::new(Entry {
             value,
             waker,
             task_waker,
             timer: None,
-        });
+        }));
         self.len += 1;
         self.wake(id);
         id
@@ -129,7 +133,7 @@ impl<T> Table<T> {
     fn entry(&self, id: ConnId) -> Option<&Entry<T>> {
         let slot = self.slots.get(id.index as usize)?;
         (slot.generation == id.generation)
-            .then_some(slot.entry.as_ref())
+            .then_some(slot.entry.as_deref())
             .flatten()
     }
 
@@ -138,7 +142,7 @@ impl<T> Table<T> {
         if slot.generation != id.generation {
             return None;
         }
-        slot.entry.as_mut()
+        slot.entry.as_deref_mut()
     }
 
     /// The connection `id`, if it still exists.

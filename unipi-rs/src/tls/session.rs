@@ -50,8 +50,10 @@ const PLAIN_MAX: usize = 32 * 1024;
 const OUT_MAX: usize = 64 * 1024;
 /// Plaintext encrypted per call to `encrypt` (one or a few records).
 const ENCRYPT_CHUNK: usize = 16 * 1024;
-/// Spare capacity a buffer may keep through [`TlsSession::trim`].
-const KEEP: usize = 2048;
+/// Spare capacity a buffer may keep through [`TlsSession::trim`]: none, so
+/// an idle session holds no buffer at all (an idle connection kept a
+/// ≈ 236-byte input buffer otherwise, 2.4 MB over 10,000 connections).
+const KEEP: usize = 0;
 
 /// The alert for an error rustls ended a handshake with but queued no
 /// alert for (RFC 8446 §6.2).
