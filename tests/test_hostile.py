@@ -293,7 +293,9 @@ class HostileClients(h.QemuTestCase):
             f"{idle.accepted} accepted, {idle.failed} failed so far")
         self.assertLessEqual(peak_used - self.baseline, PER_CONNECTION * connections,
                              f"heap grew beyond {connections} x {PER_CONNECTION} bytes")
-        self.assertLessEqual(abs(idle.used - self.baseline), 64 * 1024,
+        # No growth; less than the baseline is fine (the listener's standby
+        # sockets may have been re-made with lean buffers).
+        self.assertLessEqual(idle.used - self.baseline, 64 * 1024,
                              "heap in use must return to its baseline once the attack is over")
         return peak_used
 
