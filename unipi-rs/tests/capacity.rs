@@ -29,7 +29,8 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
@@ -876,9 +877,26 @@ fn site_tar() -> Vec<u8> {
     out.stdout
 }
 
+/// A development CA and server certificate made for this test run by
+/// `certs/gen-dev-cert.sh` (a fresh clone has no `certs/dev/`).
+fn dev_certs() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("unipi-capacity-certs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let st = std::process::Command::new(root().join("certs/gen-dev-cert.sh"))
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("openssl is required (apt-get install openssl)");
+        assert!(st.success(), "certs/gen-dev-cert.sh failed");
+        dir
+    })
+}
+
 fn client_config() -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(root().join("certs/dev/ca.pem")).unwrap() {
+    for c in CertificateDer::pem_file_iter(dev_certs().join("ca.pem")).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
     Arc::new(
@@ -928,15 +946,14 @@ fn run(plan: Plan, extra_params: &str) -> Results {
         server_time: StdDuration::ZERO,
         server_iterations: 0,
     };
-    let root = root();
     let regions = vec![
         (
             "tls_cert",
-            leak(std::fs::read(root.join("certs/dev/server.pem")).unwrap()),
+            leak(std::fs::read(dev_certs().join("server.pem")).unwrap()),
         ),
         (
             "tls_key",
-            leak(std::fs::read(root.join("certs/dev/server.key")).unwrap()),
+            leak(std::fs::read(dev_certs().join("server.key")).unwrap()),
         ),
         ("site", leak(site_tar())),
     ];
