@@ -33,6 +33,12 @@ fuzz-seeds:
 	rm -rf fuzz/seeds
 	$(CARGO) run --manifest-path fuzz/Cargo.toml -p unipi-fuzz-seedgen -- \
 	  $(if $(wildcard $(BUILD)/system.xml),$(abspath $(BUILD))/fuzz-system.img)
+	@# The crates that record their own peers write their targets' seeds:
+	@# h2_* (curl, nghttp), acme_* (recorded pebble exchanges), ssh_* (OpenSSH).
+	$(CARGO) test --locked -p unipi-h2 --test seeds write_fuzz_seeds -- --ignored
+	$(CARGO) test --locked -p unipi-acme --test fuzz_seeds write_fuzz_seeds -- --ignored
+	UNIPI_SSH_FUZZ_SEEDS=$(abspath fuzz/seeds) $(CARGO) test --locked -p unipi-ssh --test openssh \
+	  write_fuzz_seeds -- --ignored
 
 # Replays every input that once crashed a target (fuzz/regressions/T/*) once.
 fuzz-regressions: fuzz-deps

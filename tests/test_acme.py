@@ -27,6 +27,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -40,6 +41,10 @@ ACME_ADDR = "192.168.254.5"
 ACME_PORT = 14000
 NAME = "www.unipi.test"
 SERVING = r"^unipi\| acme: serving the new certificate for (\S+) from .*; renewal (.*)$"
+
+
+def report(msg):
+    print(f"acme: {msg}", file=sys.stderr, flush=True)
 
 
 def run(*cmd, **kw):
@@ -243,6 +248,12 @@ class Acme(h.QemuTestCase):
             self.assertEqual(m.group(1).rstrip(","), NAME)
             first, issuer = served(self.https, root)
             self.assertIn("Pebble Intermediate CA", issuer)
+            # OpenSSL agrees: the chain (leaf + intermediate) verifies against pebble's root.
+            r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{self.https}",
+                                "-servername", NAME, "-verify_hostname", NAME, "-CAfile", str(root),
+                                "-verify_return_error"], input=b"", capture_output=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace")[-2000:])
+            self.assertIn(b"Verify return code: 0 (ok)", r.stdout)
             g.wait_for(rf"^unipi\| status: .*; certificate {re.escape(NAME)} from CN=Pebble Intermediate CA \S+ until ",
                        10)
             self.assertIn(f"ACME: answering http-01 for {NAME}", g.log())
@@ -276,7 +287,7 @@ class Acme(h.QemuTestCase):
             self.assertEqual(conn.sock.getpeercert()["serialNumber"], first)
             conn.close()
             self.assertNotIn("panic", g.log())
-        hostile.log(f"acme: QEMU start to first verified 200 (HTTP-01, pebble) {ready:.2f} s")
+        report(f"QEMU start to first verified 200 (HTTP-01, pebble) {ready:.2f} s")
 
     def test_tls_alpn01_without_the_http_port(self):
         # pebble would validate HTTP-01 on a port nobody listens on.
@@ -294,7 +305,7 @@ class Acme(h.QemuTestCase):
                                input=b"", capture_output=True, timeout=20)
             self.assertNotIn(b"acmeIdentifier", r.stdout)
             self.assertNotIn(b"BEGIN CERTIFICATE", r.stdout)
-        hostile.log(f"acme: QEMU start to first verified 200 (TLS-ALPN-01, pebble) {ready:.2f} s")
+        report(f"QEMU start to first verified 200 (TLS-ALPN-01, pebble) {ready:.2f} s")
 
     def test_failed_renewal_keeps_the_served_certificate(self):
         p = self.start_pebble()
