@@ -341,10 +341,13 @@ impl Puller {
 }
 
 impl Running {
-    /// Takes the next steps of the connection being set up; true while it
-    /// waits for the network.
     /// Starts dialing `target`; false (and the fetch told) when that fails.
-    fn open(&mut self, net: &mut Net, socket: SocketHandle, target: Result<Target, String>) -> bool {
+    fn open(
+        &mut self,
+        net: &mut Net,
+        socket: SocketHandle,
+        target: Result<Target, String>,
+    ) -> bool {
         match target.and_then(|t| Dial::start(net, socket, t).map_err(|e| e.to_string())) {
             Ok(d) => {
                 self.link = Some(d);
@@ -357,6 +360,8 @@ impl Running {
         }
     }
 
+    /// Takes the next steps of the connection being set up; true while it
+    /// waits for the network.
     fn dial(&mut self, net: &mut Net, now: Instant) -> bool {
         let Some(dial) = self.link.as_mut() else {
             return false;

@@ -26,21 +26,20 @@
 //!   live allocations by size at the end. Prints one
 //!   `capacity-result: {json}` line.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
+mod common;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
+use common::{Link, Queue};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
@@ -128,53 +127,6 @@ fn server_used() -> usize {
 
 // ------------------------------------------------------------ the link
 
-type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
-
-/// One port of the link: frames in, frames out.
-struct Port {
-    rx: Queue,
-    tx: Queue,
-}
-
-struct Rx(Vec<u8>);
-struct Tx(Queue);
-
-impl RxToken for Rx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl TxToken for Tx {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0; len];
-        let r = f(&mut buf);
-        self.0.borrow_mut().push_back(buf);
-        r
-    }
-}
-
-impl Device for Port {
-    type RxToken<'a> = Rx;
-    type TxToken<'a> = Tx;
-
-    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx)> {
-        let frame = self.rx.borrow_mut().pop_front()?;
-        Some((Rx(frame), Tx(self.tx.clone())))
-    }
-
-    fn transmit(&mut self, _: Instant) -> Option<Tx> {
-        Some(Tx(self.tx.clone()))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = 1514;
-        c
-    }
-}
-
 const APP_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
 const HORDE_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 3);
 const PROBE_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 4);
@@ -185,14 +137,14 @@ const HTTPS: u16 = 443;
 /// A client smoltcp stack on the link.
 struct Stack {
     iface: Interface,
-    port: Port,
+    port: Link,
     sockets: SocketSet<'static>,
     next_port: u16,
 }
 
 impl Stack {
     fn new(mac: EthernetAddress, ip: Ipv4Address, to_app: Queue) -> Stack {
-        let mut port = Port {
+        let mut port = Link {
             rx: Queue::default(),
             tx: to_app,
         };
@@ -727,7 +679,7 @@ impl World {
 
 struct Sim {
     t0: StdInstant,
-    app: Port,
+    app: Link,
     world: World,
     cmdline: String,
     regions: Vec<(&'static str, &'static [u8])>,
@@ -765,7 +717,7 @@ impl Sim {
 }
 
 impl Platform for Sim {
-    type Device = Port;
+    type Device = Link;
 
     fn now(&mut self) -> Instant {
         self.now_instant()
@@ -792,7 +744,7 @@ impl Platform for Sim {
     fn region(&self, name: &str) -> Option<&'static [u8]> {
         self.regions.iter().find(|r| r.0 == name).map(|r| r.1)
     }
-    fn device(&mut self) -> Option<&mut Port> {
+    fn device(&mut self) -> Option<&mut Link> {
         Some(&mut self.app)
     }
     fn wait(&mut self, _deadline: Instant) {
@@ -959,7 +911,7 @@ fn run(plan: Plan, extra_params: &str) -> Results {
     ];
     let mut sim = Sim {
         t0: StdInstant::now(),
-        app: Port {
+        app: Link {
             rx: to_app,
             tx: Queue::default(),
         },

@@ -584,7 +584,10 @@ mod tests {
             );
         }
         let u = Url::parse("ssh://git@[fd00::2]:2222/srv/site.git").unwrap();
-        assert_eq!((u.host(), u.port(), u.path()), ("[fd00::2]", 2222, "/srv/site.git"));
+        assert_eq!(
+            (u.host(), u.port(), u.path()),
+            ("[fd00::2]", 2222, "/srv/site.git")
+        );
         assert_eq!(u.to_string(), "ssh://git@[fd00::2]:2222/srv/site.git");
         let u = Url::parse("https://me:pw@[::1]:8443/r.git").unwrap();
         assert_eq!(u.to_string(), "https://me:***@[::1]:8443/r.git");
@@ -724,7 +727,10 @@ mod tests {
             ("h:a\u{7f}b", control),
             ("h:a\u{85}b", control),
             ("-oProxyCommand=x:y", "invalid host name"),
-            ("[::1]:x", "IPv6 literals need the ssh://[address]/path form"),
+            (
+                "[::1]:x",
+                "IPv6 literals need the ssh://[address]/path form",
+            ),
             ("./dir:x", local),
             ("/srv/site.git", not_remote),
             ("ssh://h:0/x", "invalid port"),

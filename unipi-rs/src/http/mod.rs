@@ -89,7 +89,9 @@
 //!   the owner passes to [`Connection::complete_metrics`] after
 //!   [`Event::MetricsRequested`], and everything else with `404` (`405`
 //!   for other methods on `/metrics`).
-//! - Methods: `GET` and `HEAD`; others get `405` with `Allow: GET, HEAD`.
+//! - Methods: `GET`, `HEAD` and `OPTIONS` (`OPTIONS *` included: `200`
+//!   with `Allow`); other methods we know get `405` with `Allow: GET, HEAD,
+//!   OPTIONS`, methods we do not know `501` (RFC 9110 §9.1).
 //!   The webhook path accepts `GET` and `POST` (`405` with `Allow: GET,
 //!   POST` otherwise) and is matched in constant time against the
 //!   percent-decoded path (before `?`/`;`). The access log shows it as
@@ -98,10 +100,12 @@
 //!   them): `Content-Length` and `chunked` (decoded strictly by
 //!   `unipi-httpwire`), bounded by [`HttpLimits::max_body_bytes`] (`413` +
 //!   close when exceeded). Any other request with a body is answered at
-//!   once and the connection closed, without waiting for the body. Both framings at once, a transfer coding other
-//!   than a final `chunked`, or `Transfer-Encoding` in HTTP/1.0 are `400` +
-//!   close. `Expect: 100-continue` gets an interim `100 Continue` when there
-//!   is a body; other expectations get `417`.
+//!   once and the connection closed, without waiting for the body. Both
+//!   framings at once, `chunked` anywhere but last, or `Transfer-Encoding`
+//!   in HTTP/1.0 are `400` + close; a coding before a final `chunked`
+//!   (`gzip, chunked`) is `501` + close: we decode none. `Expect:
+//!   100-continue` gets an interim `100 Continue` when there is a body;
+//!   other expectations get `417`.
 //! - Paths: see [`path`]. A path naming a directory without the trailing
 //!   slash (`<path>/index.html` exists) gets `301` to `<path>/` plus the
 //!   query, so relative links in the page resolve correctly. (Unipi served
@@ -126,7 +130,7 @@
 //!   acceptable), the answer is `406`. Other files go out as they are,
 //!   whatever the request says. `--compression=off` turns all of it off.
 //! - Errors in the request framing (`400`, `408`, `413`, `414`, `417`,
-//!   `431`, `505`) are sent with `Connection: close` and the connection
+//!   `431`, `501`, `505`) are sent with `Connection: close` and the connection
 //!   closes after them. Other errors (`404`, `405`, a `400` for a malformed
 //!   path, `412`, `416`) keep the connection.
 //! - Keep-alive is the default for HTTP/1.1; `Connection: close` is

@@ -530,7 +530,6 @@ pub struct Site {
 }
 
 impl Site {
-
     /// The entry at `path` (relative, no leading `/`), by binary search.
     pub fn get(&self, path: &str) -> Option<&Entry> {
         self.position(path).map(|i| &self.entries[i].1)

@@ -11,7 +11,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -20,28 +20,9 @@ use unipi_ssh::{
     Config, Error, Event, ExitStatus, Fingerprint, Limits, Phase, SshClient, parse_authenticator,
     parse_openssh_private_key,
 };
+use unipi_testkit::TempDir;
 
 const SESSION_DEADLINE: Duration = Duration::from_secs(30);
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("unipi-ssh-{name}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A spawned process, killed (by pid) and reaped when dropped.
 struct Guard(Child);

@@ -1,5 +1,5 @@
-//! Shared pieces of the in-process tests (`app_in_process.rs`,
-//! `ipv6_in_process.rs`): a simulated Ethernet link between the application
+//! Shared pieces of the in-process tests (`app_in_process.rs`, `capacity.rs`,
+//! `ipv6_in_process.rs`, `observe_in_process.rs`): a simulated Ethernet link between the application
 //! and a second smoltcp stack, a real `git daemon` serving a one-file site,
 //! a DNS responder for that stack, and a relay that copies bytes between a
 //! smoltcp socket and a host TCP connection.

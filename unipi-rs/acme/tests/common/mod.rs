@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,99 +26,7 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------- tools and temp dirs
 
-/// Fails (not skips) the test with an install hint when a tool is missing.
-pub fn require(tool: &str, package: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
-        let p = Path::new(dir).join(tool);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("required tool '{tool}' not found: install it with `apt-get install {package}`");
-}
-
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "unipi-acme-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process killed (by its PID) and reaped on drop, so that every path of a test,
-/// panics included, stops it.
-pub struct Proc {
-    pub name: &'static str,
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// A port that is free now, outside Linux's ephemeral range (32768-60999) so that the
-/// outgoing connections of parallel tests cannot take it before the server binds it.
-pub fn free_port() -> u16 {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let mut x = (u64::from(std::process::id()) << 16)
-        ^ (N.fetch_add(1, Ordering::SeqCst) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        ^ u64::from(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos()),
-        );
-    for _ in 0..1000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let port = 20_000 + (x % 12_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in 20000-31999");
-}
-
-fn wait_port(port: u16, proc_: &mut Proc) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = proc_.child.try_wait() {
-            panic!("{} exited early ({status}): {}", proc_.name, proc_.log());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{} did not listen on {port}: {}", proc_.name, proc_.log());
-}
+pub use unipi_testkit::{Server, TempDir, free_port, require};
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -161,8 +69,8 @@ pub struct Pebble {
     /// The CA of pebble's own HTTPS listener (PEM), generated for this instance.
     pub listener_ca_pem: String,
     // Field order: pebble stops before its DNS server.
-    pub pebble: Proc,
-    pub dns: Proc,
+    pub pebble: Server,
+    pub dns: Server,
 }
 
 impl Pebble {
@@ -212,7 +120,7 @@ impl Pebble {
         .unwrap();
 
         let dns_log = dir.path().join("challtestsrv.log");
-        let mut dns = Proc {
+        let mut dns = Server {
             name: "pebble-challtestsrv",
             child: Command::new(challtestsrv)
                 .args([
@@ -243,10 +151,10 @@ impl Pebble {
                 .expect("spawn pebble-challtestsrv"),
             log: dns_log,
         };
-        wait_port(dns_mgmt_port, &mut dns);
+        dns.wait_port(dns_mgmt_port, Duration::from_secs(20));
 
         let log = dir.path().join("pebble.log");
-        let mut pebble = Proc {
+        let mut pebble = Server {
             name: "pebble",
             child: Command::new(pebble_bin)
                 .arg("-config")
@@ -267,8 +175,8 @@ impl Pebble {
                 .expect("spawn pebble"),
             log,
         };
-        wait_port(acme_port, &mut pebble);
-        wait_port(mgmt_port, &mut pebble);
+        pebble.wait_port(acme_port, Duration::from_secs(20));
+        pebble.wait_port(mgmt_port, Duration::from_secs(20));
 
         Pebble {
             dir,

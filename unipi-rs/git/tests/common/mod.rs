@@ -4,11 +4,11 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
 use std::time::{Duration, Instant};
 
 use unipi_git::{Error, Fetch, FetchOptions, FileKind, Io, Outcome, Snapshot, Url};
@@ -26,97 +26,7 @@ pub fn http_backend() -> PathBuf {
     }
 }
 
-/// Fails (not skips) the test with an install hint when a tool is missing.
-pub fn require(tool: &str, package: &str) -> PathBuf {
-    let candidates = [
-        format!("/usr/local/bin/{tool}"),
-        format!("/usr/bin/{tool}"),
-        format!("/usr/sbin/{tool}"),
-        format!("/usr/lib/git-core/{tool}"),
-    ];
-    for c in &candidates {
-        if Path::new(c).exists() {
-            return PathBuf::from(c);
-        }
-    }
-    if let Ok(path) = std::env::var("PATH") {
-        for dir in path.split(':') {
-            let p = Path::new(dir).join(tool);
-            if p.exists() {
-                return p;
-            }
-        }
-    }
-    panic!("required tool '{tool}' not found: install it with `apt-get install {package}`");
-}
-
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "unipi-git-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process killed (by PID) and reaped on drop.
-pub struct Server {
-    pub name: &'static str,
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits until something accepts connections on the port.
-pub fn wait_port(port: u16, server: &mut Server) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("{} exited early ({status}): {}", server.name, server.log());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{} did not listen on {port}: {}", server.name, server.log());
-}
+pub use unipi_testkit::{Server, TempDir, free_port, require};
 
 // ---------------------------------------------------------------- git
 
@@ -460,7 +370,7 @@ pub fn git_daemon(base: &Path, v2: bool, scratch: &Path) -> (Server, u16) {
         child: cmd.spawn().unwrap(),
         log,
     };
-    wait_port(port, &mut server);
+    server.wait_port(port, Duration::from_secs(10));
     (server, port)
 }
 
@@ -510,7 +420,7 @@ $HTTP["url"] =~ "^/v0/" {{
         child,
         log,
     };
-    wait_port(port, &mut server);
+    server.wait_port(port, Duration::from_secs(10));
     (server, port)
 }
 
@@ -671,8 +581,8 @@ http {{
         child,
         log,
     };
-    wait_port(https_port, &mut ng);
-    wait_port(http_port, &mut ng);
+    ng.wait_port(https_port, Duration::from_secs(10));
+    ng.wait_port(http_port, Duration::from_secs(10));
     Nginx {
         servers: vec![ng, fcgi],
         https_port,
