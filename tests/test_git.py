@@ -3,6 +3,8 @@ guestfwd) and https:// (nginx + git http-backend on 127.0.0.1 via guestfwd,
 trusted through a CA certificate region), and again on the webhook. Every
 served file is compared with `git archive` of the same commit."""
 
+import hashlib
+import hmac
 import io
 import os
 import shutil
@@ -53,6 +55,23 @@ def make_repo(parent):
     return repo
 
 
+FETCHED = (r"(?m)^unipi\| git: fetched {} from \S+: \d+ files, \d+ bytes "
+           r"\(pack (\d+) bytes, \d+ objects, \d+ deltas, protocol \w+(, incremental[^)]*)?\) in (\d+) ms")
+
+
+def fetched(guest, commit):
+    """(pack bytes, incremental?, ms) of the subject's log line for `commit`."""
+    m = guest.wait_for(FETCHED.format(commit), 60)
+    return int(m.group(1)), m.group(2) is not None, int(m.group(3))
+
+
+def commit_change(repo, path, text):
+    (repo / path).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", f"change {path}")
+    return git(repo, "rev-parse", "HEAD")
+
+
 def archive(repo, rev="HEAD"):
     """{path: bytes or ('symlink', target)} of `git archive rev`."""
     data = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", rev], capture_output=True, check=True).stdout
@@ -66,11 +85,11 @@ def archive(repo, rev="HEAD"):
     return out
 
 
-def system_for(name, remote, extra_memory=None):
+def system_for(name, remote, extra_memory=None, params=""):
     memory = {"tls_cert": CERTS / "server.pem", "tls_key": CERTS / "server.key", **(extra_memory or {})}
     return h.make_system(name, [dict(
         name="unipi", elf=h.BUILD / "unipi.muen", ram=96, nets=["net0"], memory=memory,
-        bootparams=f"--ipv4=192.168.254.10/24 --remote={remote}",
+        bootparams=f"--ipv4=192.168.254.10/24 --remote={remote} {params}".strip(),
         events=[(0, "solo5_exit", "exit"), (1, "net0|notify", "netnotify")])])
 
 
@@ -81,6 +100,7 @@ class GitRemote(h.QemuTestCase):
         h.require(h.BUILD / "unipi.muen", CERTS / "server.pem")
         cls.tmp = tempfile.mkdtemp(prefix="unipi-git-e2e-")
         cls.repo = make_repo(cls.tmp)
+        cls.first = git(cls.repo, "rev-parse", "HEAD")
         cls.port = h.free_port()
         fwd = h.git_guestfwd(cls.tmp)
         system = system_for("git", f"git://{GIT_ADDR}/site")
@@ -129,6 +149,14 @@ class GitRemote(h.QemuTestCase):
         status, _, body = self.fetch("/hook", "-X", "POST", "-d", '{"ref":"refs/heads/main"}')
         self.assertEqual((status, body.decode()), (200, f"pulled {head}"))
         self.assert_serves(archive(self.repo))
+        # The pull asked only for what changed: a thin pack of a few objects,
+        # where the boot fetch carried the whole site (big.bin alone is 1 MiB).
+        full, full_incremental, _ = fetched(self.guest, self.first)
+        pack, incremental, _ = fetched(self.guest, head)
+        self.assertFalse(full_incremental)
+        self.assertTrue(incremental, self.guest.log()[-2000:])
+        self.assertLess(pack, 4096)
+        self.assertGreater(full, 1 << 20)
         status, _, body = self.fetch("/hook?data=1")
         self.assertEqual((status, body.decode()), (200, "pulled, no changes"))
 
@@ -144,6 +172,94 @@ class GitRemote(h.QemuTestCase):
         self.assertRegex(body.decode(), r"(?i)not found|no such|not exported|access denied|repository")
         self.assert_serves(before)
         self.assertRegex(self.guest.log(), r"(?m)^unipi\| warning: git: pull failed, still serving [0-9a-f]{40}")
+
+    def test_4_rewritten_history_ends_with_the_right_site(self):
+        # A force-push: main now names a new root commit, and the server no
+        # longer has the commit the subject serves (reflog expired, pruned).
+        served = git(self.repo, "rev-parse", "HEAD")
+        git(self.repo, "checkout", "-q", "--orphan", "rewritten")
+        head = commit_change(self.repo, "index.html", "<!DOCTYPE html><title>rewritten</title>\n")
+        git(self.repo, "branch", "-M", "main")
+        git(self.repo, "reflog", "expire", "--expire=now", "--all")
+        git(self.repo, "gc", "-q", "--prune=now")
+        self.assertNotEqual(git(self.repo, "cat-file", "-t", served, check=False), "commit")
+        status, _, body = self.fetch("/hook", "-X", "POST")
+        self.assertEqual((status, body.decode()), (200, f"pulled {head}"))
+        self.assert_serves(archive(self.repo))
+        fetched(self.guest, head)
+
+
+class SignedHooks(h.QemuTestCase):
+    """--hook-secret: each forge's signature or token pulls; none is 401,
+    a wrong one 403, a body over --hook-max-body 413, and none of those pull.
+    The signatures are computed here by each forge's documented rule."""
+
+    SECRET = "hook-secret-for-the-test"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        h.require(h.BUILD / "unipi.muen", CERTS / "server.pem")
+        cls.tmp = tempfile.mkdtemp(prefix="unipi-hooks-e2e-")
+        cls.repo = make_repo(cls.tmp)
+        cls.port = h.free_port()
+        system = system_for("hooks", f"git://{GIT_ADDR}/site",
+                            params=f"--hook-secret={cls.SECRET} --hook-max-body=4096")
+        cls.guest = h.start_guest(system, h.netdev([(cls.port, 4433)], extra=[h.git_guestfwd(cls.tmp)]),
+                                  r"^unipi\| serving [0-9a-f]{40};", timeout=120)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.guest.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def post(self, body, *fields):
+        args = ["-X", "POST", "--data-binary", body]
+        for f in fields:
+            args += ["-H", f]
+        status, _, text = h.https_request(self.port, "/hook", *args)
+        return status, text.decode(errors="replace")
+
+    def mac(self, body):
+        return hmac.new(self.SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+
+    def serves(self, path, text):
+        status, _, body = h.https_request(self.port, "/" + path)
+        return status == 200 and body == text.encode()
+
+    def test_each_forge_pulls(self):
+        for forge, field in [("GitHub", lambda b: f"X-Hub-Signature-256: sha256={self.mac(b)}"),
+                             ("Gitea", lambda b: f"X-Gitea-Signature: {self.mac(b)}"),
+                             ("Forgejo", lambda b: f"X-Forgejo-Signature: {self.mac(b)}"),
+                             ("GitLab", lambda b: f"X-Gitlab-Token: {self.SECRET}")]:
+            with self.subTest(forge=forge):
+                text = f"<!DOCTYPE html><title>{forge}</title>\n"
+                head = commit_change(self.repo, "forge.html", text)
+                body = '{"ref":"refs/heads/main","after":"%s"}' % head
+                self.assertEqual(self.post(body, "Content-Type: application/json", field(body)),
+                                 (200, f"pulled {head}"))
+                self.assertTrue(self.serves("forge.html", text))
+
+    def test_refused_requests_do_not_pull(self):
+        text = "<!DOCTYPE html><title>not yet</title>\n"
+        head = commit_change(self.repo, "refused.html", text)
+        body = '{"ref":"refs/heads/main"}'
+        big = "x" * 8192
+        cases = [
+            ("no credentials", body, [], 401),
+            ("GitHub signature of another body", body, [f"X-Hub-Signature-256: sha256={self.mac(body + ' ')}"], 403),
+            ("GitHub signature with another key",
+             body, ["X-Hub-Signature-256: sha256=" + hmac.new(b"other", body.encode(), hashlib.sha256).hexdigest()], 403),
+            ("Gitea signature not hex", body, ["X-Gitea-Signature: " + "zz" * 32], 403),
+            ("wrong GitLab token", body, ["X-Gitlab-Token: " + self.SECRET[:-1]], 403),
+            ("body over --hook-max-body", big, [f"X-Hub-Signature-256: sha256={self.mac(big)}"], 413),
+        ]
+        for name, b, fields, want in cases:
+            with self.subTest(case=name):
+                status, _ = self.post(b, *fields)
+                self.assertEqual(status, want)
+        self.assertFalse(self.serves("refused.html", text))
+        self.assertNotIn(f"git: fetched {head}", self.guest.log())
 
 
 class HttpsRemote(h.QemuTestCase):

@@ -243,7 +243,7 @@ impl Puller {
                 Ok(site) => {
                     let s = &snapshot.stats;
                     info!(
-                        "git: fetched {} from {}: {} files, {} bytes (pack {} bytes, {} objects, {} deltas, protocol {}) in {} ms",
+                        "git: fetched {} from {}: {} files, {} bytes (pack {} bytes, {} objects, {} deltas, protocol {}{}) in {} ms",
                         snapshot.commit,
                         self.url,
                         site.len(),
@@ -254,6 +254,14 @@ impl Puller {
                         s.protocol
                             .map(|p| format!("{p:?}"))
                             .unwrap_or_else(|| "?".into()),
+                        if s.incremental {
+                            format!(
+                                ", incremental: {} thin deltas, {} objects reused",
+                                s.thin_deltas, s.reused_objects
+                            )
+                        } else {
+                            String::new()
+                        },
                         elapsed.total_millis()
                     );
                     self.current = Some(snapshot.commit);
