@@ -9,6 +9,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -151,8 +152,10 @@ class GitRemote(h.QemuTestCase):
         self.assert_serves(archive(self.repo))
         # The pull asked only for what changed: a thin pack of a few objects,
         # where the boot fetch carried the whole site (big.bin alone is 1 MiB).
-        full, full_incremental, _ = fetched(self.guest, self.first)
-        pack, incremental, _ = fetched(self.guest, head)
+        full, full_incremental, full_ms = fetched(self.guest, self.first)
+        pack, incremental, ms = fetched(self.guest, head)
+        print(f"\n  git: hook pull: pack {pack} bytes in {ms} ms (incremental); "
+              f"boot fetch: pack {full} bytes in {full_ms} ms", file=sys.stderr)
         self.assertFalse(full_incremental)
         self.assertTrue(incremental, self.guest.log()[-2000:])
         self.assertLess(pack, 4096)
