@@ -23,7 +23,8 @@ The peer (../shared/bench/peer-nginx: Debian Linux + nginx in the same QEMU
 set-up) runs back to back in the same invocation through its own bench.sh;
 every figure is printed as a ratio to it. Then the Git section: a 1,000-file
 site fetched at boot against `git clone --depth 1` of the same repository
-on the host from the same server (git daemon --inetd via the same script).
+on the host from the same server (git daemon --inetd via the same script),
+then a webhook pull of a one-page change against that boot fetch.
 Last, the page section: the bytes one load of a page of htdocs/ (HTML, CSS,
 images) puts on the wire, from unipi-rs with and without compression and
 from nginx with `gzip on` (the peer's GZIP=on build).
@@ -797,6 +798,43 @@ def site_repo(site, name):
     return repo
 
 
+def one_file_change(repo, n):
+    """Commits a one-line change of one page to the bare repository's HEAD
+    branch (through a scratch clone); returns the old and the new commit."""
+    work = OUT / "git-change"
+    shutil.rmtree(work, ignore_errors=True)
+    env = dict(os.environ, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@unipi.test",
+               GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@unipi.test")
+    rev = lambda d: run(["git", "-C", str(d), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    old = rev(repo)
+    run(["git", "clone", "-q", str(repo), str(work)], env=env)
+    page = work / "d00" / "f0000.html"
+    page.write_text(page.read_text() + f"<!-- change {n} -->\n")
+    run(["git", "-C", str(work), "commit", "-qam", f"change {n}"], env=env)
+    run(["git", "-C", str(work), "push", "-q", "origin", "HEAD"], env=env)
+    new = rev(work)
+    shutil.rmtree(work, ignore_errors=True)
+    return old, new
+
+
+def hook_pull(guest, commit):
+    """POSTs the webhook and reads the pull of `commit` from the subject's
+    log: (pack bytes, incremental?, fetch ms from the log, ms to the hook's
+    answer), or None."""
+    t0 = time.monotonic()
+    r = subprocess.run(["curl", "-k", "-s", "--max-time", "120", "-X", "POST",
+                        f"https://127.0.0.1:{guest.port}/hook"], capture_output=True, text=True, timeout=150)
+    answered = (time.monotonic() - t0) * 1000
+    if r.stdout.strip() != f"pulled {commit}":
+        log(f"WARNING: hook answered {r.stdout.strip()!r}")
+        return None
+    m = re.search(rf"git: fetched {commit} from \S+: .*?\(pack (\d+) bytes[^)]*?(, incremental: [^)]*)?\) in (\d+) ms",
+                  guest.log())
+    if not m:
+        return None
+    return int(m.group(1)), m.group(2) is not None, int(m.group(3)), answered
+
+
 def host_clone(repo_name, dest):
     """`git clone --depth 1` from the same server the guest uses: git daemon
     --inetd started by scripts/git-inetd.sh (over git's ext:: transport with
@@ -1232,6 +1270,17 @@ def report(a, cfg, ours, peer, git, images, meta, page=None, cap=None):
             p(f"| ratio fetch / clone | {mf / mc:.1f}× |")
         if mb and mc:
             p(f"| ratio boot-to-serve / clone | {mb / mc:.1f}× |")
+        pulls = [x for x in git.get("pull", []) if x]
+        if pulls:
+            p(f"| webhook pull after a one-page change: pack bytes | {cell([x[0] for x in pulls])} "
+              f"({sum(x[1] for x in pulls)} of {len(pulls)} incremental) |")
+            p(f"| … fetch + site build, from the subject's log (ms) | {cell([x[2] for x in pulls])} |")
+            p(f"| … POST /hook → its answer (ms) | {cell([x[3] for x in pulls])} |")
+            mp = median([x[0] for x in pulls])
+            if mp and median(git["pack"]):
+                p(f"| ratio pull pack / boot-fetch pack | {mp / median(git['pack']):.5f} |")
+            if median(git["fetch"]):
+                p(f"| ratio pull time / boot-fetch time | {median([x[2] for x in pulls]) / median(git['fetch']):.3f} |")
         p(f"| subject heap peak after the fetch (KiB) | {cell([x / 1024 for x in git['heap_peak']])} |")
         p(f"| heap in use while serving (KiB) | {cell([x / 1024 for x in git['heap_used']])} |")
         p(f"| site size (KiB) | {fmt(git['site_bytes'] / 1024)} |")
@@ -1506,7 +1555,7 @@ def main():
         git = {"files": len(files), "site_bytes": sum(f.stat().st_size for f in files),
                "repo": f"build/bench/git/{name}.git", "boot": [], "fetch": [], "clone": [], "pack": [],
                "heap_peak": [], "heap_used": [], "rss": [], "base_peak": [], "base_used": [],
-               "compression": [], "latency_during": [], "latency_after": []}
+               "compression": [], "latency_during": [], "latency_after": [], "pull": []}
         for i in range(a.runs):
             git["clone"].append(host_clone(f"{name}.git", OUT / "clone-tmp"))
             g = Guest(system, a, free_port(), OUT / "git", rundir, f"git{a.git_files}-r{i + 1}")
@@ -1531,6 +1580,12 @@ def main():
                     git["latency_during"].append(during)
                     git["compression"].append(compression_figures(g, 300))
                     git["latency_after"].append(latency_probe(g.port, "/d00/f0000.html", 100))
+                    # One page changes: the webhook's pull asks only for that.
+                    old, new = one_file_change(repo, i + 1)
+                    try:
+                        git["pull"].append(hook_pull(g, new))
+                    finally:
+                        run(["git", "-C", str(repo), "update-ref", "HEAD", old])
                     git["rss"].append(g.rss_kib())
             finally:
                 g.stop()
