@@ -94,24 +94,32 @@ def system_for(name, remote, extra_memory=None, params=""):
         events=[(0, "solo5_exit", "exit"), (1, "net0|notify", "netnotify")])])
 
 
-class GitRemote(h.QemuTestCase):
+class GitDaemonSite(h.QemuTestCase):
+    """A test repository served by git daemon (guestfwd) and the subject
+    booted on it with `PARAMS`; stopped and removed after the class."""
+
+    NAME = "git"
+    PARAMS = ""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         h.require(h.BUILD / "unipi.muen", CERTS / "server.pem")
-        cls.tmp = tempfile.mkdtemp(prefix="unipi-git-e2e-")
+        cls.tmp = tempfile.mkdtemp(prefix=f"unipi-{cls.NAME}-e2e-")
         cls.repo = make_repo(cls.tmp)
         cls.first = git(cls.repo, "rev-parse", "HEAD")
         cls.port = h.free_port()
-        fwd = h.git_guestfwd(cls.tmp)
-        system = system_for("git", f"git://{GIT_ADDR}/site")
-        cls.guest = h.start_guest(system, h.netdev([(cls.port, 4433)], extra=[fwd]), r"^unipi\| serving [0-9a-f]{40};",
-                                  timeout=120)
+        system = system_for(cls.NAME, f"git://{GIT_ADDR}/site", params=cls.PARAMS)
+        cls.guest = h.start_guest(system, h.netdev([(cls.port, 4433)], extra=[h.git_guestfwd(cls.tmp)]),
+                                  r"^unipi\| serving [0-9a-f]{40};", timeout=120)
 
     @classmethod
     def tearDownClass(cls):
         cls.guest.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
+
+
+class GitRemote(GitDaemonSite):
 
     def fetch(self, path, *args):
         return h.https_request(self.port, path, *args)
@@ -192,29 +200,14 @@ class GitRemote(h.QemuTestCase):
         fetched(self.guest, head)
 
 
-class SignedHooks(h.QemuTestCase):
+class SignedHooks(GitDaemonSite):
     """--hook-secret: each forge's signature or token pulls; none is 401,
     a wrong one 403, a body over --hook-max-body 413, and none of those pull.
     The signatures are computed here by each forge's documented rule."""
 
     SECRET = "hook-secret-for-the-test"
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        h.require(h.BUILD / "unipi.muen", CERTS / "server.pem")
-        cls.tmp = tempfile.mkdtemp(prefix="unipi-hooks-e2e-")
-        cls.repo = make_repo(cls.tmp)
-        cls.port = h.free_port()
-        system = system_for("hooks", f"git://{GIT_ADDR}/site",
-                            params=f"--hook-secret={cls.SECRET} --hook-max-body=4096")
-        cls.guest = h.start_guest(system, h.netdev([(cls.port, 4433)], extra=[h.git_guestfwd(cls.tmp)]),
-                                  r"^unipi\| serving [0-9a-f]{40};", timeout=120)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.guest.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    NAME = "hooks"
+    PARAMS = f"--hook-secret={SECRET} --hook-max-body=4096"
 
     def post(self, body, *fields):
         args = ["-X", "POST", "--data-binary", body]
