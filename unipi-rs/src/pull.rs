@@ -1,5 +1,5 @@
 //! Pulls the site from its Git remote: drives the sans-IO Git client
-//! ([`unipi_git::Fetch`]) over a [`Dial`]ed [`Stream`] (DNS, TCP, TLS for
+//! ([`unipi_git::Fetch`]) over a [`Dial`]ed [`Stream`](crate::transport::Stream) (DNS, TCP, TLS for
 //! `https://` remotes), with timeouts, retries with backoff at boot, and the
 //! conversion of a fetched snapshot into a [`Site`]. The site being served
 //! is only replaced once a fetch has completed and been fully verified; on

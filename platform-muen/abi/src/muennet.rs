@@ -3,7 +3,7 @@
 //! its length as a u16 LE in the last two bytes (1514..1516); the rest is zero.
 //!
 //! A unikernel's device `N` uses `N|out` (a [`NetWriter`]) and `N|in` (a
-//! [`NetReader`]). With the `smoltcp` feature, [`MuennetDevice`] combines
+//! [`NetReader`]). With the `smoltcp` feature, `MuennetDevice` combines
 //! both into a `smoltcp::phy::Device`.
 
 use core::fmt;

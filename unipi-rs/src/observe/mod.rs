@@ -3,8 +3,8 @@
 //! - [`access`]: the record of one response, whatever the framing;
 //! - [`syslog`]: RFC 5424 over UDP or TCP to `--syslog`, bounded, never
 //!   blocking;
-//! - [`metrics`]: the Prometheus text exposition for `--metrics-port`;
-//! - [`cert`]: the served certificate's validity (expiry metric);
+//! - [`metrics`]: the Prometheus text exposition for `--metrics-port`
+//!   (the certificate expiry it exports comes from [`crate::tls::CertStore`]);
 //! - [`time`]: wall-clock time as the logs write it;
 //! - here: [`Observer`], the one place the event loop hands what it
 //!   observes — access records ([`AccessSink`]), log records, pulls — and

@@ -1,21 +1,21 @@
 //! The listening side: ports, their connections, and who gets a connection
 //! when they run short.
 //!
-//! - [`listener`]: standby listening sockets per port, refilled as they are
+//! - `listener`: standby listening sockets per port, refilled as they are
 //!   taken, so bursts of connects are queued rather than reset;
-//! - [`table`]: the connections, the wake-ups smoltcp delivers for them and
+//! - `table`: the connections, the wake-ups smoltcp delivers for them and
 //!   their timers, so a poll visits only connections with something to do;
-//! - [`conn`]: one connection, a [`Stream`] and an HTTP connection.
+//! - `conn`: one connection, a [`Stream`] and an HTTP connection.
 //!
 //! # Capacity and fairness
 //!
 //! Every connection's memory is allocated when it is accepted and given
 //! back when it ends: its socket (buffers sized from the memory budget when
-//! the socket was armed, see [`listener::Buffers`]), its TLS session and
+//! the socket was armed, see `listener::Buffers`), its TLS session and
 //! HTTP state (both trimmed to nothing while idle). At most
 //! `max_connections` are open. When a new connection arrives at the limit,
 //! or the heap passes its high-water mark, the server closes the most
-//! expendable connections first ([`conn::Standing`]): (for memory) those
+//! expendable connections first (`conn::Standing`): (for memory) those
 //! already closing, then idle keep-alive connections (oldest first, closed
 //! in order), then handshakes and requests still arriving (oldest first: a
 //! legitimate client sends its request at once, so the oldest is the one
@@ -98,7 +98,7 @@ pub const IDLE_CONNECTION_COST: usize = 9 * 1024;
 
 /// The default `max_connections` for a heap of which `used` bytes are taken
 /// at boot: what fits below the mark where idle connections start being
-/// closed ([`HEAP_HIGH`]), less the generous buffers and the standby
+/// closed (`HEAP_HIGH`), less the generous buffers and the standby
 /// sockets, at [`IDLE_CONNECTION_COST`] each (11,513 on the subject with
 /// the default 128 MiB of RAM). At least 64.
 pub fn default_max_connections(heap: HeapStats) -> usize {

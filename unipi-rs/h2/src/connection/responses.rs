@@ -98,7 +98,7 @@ impl Connection {
     /// flow-control windows and the output bound allow, in DATA frames of
     /// at most the client's SETTINGS_MAX_FRAME_SIZE. Returns how many were
     /// taken; when fewer than `data.len()`, keep the rest and offer it
-    /// again after [`Event::Writable`] for this stream. `end_stream` takes
+    /// again after [`Event::Writable`](crate::Event::Writable) for this stream. `end_stream` takes
     /// effect only when all of `data` is taken (an empty `data` with
     /// `end_stream` just ends the response).
     pub fn send_data(
@@ -176,7 +176,7 @@ impl Connection {
     }
 
     /// Resets `stream` (e.g. the serving layer gives up on it) with `code`;
-    /// no [`Event::Reset`] follows for it. Unknown streams are ignored.
+    /// no [`Event::Reset`](crate::Event::Reset) follows for it. Unknown streams are ignored.
     pub fn reset_stream(&mut self, stream: StreamId, code: ErrorCode) {
         if self.closed.is_some() || !self.streams.contains_key(&stream.0) {
             return;
@@ -189,7 +189,7 @@ impl Connection {
     }
 
     /// Starts a graceful shutdown: GOAWAY NO_ERROR now, no new streams;
-    /// the connection closes ([`Event::Closed`]) once the open streams
+    /// the connection closes ([`Event::Closed`](crate::Event::Closed)) once the open streams
     /// have finished.
     pub fn shutdown(&mut self) {
         if self.closed.is_some() || self.goaway_sent.is_some() {

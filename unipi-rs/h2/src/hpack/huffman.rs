@@ -1,7 +1,7 @@
 //! The Huffman code of RFC 7541 Appendix B: decoding (strict about padding
 //! and EOS, §5.2) and encoding.
 //!
-//! [`CODES`] is the RFC's table, as data. The code is canonical (codes of
+//! `CODES` is the RFC's table, as data. The code is canonical (codes of
 //! one length are consecutive and follow symbol order, shorter codes come
 //! first); `canonical_tables_match_the_rfc_codes` checks that, and the
 //! decoder relies on it: it reads bit by bit and needs, per code length,

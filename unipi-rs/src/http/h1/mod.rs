@@ -2,10 +2,10 @@
 //! the [module documentation](super) for the driving protocol and the
 //! behaviour.
 //!
-//! - [`head`]: parsing and checking a request's header block;
+//! - `head`: parsing and checking a request's header block;
 //! - bodies (only the webhook's is read) are decoded by `unipi-httpwire`,
 //!   the project's one HTTP/1.1 body decoder;
-//! - [`output`]: the queue of response bytes, in request order;
+//! - `output`: the queue of response bytes, in request order;
 //! - here: the state machine, and writing a [`Response`] as HTTP/1.1.
 
 pub(crate) mod head;
