@@ -179,18 +179,24 @@ class Guest:
         return "\n".join(lines[-n:]) + (f"\n[qemu output] {out}" if out else "")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self.proc and self.proc.stdout:
             self.proc.stdout.close()
 
     def elapsed(self):
         return time.monotonic() - self.t0
+
+
+def stop_process(proc, grace=10):
+    """Stops a process we started, by its pid: SIGTERM, then SIGKILL after
+    `grace` seconds; reaps it. None or an exited process is fine."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def curl(url, *args, timeout=20, check=True):

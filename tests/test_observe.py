@@ -21,7 +21,6 @@ Everything stays on 127.0.0.1 (restricted user network)."""
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -89,13 +88,7 @@ input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="unipi")
 
     def stop(self):
         """Stops it by pid (SIGTERM, then SIGKILL)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        h.stop_process(self.proc)
 
     def cleanup(self):
         self.stop()
