@@ -17,6 +17,7 @@
 //! | `--dns=ADDR` (repeatable), `--dns-servers=A,B` | DHCP's | resolvers (at most 4): `A.B.C.D`, `2001:db8::53` or `[2001:db8::53]`, each optionally `udp:`-prefixed and `:53`-suffixed |
 //! | `--mac=xx:xx:xx:xx:xx:xx` | platform's | Ethernet address (unicast) |
 //! | `--hostname=NAME` | none | redirect host (else the `Host` header) |
+//! | `--name=NAME` | none | the unikernel's name in syslog messages (mirage-monitoring's `--name`; else `--hostname`) |
 //! | `--port=N` | 80 | plain-HTTP port (redirects to HTTPS) |
 //! | `--https-port=N` | 4433 | HTTPS port |
 //! | `--remote=URL[#branch]` | none | Git remote (parsed by the git client) |
@@ -154,6 +155,9 @@ pub struct Config {
     pub mac: Option<EthernetAddress>,
     /// Host name for redirects (lowercase).
     pub hostname: Option<String>,
+    /// The unikernel's name (`--name`, as mirage-monitoring takes it): the
+    /// syslog HOSTNAME, before `--hostname`.
+    pub name: Option<String>,
     /// Plain-HTTP port.
     pub port: u16,
     /// HTTPS port.
@@ -242,6 +246,7 @@ impl Default for Config {
             dns: Vec::new(),
             mac: None,
             hostname: None,
+            name: None,
             port: 80,
             https_port: 4433,
             remote: None,
@@ -459,6 +464,7 @@ const FLAGS: &[(&str, Kind)] = &[
     ("dns-servers", Kind::Value),
     ("mac", Kind::Value),
     ("hostname", Kind::Value),
+    ("name", Kind::Value),
     ("port", Kind::Value),
     ("https-port", Kind::Value),
     ("remote", Kind::Value),
@@ -790,6 +796,7 @@ impl Config {
             }
             "mac" => self.mac = Some(parse_mac(v)?),
             "hostname" => self.hostname = Some(parse_hostname(v)?),
+            "name" => self.name = Some(parse_hostname(v)?),
             "port" => self.port = parse_port(v)?,
             "https-port" => self.https_port = parse_port(v)?,
             "remote" => self.remote = Some(parse_remote(v)?),

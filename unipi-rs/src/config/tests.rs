@@ -278,12 +278,13 @@ fn port_conflicts() {
 #[test]
 fn strings() {
     let c = ok(
-        "--hostname=Muen.SK. --remote=https://git.example/site.git#gh-pages \
+        "--hostname=Muen.SK. --name=Unipi-1.muen.sk --remote=https://git.example/site.git#gh-pages \
                 --remote-ca=ca_certs --site=fallback|site --tls-cert=cert --tls-key=key \
                 --hook=/secret/abc-123 --default=https://muen.sk/ \
                 --default-mime-type=text/plain;charset=latin1",
     );
     assert_eq!(c.hostname.as_deref(), Some("muen.sk"));
+    assert_eq!(c.name.as_deref(), Some("unipi-1.muen.sk"));
     assert_eq!(
         c.remote.as_deref(),
         Some("https://git.example/site.git#gh-pages")
@@ -298,6 +299,8 @@ fn strings() {
         "--hostname=-bad.sk",
         "--hostname=a..b",
         "--hostname=a_b.sk",
+        "--name=a/b",
+        "--name=",
         "--remote=nothing",
         "--remote-ca=",
         "--site=a/b",

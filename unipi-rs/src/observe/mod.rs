@@ -117,7 +117,7 @@ impl Observer {
             Syslog::new(SyslogConfig {
                 target: target.clone(),
                 facility: cfg.syslog_facility,
-                hostname: cfg.hostname.clone(),
+                hostname: cfg.name.clone().or_else(|| cfg.hostname.clone()),
                 limits: QueueLimits::default(),
             })
         });

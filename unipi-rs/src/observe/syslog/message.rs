@@ -8,7 +8,8 @@
 //! - PRI = facility × 8 + severity ([`Facility`], [`Severity`]);
 //! - TIMESTAMP: RFC 3339 in UTC, to the second (`-` while the wall clock
 //!   is unset);
-//! - HOSTNAME: `--hostname`, else the interface's address, else `-`;
+//! - HOSTNAME: `--name`, else `--hostname`, else the interface's address,
+//!   else `-`;
 //!   APP-NAME `unipi`; PROCID `-`; MSGID `access` or `log`;
 //!   STRUCTURED-DATA `-`;
 //! - MSG: UTF-8 without a BOM; control characters are written `\xHH`

@@ -304,8 +304,8 @@ impl Syslog {
         };
     }
 
-    /// The HOSTNAME follows the interface's address unless `--hostname`
-    /// fixed it; call before queuing.
+    /// The HOSTNAME follows the interface's address unless `--name` or
+    /// `--hostname` fixed it; call before queuing.
     pub fn update_hostname(&mut self, net: &Net) {
         if self.cfg.hostname.is_some() {
             return;
