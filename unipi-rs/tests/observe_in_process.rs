@@ -469,7 +469,7 @@ fn access_lines_and_warnings_reach_rsyslog_and_metrics_match() {
         app_link,
         world: World::new(world_link, rsyslog.port, plan),
         cmdline: format!(
-            "--ipv4={APP_IP}/24 --dns={WORLD_IP} --port=80 --hostname=app.test \
+            "--ipv4={APP_IP}/24 --dns={WORLD_IP} --port=80 --hostname=app.test --name=unipi-1.app.test \
              --syslog=udp://logs.test --metrics-port={METRICS_PORT} --frobnicate=1"
         ),
         site: site_archive(&dir),
@@ -497,10 +497,10 @@ fn access_lines_and_warnings_reach_rsyslog_and_metrics_match() {
                 m.app.as_str(),
                 m.sd.as_str()
             ),
-            (16, 6, "app.test", "unipi", "-"),
+            (16, 6, "unipi-1.app.test", "unipi", "-"),
             "{m:?}"
         );
-        // <134>1 2027-01-15T08:00:0xZ app.test unipi - access - ...
+        // <134>1 2027-01-15T08:00:0xZ unipi-1.app.test unipi - access - ... (`--name`)
         let head: Vec<&str> = m.raw.splitn(8, ' ').collect();
         assert_eq!(head[0], "<134>1");
         assert!(
@@ -508,7 +508,7 @@ fn access_lines_and_warnings_reach_rsyslog_and_metrics_match() {
             "{}",
             head[1]
         );
-        assert_eq!(&head[2..7], ["app.test", "unipi", "-", "access", "-"]);
+        assert_eq!(&head[2..7], ["unipi-1.app.test", "unipi", "-", "access", "-"]);
         // nginx combined + request time.
         let parts: Vec<&str> = m.msg.split('"').collect();
         assert_eq!(parts.len(), 7, "{}", m.msg);
