@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -185,6 +186,11 @@ class Guest:
 
     def elapsed(self):
         return time.monotonic() - self.t0
+
+
+def report(topic, msg):
+    """A measured figure, printed beside the test's result (stderr)."""
+    print(f"{topic}: {msg}", file=sys.stderr, flush=True)
 
 
 def stop_process(proc, grace=10):

@@ -27,7 +27,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
@@ -41,10 +40,6 @@ ACME_ADDR = "192.168.254.5"
 ACME_PORT = 14000
 NAME = "www.unipi.test"
 SERVING = r"^unipi\| acme: serving the new certificate for (\S+) from .*; renewal (.*)$"
-
-
-def report(msg):
-    print(f"acme: {msg}", file=sys.stderr, flush=True)
 
 
 def run(*cmd, **kw):
@@ -287,7 +282,7 @@ class Acme(h.QemuTestCase):
             self.assertEqual(conn.sock.getpeercert()["serialNumber"], first)
             conn.close()
             self.assertNotIn("panic", g.log())
-        report(f"QEMU start to first verified 200 (HTTP-01, pebble) {ready:.2f} s")
+        h.report("acme", f"QEMU start to first verified 200 (HTTP-01, pebble) {ready:.2f} s")
 
     def test_tls_alpn01_without_the_http_port(self):
         # pebble would validate HTTP-01 on a port nobody listens on.
@@ -305,7 +300,7 @@ class Acme(h.QemuTestCase):
                                input=b"", capture_output=True, timeout=20)
             self.assertNotIn(b"acmeIdentifier", r.stdout)
             self.assertNotIn(b"BEGIN CERTIFICATE", r.stdout)
-        report(f"QEMU start to first verified 200 (TLS-ALPN-01, pebble) {ready:.2f} s")
+        h.report("acme", f"QEMU start to first verified 200 (TLS-ALPN-01, pebble) {ready:.2f} s")
 
     def test_failed_renewal_keeps_the_served_certificate(self):
         p = self.start_pebble()

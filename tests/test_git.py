@@ -9,7 +9,6 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -162,8 +161,8 @@ class GitRemote(GitDaemonSite):
         # where the boot fetch carried the whole site (big.bin alone is 1 MiB).
         full, full_incremental, full_ms = fetched(self.guest, self.first)
         pack, incremental, ms = fetched(self.guest, head)
-        print(f"\n  git: hook pull: pack {pack} bytes in {ms} ms (incremental); "
-              f"boot fetch: pack {full} bytes in {full_ms} ms", file=sys.stderr)
+        h.report("git", f"hook pull: pack {pack} bytes in {ms} ms (incremental); "
+                 f"boot fetch: pack {full} bytes in {full_ms} ms")
         self.assertFalse(full_incremental)
         self.assertTrue(incremental, self.guest.log()[-2000:])
         self.assertLess(pack, 4096)

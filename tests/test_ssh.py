@@ -105,7 +105,7 @@ class Ssh(h.QemuTestCase):
             r = h.curl(f"https://127.0.0.1:{g.port}/", "-k")
             self.assertEqual(r.stdout, (h.ROOT / "htdocs" / "index.html").read_bytes())
             self.assertNotIn("PRIVATE KEY", g.log())
-        hostile.log(f"ssh: v0 fetch in {ms} ms")
+        h.report("ssh", f"v0 fetch in {ms} ms")
 
     def test_fetch_v2_and_compare_with_git_daemon(self):
         cfg = self.sshd_config("v2", extra="SetEnv GIT_PROTOCOL=version=2\n")
@@ -114,7 +114,7 @@ class Ssh(h.QemuTestCase):
             self.assertEqual((commit, protocol), (self.commit, "V2"))
         with self.boot("git", cfg, self.host_fp, remote=f"git://{h.GIT_ADDR}/site.git") as g:
             _, protocol, git_ms = self.fetched(g)
-        hostile.log(f"ssh: v2 fetch of {self.repo.name} in {ssh_ms} ms; git:// {git_ms} ms "
+        h.report("ssh", f"v2 fetch of {self.repo.name} in {ssh_ms} ms; git:// {git_ms} ms "
                     f"({ssh_ms / max(git_ms, 1):.2f}x)")
 
     def test_wrong_host_key_is_refused_before_authentication(self):
